@@ -1,0 +1,263 @@
+// The single source of truth for routes.yaml: every config type in zonegate is inferred from here,
+// and `zonegate schema` emits it as JSON Schema for editors.
+import { z } from 'zod';
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const RATE = /^(\d+(?:\.\d+)?)\/(s|m|h)$/;
+const RATE_WINDOW_S: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/** Parses `250ms`, `5s`, `1m`, `2h` into milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  return m ? Number(m[1]) * DURATION_MS[m[2]!]! : undefined;
+}
+
+export const duration = z.string().transform((text, ctx) => {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration like 250ms, 5s or 1m, got "${text}"` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+export interface Rate {
+  /** tokens per second */
+  readonly perSecond: number;
+  /** the window the rate was written in, in seconds (1, 60, 3600): what RateLimit-Policy's w= reports */
+  readonly windowSeconds: number;
+  readonly text: string;
+}
+
+const rate = z.string().transform((text, ctx): Rate => {
+  const m = RATE.exec(text);
+  if (!m || Number(m[1]) <= 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a rate like 100/s or 6000/m, got "${text}"` });
+    return z.NEVER;
+  }
+  const windowSeconds = RATE_WINDOW_S[m[2]!]!;
+  return { perSecond: Number(m[1]) / windowSeconds, windowSeconds, text };
+});
+
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** `host:port`, `[::1]:port`; the host may be empty (`:8080`) for all interfaces. */
+export function parseHostPort(text: string): HostPort | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  const port = Number(m[3]);
+  if (port > 65535) return undefined;
+  return { host: m[1] ?? m[2] ?? '', port };
+}
+
+const hostPort = z.string().transform((text, ctx): HostPort => {
+  const parsed = parseHostPort(text);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: `expected host:port (e.g. 127.0.0.1:9001), got "${text}"` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const cidr = z.string().refine((text) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(text), {
+  message: 'expected an IP address or CIDR like 10.0.0.0/8',
+});
+
+const zoneName = z.string().min(1);
+
+const limits = z.strictObject({
+  maxHeaderBytes: z.number().int().min(1024).default(16384),
+  headersTimeout: duration.prefault('15s'),
+  requestTimeout: duration.prefault('60s'),
+  maxBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024),
+  /** idle keep-alive connections from clients are closed after this */
+  keepAliveTimeout: duration.prefault('65s'),
+  maxConnections: z.number().int().positive().optional(),
+});
+
+const upstreamPool = z.strictObject({
+  connectTimeout: duration.prefault('2s'),
+  /** per upstream instance; undici's default is unlimited */
+  maxConnections: z.number().int().positive().default(128),
+  keepAliveTimeout: duration.prefault('4s'),
+  allowH2: z.boolean().default(false),
+});
+
+const gateway = z.strictObject({
+  listen: hostPort.prefault('0.0.0.0:8080'),
+  admin: hostPort.prefault('127.0.0.1:9901'),
+  adminToken: z.string().default(''),
+  zone: zoneName,
+  trustedProxies: z.array(cidr).default([]),
+  trustRegionHeader: z.enum(['any', 'peers', 'never']).default('any'),
+  routingHeaders: z.boolean().default(false),
+  /** nginx ignores header names with `_` by default; Envoy's edge guide rejects them */
+  underscoreHeaders: z.enum(['drop', 'reject', 'allow']).default('drop'),
+  drainTimeout: duration.prefault('10s'),
+  limits: limits.prefault({}),
+  upstream: upstreamPool.prefault({}),
+});
+
+const topology = z.record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1)));
+
+const staticInstance = z.strictObject({
+  address: hostPort,
+  zone: zoneName,
+  weight: z.number().positive().default(1),
+  id: z.string().min(1).optional(),
+  tags: z.array(z.string()).default([]),
+  meta: z.record(z.string(), z.string()).default({}),
+  healthy: z.boolean().default(true),
+});
+
+const consul = z.strictObject({
+  address: z.url().default('http://127.0.0.1:8500'),
+  token: z.string().default(''),
+  datacenters: z.array(z.string().min(1)).min(1).default(['dc1']),
+  zoneMeta: z.string().min(1).default('zone'),
+  acceptWarning: z.boolean().default(false),
+  stale: z.boolean().default(true),
+  wait: duration.prefault('5m'),
+  maxDropRatio: z.number().min(0).max(1).default(0.5),
+  snapshotFile: z.string().optional(),
+});
+
+const discovery = z.strictObject({
+  consul: consul.optional(),
+  static: z.record(z.string().min(1), z.array(staticInstance)).default({}),
+});
+
+const redis = z.strictObject({
+  url: z.string().default(''),
+  cluster: z.array(z.string().min(1)).optional(),
+  keyPrefix: z.string().min(1).default('zonegate'),
+  onError: z.enum(['local', 'allow', 'deny']).default('local'),
+  commandTimeout: duration.prefault('50ms'),
+  gatewayCount: z.number().int().positive().default(1),
+});
+
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name');
+
+const match = z
+  .strictObject({
+    prefix: z.string().startsWith('/').optional(),
+    path: z.string().startsWith('/').optional(),
+    host: z.string().min(1).optional(),
+    methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an upper-case HTTP method')).min(1).optional(),
+    headers: z.record(headerName, z.string()).optional(),
+  })
+  .refine((m) => (m.prefix === undefined) !== (m.path === undefined), {
+    message: 'match needs exactly one of prefix or path',
+  });
+
+const retryCondition = z.union([
+  z.enum(['connect-failure', 'reset', 'timeout']),
+  z.literal(500),
+  z.literal(502),
+  z.literal(503),
+  z.literal(504),
+]);
+
+const retries = z.strictObject({
+  attempts: z.number().int().min(0).max(10).default(2),
+  perTryTimeout: duration.optional(),
+  backoff: duration.prefault('25ms'),
+  on: z.array(retryCondition).default(['connect-failure', 'reset', 502, 503, 504]),
+  bufferBodyBytes: z.number().int().min(0).default(64 * 1024),
+});
+
+const sticky = z
+  .strictObject({
+    header: headerName.optional(),
+    cookie: z.string().min(1).optional(),
+    query: z.string().min(1).optional(),
+  })
+  .refine((s) => [s.header, s.cookie, s.query].filter((v) => v !== undefined).length === 1, {
+    message: 'sticky needs exactly one of header, cookie or query',
+  });
+
+const rateLimitKey = z.string().regex(/^(ip|route|header:[!#$%&'*+.^_`|~0-9A-Za-z-]+)$/, 'expected ip, route or header:<name>');
+
+const rateLimit = z.strictObject({
+  key: rateLimitKey.default('ip'),
+  rate,
+  burst: z.number().positive().optional(),
+  cost: z.number().positive().default(1),
+});
+
+const breaker = z.strictObject({
+  volumeThreshold: z.number().int().min(1).default(10),
+  errorThresholdPercentage: z.number().min(1).max(100).default(50),
+  resetTimeout: duration.prefault('10s'),
+  rollingCountTimeout: duration.prefault('10s'),
+  maxEjectionPercent: z.number().min(0).max(100).default(50),
+  failOn500: z.boolean().default(false),
+});
+
+const fallback = z
+  .strictObject({
+    status: z.number().int().min(200).max(599).default(503),
+    json: z.unknown().optional(),
+    body: z.string().optional(),
+    headers: z.record(headerName, z.string()).default({}),
+  })
+  .refine((f) => f.json === undefined || f.body === undefined, { message: 'fallback takes json or body, not both' });
+
+const weightedService = z.strictObject({ service: z.string().min(1), weight: z.number().positive() });
+
+const locality = z.strictObject({
+  failoverThreshold: z.number().min(0).max(1).default(0.3),
+  remote: z.enum(['read-only', 'any', 'never']).default('read-only'),
+});
+
+const route = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a route name of letters, digits, _ . -'),
+    match,
+    service: z.string().min(1).optional(),
+    weighted: z.array(weightedService).min(1).optional(),
+    stripPrefix: z.boolean().default(false),
+    timeout: duration.prefault('15s'),
+    /** longest gap between two body chunks from the upstream */
+    idleTimeout: duration.prefault('30s'),
+    retries: retries.prefault({}),
+    locality: locality.prefault({}),
+    sticky: sticky.optional(),
+    rateLimit: rateLimit.optional(),
+    breaker: breaker.prefault({}),
+    fallback: fallback.optional(),
+  })
+  .refine((r) => (r.service === undefined) !== (r.weighted === undefined), {
+    message: 'a route needs exactly one of service or weighted',
+  });
+
+export const configSchema = z.strictObject({
+  gateway,
+  topology,
+  discovery: discovery.prefault({}),
+  redis: redis.optional(),
+  routes: z.array(route).min(1),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type GatewayConfig = Config['gateway'];
+export type RouteConfig = Config['routes'][number];
+export type TopologyConfig = Config['topology'];
+export type DiscoveryConfig = Config['discovery'];
+export type ConsulConfig = NonNullable<DiscoveryConfig['consul']>;
+export type StaticInstanceConfig = DiscoveryConfig['static'][string][number];
+export type RedisConfig = NonNullable<Config['redis']>;
+export type RetryConfig = RouteConfig['retries'];
+export type StickyConfig = NonNullable<RouteConfig['sticky']>;
+export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;
+export type BreakerConfig = RouteConfig['breaker'];
+export type FallbackConfig = NonNullable<RouteConfig['fallback']>;
+
+export function configJsonSchema(): unknown {
+  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+}
