@@ -1,0 +1,126 @@
+// Wires config → discovery → pipeline → listeners, and owns start, reload and stop.
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createAdminServer } from './admin/server.ts';
+import type { Config, HostPort } from './config/schema.ts';
+import { Registry } from './discovery/registry.ts';
+import { loadStatic } from './discovery/static.ts';
+import { createProxyServer } from './listener/server.ts';
+import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
+import { compileState, Pipeline } from './pipeline.ts';
+import { UpstreamPools } from './proxy/pools.ts';
+import { Topology } from './topology.ts';
+
+export interface GatewayOptions {
+  readonly logger?: Logger;
+}
+
+async function listen(server: Server, address: HostPort): Promise<AddressInfo> {
+  server.listen(address.port, address.host === '' ? undefined : address.host);
+  await once(server, 'listening');
+  return server.address() as AddressInfo;
+}
+
+export class Gateway {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  readonly pools: UpstreamPools;
+  readonly #pipeline: Pipeline;
+  readonly #proxy: Server;
+  readonly #admin: Server;
+  #proxyAddress: AddressInfo | undefined;
+  #adminAddress: AddressInfo | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(config: Config, options: GatewayOptions) {
+    this.logger = options.logger ?? createLogger();
+    this.registry = new Registry(new Topology(config.topology));
+    this.pools = new UpstreamPools(config.gateway.upstream);
+    this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
+    loadStatic(this.registry, config.discovery);
+    this.#pipeline = new Pipeline(compileState(config), this.registry, this.pools, this.logger);
+    this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
+    this.#admin = createAdminServer({ isReady: () => this.isReady(), token: () => this.config.gateway.adminToken });
+  }
+
+  static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+    const gateway = new Gateway(config, options);
+    gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
+    gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+    gateway.logger.info(
+      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, routes: config.routes.length },
+      'zonegate started',
+    );
+    return gateway;
+  }
+
+  get config(): Config {
+    return this.#pipeline.state.config;
+  }
+
+  /** The proxy listener's bound address (the real port when the config asked for port 0). */
+  get address(): AddressInfo {
+    return this.#proxyAddress!;
+  }
+
+  get adminAddress(): AddressInfo {
+    return this.#adminAddress!;
+  }
+
+  isReady(): boolean {
+    for (const service of this.#pipeline.state.routes.services()) if (!this.registry.snapshot(service)) return false;
+    return true;
+  }
+
+  /**
+   * Applies a new, already validated config without dropping a connection. Listener addresses and
+   * listener limits take effect on restart only (logged when they differ).
+   */
+  reload(config: Config): void {
+    const previous = this.config;
+    if (JSON.stringify([previous.gateway.listen, previous.gateway.admin, previous.gateway.limits]) !==
+      JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
+      this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
+    }
+    this.registry.setTopology(new Topology(config.topology));
+    this.pools.configure(config.gateway.upstream);
+    loadStatic(this.registry, config.discovery);
+    const state = compileState(config);
+    this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
+    this.#pipeline.state = state;
+    this.logger.info({ routes: config.routes.length }, 'config reloaded');
+  }
+
+  /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#drain();
+    return this.#stopping;
+  }
+
+  async #drain(): Promise<void> {
+    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
+    this.#proxy.close();
+    this.#admin.close();
+    this.#proxy.closeIdleConnections();
+    this.#admin.closeAllConnections();
+    const deadline = AbortSignal.timeout(this.config.gateway.drainTimeout);
+    const expired = once(deadline, 'abort').then(() => {
+      this.logger.warn('drain timeout reached; closing remaining connections');
+      this.#proxy.closeAllConnections();
+    });
+    await Promise.race([closed, expired]);
+    await closed;
+    await this.pools.close();
+    this.logger.info('zonegate stopped');
+    await flushLogger(this.logger);
+  }
+
+  #liveOrigins(): Set<string> {
+    const origins = new Set<string>();
+    for (const service of this.registry.services()) {
+      for (const instance of this.registry.snapshot(service)!.instances) origins.add(instance.origin);
+    }
+    return origins;
+  }
+}

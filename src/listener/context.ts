@@ -1,0 +1,46 @@
+// Everything one request accumulates on its way through the path; the access log reads it once at the end.
+// A class with every field initialised keeps one object shape across requests.
+import type { IncomingMessage } from 'node:http';
+import type { Instance } from '../discovery/instance.ts';
+
+export class RequestContext {
+  readonly startedAt = performance.now();
+  readonly method: string;
+  /** path as matched and forwarded (normalised, without the query) */
+  path: string;
+  /** `?...` or empty */
+  query: string;
+  readonly host: string;
+  readonly remoteAddr: string;
+  readonly userAgent: string | null;
+  readonly regionHeader: string | null;
+  requestId = '';
+  traceId = '';
+  traceparent = '';
+  route: string | null = null;
+  service: string | null = null;
+  instance: Instance | null = null;
+  tier: string | null = null;
+  clientLocality: string | null = null;
+  sticky = false;
+  attempts = 0;
+  rateLimited = false;
+  breaker: string | null = null;
+  bytesIn = 0;
+  bytesOut = 0;
+  status = 0;
+  /** the gateway's error code when it answered itself */
+  error: string | null = null;
+
+  constructor(req: IncomingMessage, path: string, query: string, host: string) {
+    this.method = req.method ?? 'GET';
+    this.path = path;
+    this.query = query;
+    this.host = host;
+    this.remoteAddr = req.socket.remoteAddress ?? '';
+    const ua = req.headers['user-agent'];
+    this.userAgent = ua ?? null;
+    const region = req.headers['x-region-id'];
+    this.regionHeader = typeof region === 'string' ? region : null;
+  }
+}

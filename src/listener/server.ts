@@ -1,0 +1,50 @@
+// The proxy listener: Node's strict llhttp parser with edge limits, and JSON answers for requests the
+// parser itself refuses (Node's default is a bare `400 Bad Request`).
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { GatewayConfig } from '../config/schema.ts';
+
+type Limits = GatewayConfig['limits'];
+
+const PARSER_STATUS: Record<string, [number, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'request headers are larger than the gateway accepts'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'the request was not received in time'],
+  ERR_HTTP_HEADERS_TIMEOUT: [408, 'the request headers were not received in time'],
+};
+
+function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable)) {
+    socket.destroy();
+    return;
+  }
+  const [status, message] = PARSER_STATUS[err.code ?? ''] ?? [400, 'the request could not be parsed as HTTP/1.1'];
+  const error = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
+  const body = JSON.stringify({ error, message, requestId: null, traceId: null });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+export function createProxyServer(
+  limits: Limits,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Server {
+  const server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderBytes,
+      headersTimeout: limits.headersTimeout,
+      requestTimeout: limits.requestTimeout,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      // Timeouts are only enforced on this tick; Node's 30 s default lets slow clients linger far longer.
+      connectionsCheckingInterval: 1000,
+      requireHostHeader: true,
+      joinDuplicateHeaders: false,
+      insecureHTTPParser: false,
+    },
+    handler,
+  );
+  if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
+  server.on('clientError', rejectMalformed);
+  return server;
+}

@@ -1,0 +1,50 @@
+// The request target as the gateway routes it: origin-form path and query, checked and normalised.
+import type { IncomingMessage } from 'node:http';
+
+export interface RequestTarget {
+  readonly path: string;
+  /** `?…` or empty */
+  readonly query: string;
+  /** lower-case host without port */
+  readonly host: string;
+}
+
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)$/i;
+/** dot segments (also percent-encoded) and repeated slashes: the only targets that need rewriting */
+const NEEDS_NORMALISING = /\/\.|\/\/|%2e/i;
+
+function hostWithoutPort(authority: string): string {
+  const lower = authority.toLowerCase();
+  if (lower.startsWith('[')) return lower.slice(0, lower.indexOf(']') + 1);
+  const colon = lower.indexOf(':');
+  return colon === -1 ? lower : lower.slice(0, colon);
+}
+
+/** RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. */
+function normalisePath(path: string): string {
+  return new URL(path.replace(/\/{2,}/g, '/'), 'http://zonegate.invalid').pathname;
+}
+
+/**
+ * Parses `req.url`. Absolute-form targets are accepted only when their authority names the same host as
+ * the Host header (RFC 9112 §3.2.2 makes the target win; a mismatch is how cache-poisoning starts).
+ * Returns an error message for a target the gateway refuses.
+ */
+export function parseTarget(req: IncomingMessage): RequestTarget | string {
+  let url = req.url ?? '/';
+  const hostHeader = req.headers.host ?? '';
+  if (url.charCodeAt(0) !== 47) {
+    const absolute = ABSOLUTE_FORM.exec(url);
+    if (!absolute) return `unsupported request target "${url.slice(0, 64)}"`;
+    if (hostWithoutPort(absolute[1]!) !== hostWithoutPort(hostHeader)) {
+      return 'the absolute-form request target names a different host than the Host header';
+    }
+    url = absolute[2] || '/';
+    if (url.charCodeAt(0) === 63) url = `/${url}`;
+  }
+  const q = url.indexOf('?');
+  let path = q === -1 ? url : url.slice(0, q);
+  const query = q === -1 ? '' : url.slice(q);
+  if (NEEDS_NORMALISING.test(path)) path = normalisePath(path);
+  return { path, query, host: hostWithoutPort(hostHeader) };
+}

@@ -1,0 +1,73 @@
+// Request and trace identity: X-Request-ID, X-Trace-ID and W3C traceparent.
+// Trace and span ids come from a pooled random buffer: one randomFillSync serves hundreds of requests.
+import { randomFillSync, randomUUID } from 'node:crypto';
+
+const POOL_BYTES = 8192;
+const pool = Buffer.allocUnsafe(POOL_BYTES);
+let poolOffset = POOL_BYTES;
+
+/** `bytes` random bytes as lower-case hex. */
+export function randomHex(bytes: number): string {
+  if (poolOffset + bytes > POOL_BYTES) {
+    randomFillSync(pool);
+    poolOffset = 0;
+  }
+  const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
+  poolOffset += bytes;
+  return hex;
+}
+
+/** What a client may send as X-Request-ID / X-Trace-ID: printable, no separators that break logs or headers. */
+const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const ZERO_TRACE = '00000000000000000000000000000000';
+const ZERO_SPAN = '0000000000000000';
+const HEX32 = /^[0-9a-f]{32}$/;
+
+export interface TraceIds {
+  readonly requestId: string;
+  readonly traceId: string;
+  /** the trace id inside traceparent (equal to traceId unless the client chose its own X-Trace-ID) */
+  readonly w3cTraceId: string;
+  /** the traceparent sent upstream: same trace, a new span id for this hop */
+  readonly traceparent: string;
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function safeId(value: string | string[] | undefined): string | undefined {
+  const text = headerValue(value);
+  return text !== undefined && SAFE_ID.test(text) ? text : undefined;
+}
+
+/**
+ * Keeps what the client sent when it is valid and generates the rest. An invalid traceparent
+ * (wrong version/shape, all-zero ids) starts a new trace, as the W3C spec requires.
+ */
+export function traceIds(
+  requestIdHeader: string | string[] | undefined,
+  traceIdHeader: string | string[] | undefined,
+  traceparentHeader: string | string[] | undefined,
+): TraceIds {
+  const requestId = safeId(requestIdHeader) ?? randomUUID();
+  const clientTraceId = safeId(traceIdHeader);
+  const parent = TRACEPARENT.exec(headerValue(traceparentHeader) ?? '');
+  let w3cTraceId: string;
+  let flags = '01';
+  if (parent && parent[1] !== ZERO_TRACE && parent[2] !== ZERO_SPAN) {
+    w3cTraceId = parent[1]!;
+    flags = parent[3]!;
+  } else if (clientTraceId !== undefined && HEX32.test(clientTraceId) && clientTraceId !== ZERO_TRACE) {
+    w3cTraceId = clientTraceId;
+  } else {
+    w3cTraceId = randomHex(16);
+  }
+  return {
+    requestId,
+    traceId: clientTraceId ?? w3cTraceId,
+    w3cTraceId,
+    traceparent: `00-${w3cTraceId}-${randomHex(8)}-${flags}`,
+  };
+}

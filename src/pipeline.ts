@@ -1,0 +1,153 @@
+// The request path, one direction: request context → route → upstream choice → forward → access log.
+// Everything it reads (routes, trust, snapshots) was built before the request arrived.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
+import type { Config } from './config/schema.ts';
+import type { Registry } from './discovery/registry.ts';
+import { RequestContext } from './listener/context.ts';
+import { parseTarget } from './listener/target.ts';
+import { TrustedPeers } from './listener/trust.ts';
+import { logAccess } from './observability/access-log.ts';
+import type { Logger } from './observability/logger.ts';
+import { traceIds } from './observability/trace.ts';
+import { sendFallback } from './proxy/fallback.ts';
+import { startAttempt, UpstreamFailure } from './proxy/forward.ts';
+import { sendGatewayError } from './proxy/gateway-error.ts';
+import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
+import type { UpstreamPools } from './proxy/pools.ts';
+import { chooseUpstream } from './routing/pick.ts';
+import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
+
+/** What one config compiles to; swapped whole on reload, read by every request. */
+export interface PipelineState {
+  readonly config: Config;
+  readonly routes: RouteTable;
+  readonly trusted: TrustedPeers;
+}
+
+export function compileState(config: Config): PipelineState {
+  return { config, routes: new RouteTable(config.routes), trusted: new TrustedPeers(config.gateway.trustedProxies) };
+}
+
+/** Reads a chunked body through, refusing it once it grows past the limit. */
+async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): AsyncGenerator<Buffer> {
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    ctx.bytesIn += chunk.length;
+    if (ctx.bytesIn > maxBytes) throw new UpstreamFailure('body-too-large');
+    yield chunk;
+  }
+}
+
+export class Pipeline {
+  state: PipelineState;
+  readonly #registry: Registry;
+  readonly #pools: UpstreamPools;
+  readonly #logger: Logger;
+
+  constructor(state: PipelineState, registry: Registry, pools: UpstreamPools, logger: Logger) {
+    this.state = state;
+    this.#registry = registry;
+    this.#pools = pools;
+    this.#logger = logger;
+  }
+
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const state = this.state;
+    const target = parseTarget(req);
+    const ctx = typeof target === 'string' ? new RequestContext(req, req.url ?? '', '', '') : new RequestContext(req, target.path, target.query, target.host);
+    const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
+    ctx.requestId = ids.requestId;
+    ctx.traceId = ids.traceId;
+    ctx.traceparent = ids.traceparent;
+    res.once('close', () => this.#finish(ctx, res));
+    if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
+
+    const headers = upstreamRequestHeaders(
+      req,
+      { ...ids, peerTrusted: state.trusted.isTrustedSocket(req.socket), host: req.headers.host ?? '' },
+      state.config.gateway.underscoreHeaders,
+    );
+    if (headers instanceof MalformedRequest) return sendGatewayError(res, ctx, 'bad_request', headers.message);
+
+    const route = state.routes.match({ method: ctx.method, host: ctx.host, path: ctx.path, headers: req.headers });
+    if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
+    ctx.route = route.name;
+
+    const body = this.#requestBody(req, ctx, state.config.gateway.limits.maxBodyBytes);
+    if (body === false) {
+      return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', { connection: 'close' });
+    }
+
+    const choice = chooseUpstream(route, this.#registry);
+    ctx.service = choice.service;
+    if (choice.instance === undefined) return this.#noUpstream(res, ctx, route);
+    ctx.instance = choice.instance;
+    ctx.attempts = 1;
+
+    const routeConfig = route.config;
+    const attempt = startAttempt(
+      this.#pools.get(choice.instance.origin),
+      {
+        method: ctx.method,
+        path: route.upstreamPath(ctx.path) + ctx.query,
+        headers,
+        body,
+        headersTimeout: Math.min(routeConfig.retries.perTryTimeout ?? routeConfig.timeout, routeConfig.timeout),
+        bodyTimeout: routeConfig.idleTimeout,
+        responseHeaders: state.config.gateway.routingHeaders ? routingHeaders(ctx) : undefined,
+      },
+      res,
+      ctx,
+    );
+    attempt.committed.then(undefined, (failure: UpstreamFailure) => this.#upstreamFailed(res, ctx, failure));
+  };
+
+  /** The body to stream upstream, null for none, false when its declared length is over the limit. */
+  #requestBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Readable | null | false {
+    const length = req.headers['content-length'];
+    if (length !== undefined) {
+      const bytes = Number(length);
+      if (bytes > maxBytes) return false;
+      ctx.bytesIn = bytes;
+      return bytes === 0 ? null : req;
+    }
+    return req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, ctx, maxBytes)) : null;
+  }
+
+  #noUpstream(res: ServerResponse, ctx: RequestContext, route: CompiledRoute): void {
+    if (route.config.fallback) return sendFallback(res, ctx, route.config.fallback);
+    sendGatewayError(res, ctx, 'no_healthy_upstream', `no healthy instance of ${ctx.service} can serve this request`, {
+      'retry-after': '5',
+    });
+  }
+
+  #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {
+    switch (failure.kind) {
+      case 'client-closed':
+        ctx.error = 'client_closed';
+        return;
+      case 'body-too-large':
+        return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', {
+          connection: 'close',
+        });
+      case 'timeout':
+        return sendGatewayError(res, ctx, 'upstream_timeout', `${ctx.service} did not answer in time`);
+      default:
+        return sendGatewayError(res, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${failure.kind})`);
+    }
+  }
+
+  #finish(ctx: RequestContext, res: ServerResponse): void {
+    // nginx's convention: 499 when the client went away before a response head was sent.
+    if (ctx.status === 0 || !res.headersSent) ctx.status = 499;
+    logAccess(this.#logger, ctx);
+  }
+}
+
+function routingHeaders(ctx: RequestContext): OutgoingHttpHeaders {
+  return {
+    'x-zonegate-route': ctx.route ?? '',
+    'x-zonegate-upstream': ctx.instance?.id ?? '',
+    'x-zonegate-tier': ctx.tier ?? '',
+  };
+}

@@ -1,0 +1,181 @@
+// One upstream attempt over undici's `dispatch` (the cheapest client API; its handler API is kept to this
+// file). The attempt settles when the response head is committed to the client, or fails before that
+// with a classified UpstreamFailure the caller can answer (502/504) or retry.
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { RequestContext } from '../listener/context.ts';
+import { downstreamResponseHeaders, downstreamTrailers } from './headers.ts';
+
+export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'bad-response' | 'client-closed' | 'body-too-large';
+
+export class UpstreamFailure extends Error {
+  readonly kind: FailureKind;
+  constructor(kind: FailureKind, cause?: unknown) {
+    super(cause instanceof Error ? cause.message : kind, { cause });
+    this.name = 'UpstreamFailure';
+    this.kind = kind;
+  }
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
+
+export function classifyFailure(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (TIMEOUT_CODES.has(code)) return new UpstreamFailure('timeout', err);
+    if (CONNECT_CODES.has(code)) return new UpstreamFailure('connect-failure', err);
+    if (RESET_CODES.has(code)) return new UpstreamFailure('reset', err);
+  }
+  return new UpstreamFailure('bad-response', err);
+}
+
+export interface AttemptRequest {
+  readonly method: string;
+  /** path and query as sent upstream */
+  readonly path: string;
+  readonly headers: string[];
+  readonly body: Readable | null;
+  /** longest wait for the response head */
+  readonly headersTimeout: number;
+  /** longest gap between two response body chunks */
+  readonly bodyTimeout: number;
+  /** added to the response head (routing headers) */
+  readonly responseHeaders: OutgoingHttpHeaders | undefined;
+}
+
+/** Bridges one undici exchange to the client response, with backpressure in both directions. */
+class ResponseRelay implements Dispatcher.DispatchHandler {
+  readonly #res: ServerResponse;
+  readonly #ctx: RequestContext;
+  readonly #settle: PromiseWithResolvers<void>;
+  readonly #extraHeaders: OutgoingHttpHeaders | undefined;
+  #controller: Dispatcher.DispatchController | null = null;
+  #pendingAbort: UpstreamFailure | null = null;
+  #committed = false;
+  #done = false;
+
+  constructor(
+    res: ServerResponse,
+    ctx: RequestContext,
+    settle: PromiseWithResolvers<void>,
+    extraHeaders: OutgoingHttpHeaders | undefined,
+  ) {
+    this.#res = res;
+    this.#extraHeaders = extraHeaders;
+    this.#ctx = ctx;
+    this.#settle = settle;
+    res.once('close', this.#onClientClose);
+  }
+
+  /** Aborts the exchange; before undici hands us a controller the abort waits in #pendingAbort. */
+  abort(reason: UpstreamFailure): void {
+    if (this.#done) return;
+    if (this.#controller) this.#controller.abort(reason);
+    else this.#pendingAbort = reason;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#pendingAbort) controller.abort(this.#pendingAbort);
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) {
+      if (statusCode === 103 && headers.link !== undefined) this.#res.writeEarlyHints({ link: headers.link });
+      return;
+    }
+    const ctx = this.#ctx;
+    ctx.status = statusCode;
+    const head = downstreamResponseHeaders(headers, ctx);
+    if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
+    this.#res.writeHead(statusCode, head);
+    this.#committed = true;
+    this.#settle.resolve();
+    if (this.#res.destroyed) controller.abort(new UpstreamFailure('client-closed'));
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#ctx.bytesOut += chunk.length;
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', this.#resume);
+    }
+  }
+
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    this.#finish();
+    const passed = downstreamTrailers(trailers);
+    if (passed) this.#res.addTrailers(passed);
+    this.#res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.fail(err);
+  }
+
+  fail(err: unknown): void {
+    this.#finish();
+    const failure = classifyFailure(err);
+    if (!this.#committed) {
+      this.#settle.reject(failure);
+      return;
+    }
+    // The head is out: the client can only learn of the failure by the connection dropping mid-body.
+    if (failure.kind !== 'client-closed') this.#ctx.error = 'upstream_body_failed';
+    this.#res.destroy();
+  }
+
+  #finish(): void {
+    this.#done = true;
+    this.#res.off('close', this.#onClientClose);
+  }
+
+  readonly #resume = (): void => {
+    this.#controller?.resume();
+  };
+
+  readonly #onClientClose = (): void => {
+    if (!this.#res.writableFinished) this.abort(new UpstreamFailure('client-closed'));
+  };
+}
+
+export interface Attempt {
+  /** resolves once the response head is written to the client; rejects with UpstreamFailure before that */
+  readonly committed: Promise<void>;
+  abort(reason: UpstreamFailure): void;
+}
+
+export function startAttempt(
+  dispatcher: Dispatcher,
+  request: AttemptRequest,
+  res: ServerResponse,
+  ctx: RequestContext,
+): Attempt {
+  const settle = Promise.withResolvers<void>();
+  const relay = new ResponseRelay(res, ctx, settle, request.responseHeaders);
+  try {
+    dispatcher.dispatch(
+      {
+        method: request.method as Dispatcher.HttpMethod,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+        headersTimeout: request.headersTimeout,
+        bodyTimeout: request.bodyTimeout,
+      },
+      relay,
+    );
+  } catch (err) {
+    // dispatch throws synchronously on arguments undici refuses (e.g. a header value it cannot send).
+    relay.fail(err);
+  }
+  return { committed: settle.promise, abort: (reason) => relay.abort(reason) };
+}

@@ -1,0 +1,46 @@
+// The JSON errors the gateway answers itself (DESIGN.md "Errors the gateway itself answers").
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { RequestContext } from '../listener/context.ts';
+
+export const GATEWAY_ERRORS = {
+  bad_request: 400,
+  route_not_found: 404,
+  body_too_large: 413,
+  rate_limited: 429,
+  upstream_unavailable: 502,
+  no_healthy_upstream: 503,
+  remote_write_refused: 503,
+  upstream_timeout: 504,
+} as const;
+
+export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
+
+/**
+ * Writes `{error, message, requestId, traceId}` with the id headers. When the response has already
+ * started (an upstream failed mid-body) the only honest signal left is to cut the connection.
+ */
+export function sendGatewayError(
+  res: ServerResponse,
+  ctx: RequestContext,
+  code: GatewayErrorCode,
+  message: string,
+  extraHeaders?: OutgoingHttpHeaders,
+): void {
+  ctx.error = code;
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const status = GATEWAY_ERRORS[code];
+  ctx.status = status;
+  const body = JSON.stringify({ error: code, message, requestId: ctx.requestId, traceId: ctx.traceId });
+  res.writeHead(status, {
+    ...extraHeaders,
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-request-id': ctx.requestId,
+    'x-trace-id': ctx.traceId,
+  });
+  res.end(ctx.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,170 @@
+// Proxy header rules (RFC 9110 §7.6): what crosses the gateway in each direction.
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { canonicalAddress } from '../listener/trust.ts';
+
+export const VIA = '1.1 zonegate';
+
+/** Hop-by-hop request headers, plus the ones undici refuses or that must not leave the edge. */
+const REQUEST_DROPPED = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+  'expect',
+  'http2-settings',
+  'proxy-authorization',
+]);
+
+/** Request headers the gateway rebuilds itself after the copy. */
+const REQUEST_REBUILT = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'forwarded',
+  'via',
+  'x-request-id',
+  'x-trace-id',
+  'traceparent',
+]);
+
+const RESPONSE_DROPPED = new Set([
+  'connection',
+  'proxy-connection',
+  'keep-alive',
+  'te',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'x-request-id',
+  'x-trace-id',
+  'via',
+]);
+
+export type UnderscorePolicy = 'drop' | 'reject' | 'allow';
+
+/** Lower-cased names listed in a Connection header: each of them is hop-by-hop too. */
+export function connectionOptions(value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined;
+  const text = Array.isArray(value) ? value.join(',') : value;
+  let names: Set<string> | undefined;
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name === '' || name === 'close' || name === 'keep-alive') continue;
+    (names ??= new Set()).add(name);
+  }
+  return names;
+}
+
+export interface ForwardingInfo {
+  readonly requestId: string;
+  readonly traceId: string;
+  readonly traceparent: string;
+  /** the peer may set X-Forwarded-* / Forwarded */
+  readonly peerTrusted: boolean;
+  readonly host: string;
+}
+
+/** Why a request's headers are refused (400 bad_request); llhttp lets these through. */
+export class MalformedRequest {
+  readonly message: string;
+  constructor(message: string) {
+    this.message = message;
+  }
+}
+
+/**
+ * The request headers to send upstream, as undici's flat [name, value, ...] list, in one pass over the
+ * raw headers (which keeps their case and repeats). Node's parser accepts a repeated Host and header names
+ * with `_`; both are refused here (the latter by policy).
+ */
+export function upstreamRequestHeaders(
+  req: IncomingMessage,
+  info: ForwardingInfo,
+  underscores: UnderscorePolicy,
+): string[] | MalformedRequest {
+  const raw = req.rawHeaders;
+  const named = connectionOptions(req.headers.connection);
+  const out: string[] = [];
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (REQUEST_DROPPED.has(lower) || REQUEST_REBUILT.has(lower) || named?.has(lower)) continue;
+    if (lower === 'host' && ++hosts > 1) return new MalformedRequest('the request has more than one Host header');
+    if (underscores !== 'allow' && lower.includes('_')) {
+      if (underscores === 'reject') return new MalformedRequest(`header names with "_" are refused: ${name}`);
+      continue;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info);
+  out.push('via', appendList(req.headers.via, VIA));
+  out.push('x-request-id', info.requestId, 'x-trace-id', info.traceId, 'traceparent', info.traceparent);
+  return out;
+}
+
+function appendList(existing: string | string[] | undefined, value: string): string {
+  if (Array.isArray(existing)) existing = existing.join(', ');
+  return existing ? `${existing}, ${value}` : value;
+}
+
+function forwardedNode(address: string): string {
+  const ip = canonicalAddress(address);
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+}
+
+function forwardedToken(value: string): string {
+  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/** X-Forwarded-For/-Proto/-Host and Forwarded: appended to from trusted peers, replaced otherwise. */
+function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: string, info: ForwardingInfo): void {
+  const client = canonicalAddress(peer);
+  const trusted = info.peerTrusted;
+  const xff = trusted ? headers['x-forwarded-for'] : undefined;
+  const proto = (trusted && headers['x-forwarded-proto']) || 'http';
+  const host = (trusted && headers['x-forwarded-host']) || info.host;
+  const element = `for=${forwardedNode(peer)};host=${forwardedToken(info.host)};proto=http`;
+  out.push(
+    'x-forwarded-for',
+    appendList(xff, client),
+    'x-forwarded-proto',
+    Array.isArray(proto) ? proto[0]! : proto,
+    'x-forwarded-host',
+    Array.isArray(host) ? host[0]! : host,
+    'forwarded',
+    appendList(trusted ? headers.forwarded : undefined, element),
+  );
+}
+
+/** Response headers from undici's parsed object, hop-by-hop removed, gateway ids and Via added. */
+export function downstreamResponseHeaders(
+  headers: IncomingHttpHeaders,
+  info: Pick<ForwardingInfo, 'requestId' | 'traceId'>,
+): OutgoingHttpHeaders {
+  const named = connectionOptions(headers.connection);
+  const out: OutgoingHttpHeaders = {};
+  for (const name in headers) {
+    if (RESPONSE_DROPPED.has(name) || named?.has(name)) continue;
+    out[name] = headers[name];
+  }
+  const via: string | string[] | undefined = headers.via;
+  out.via = appendList(via, VIA);
+  out['x-request-id'] = info.requestId;
+  out['x-trace-id'] = info.traceId;
+  return out;
+}
+
+/** Trailers pass through minus anything hop-by-hop. */
+export function downstreamTrailers(trailers: IncomingHttpHeaders): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const name in trailers) {
+    if (RESPONSE_DROPPED.has(name)) continue;
+    const value = trailers[name];
+    if (value !== undefined) (out ??= {})[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}

@@ -1,0 +1,62 @@
+// One undici Pool per upstream instance origin, created on first use and closed when the instance
+// leaves discovery. undici's defaults (unlimited connections, 300 s timeouts) are replaced here.
+import { Pool } from 'undici';
+import type { GatewayConfig } from '../config/schema.ts';
+
+export type PoolSettings = GatewayConfig['upstream'];
+
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+  #settings: PoolSettings;
+
+  constructor(settings: PoolSettings) {
+    this.#settings = settings;
+  }
+
+  get(origin: string): Pool {
+    let pool = this.#pools.get(origin);
+    if (pool === undefined) {
+      const s = this.#settings;
+      pool = new Pool(origin, {
+        connections: s.maxConnections,
+        pipelining: 1,
+        keepAliveTimeout: s.keepAliveTimeout,
+        keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 1000),
+        connect: { timeout: s.connectTimeout, keepAlive: true },
+        allowH2: s.allowH2,
+        headersTimeout: 15_000,
+        bodyTimeout: 30_000,
+      });
+      this.#pools.set(origin, pool);
+    }
+    return pool;
+  }
+
+  /** New settings apply to pools created from now on; existing pools keep theirs until recreated. */
+  configure(settings: PoolSettings): void {
+    if (JSON.stringify(settings) === JSON.stringify(this.#settings)) return;
+    this.#settings = settings;
+    for (const origin of [...this.#pools.keys()]) this.#retire(origin);
+  }
+
+  /** Closes pools whose origin no live instance uses; in-flight requests on them finish first. */
+  retain(liveOrigins: ReadonlySet<string>): void {
+    for (const origin of [...this.#pools.keys()]) if (!liveOrigins.has(origin)) this.#retire(origin);
+  }
+
+  get size(): number {
+    return this.#pools.size;
+  }
+
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    await Promise.allSettled(pools.map((pool) => pool.close()));
+  }
+
+  #retire(origin: string): void {
+    const pool = this.#pools.get(origin);
+    this.#pools.delete(origin);
+    pool?.close().catch(() => pool.destroy());
+  }
+}

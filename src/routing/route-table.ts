@@ -1,0 +1,81 @@
+// routes.yaml's `routes`, compiled once per config: first match wins, in file order.
+import type { IncomingHttpHeaders } from 'node:http';
+import type { RouteConfig } from '../config/schema.ts';
+
+export interface RouteRequest {
+  readonly method: string;
+  /** lower-case, without port */
+  readonly host: string;
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+}
+
+export class CompiledRoute {
+  readonly name: string;
+  readonly config: RouteConfig;
+  /** every service the route can send to */
+  readonly services: readonly string[];
+  readonly #path: string | undefined;
+  readonly #prefix: string | undefined;
+  readonly #host: string | undefined;
+  /** `*.example.com` → `.example.com` */
+  readonly #hostSuffix: string | undefined;
+  readonly #methods: ReadonlySet<string> | undefined;
+  readonly #headers: ReadonlyArray<readonly [string, string]>;
+
+  constructor(config: RouteConfig) {
+    this.name = config.name;
+    this.config = config;
+    this.services = config.weighted ? config.weighted.map((w) => w.service) : [config.service!];
+    const { match } = config;
+    this.#path = match.path;
+    // A trailing slash on a prefix is a segment boundary already; keep one canonical form.
+    this.#prefix = match.prefix !== undefined && match.prefix !== '/' ? match.prefix.replace(/\/+$/, '') : match.prefix;
+    const host = match.host?.toLowerCase();
+    this.#hostSuffix = host?.startsWith('*.') ? host.slice(1) : undefined;
+    this.#host = this.#hostSuffix === undefined ? host : undefined;
+    this.#methods = match.methods ? new Set(match.methods) : undefined;
+    this.#headers = Object.entries(match.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value] as const);
+  }
+
+  matches(request: RouteRequest): boolean {
+    if (this.#path !== undefined ? request.path !== this.#path : !this.#matchesPrefix(request.path)) return false;
+    if (this.#host !== undefined && request.host !== this.#host) return false;
+    if (this.#hostSuffix !== undefined && !request.host.endsWith(this.#hostSuffix)) return false;
+    if (this.#methods !== undefined && !this.#methods.has(request.method)) return false;
+    for (const [name, value] of this.#headers) if (request.headers[name] !== value) return false;
+    return true;
+  }
+
+  /** The path sent upstream: with `stripPrefix`, the matched prefix is removed (never leaving it empty). */
+  upstreamPath(path: string): string {
+    if (!this.config.stripPrefix || this.#prefix === undefined || this.#prefix === '/') return path;
+    const rest = path.slice(this.#prefix.length);
+    return rest === '' ? '/' : rest;
+  }
+
+  /** Segment-aware: `/api/order` matches `/api/order` and `/api/order/7`, never `/api/orders`. */
+  #matchesPrefix(path: string): boolean {
+    const prefix = this.#prefix!;
+    if (prefix === '/') return true;
+    return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47);
+  }
+}
+
+export class RouteTable {
+  readonly routes: readonly CompiledRoute[];
+
+  constructor(routes: readonly RouteConfig[]) {
+    this.routes = routes.map((route) => new CompiledRoute(route));
+  }
+
+  match(request: RouteRequest): CompiledRoute | undefined {
+    for (const route of this.routes) if (route.matches(request)) return route;
+    return undefined;
+  }
+
+  /** Every service some route can send to: what discovery must watch. */
+  services(): Set<string> {
+    return new Set(this.routes.flatMap((route) => route.services));
+  }
+}
