@@ -10,6 +10,9 @@ import { createProxyServer } from './listener/server.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
+import { InFlight } from './routing/in-flight.ts';
+import type { Upstreams } from './routing/pick.ts';
+import { TierIndexes } from './routing/tiers.ts';
 import { Topology } from './topology.ts';
 
 export interface GatewayOptions {
@@ -26,6 +29,8 @@ export class Gateway {
   readonly logger: Logger;
   readonly registry: Registry;
   readonly pools: UpstreamPools;
+  readonly upstreams: Upstreams;
+  #topology: Topology;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -35,11 +40,16 @@ export class Gateway {
 
   private constructor(config: Config, options: GatewayOptions) {
     this.logger = options.logger ?? createLogger();
-    this.registry = new Registry(new Topology(config.topology));
+    this.#topology = new Topology(config.topology);
+    this.registry = new Registry(this.#topology);
     this.pools = new UpstreamPools(config.gateway.upstream);
-    this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
+    this.upstreams = { registry: this.registry, tiers: new TierIndexes(this.#topology), inFlight: new InFlight() };
+    this.registry.on('change', (snapshot) => {
+      this.upstreams.tiers.build(snapshot);
+      this.pools.retain(this.#liveOrigins());
+    });
     loadStatic(this.registry, config.discovery);
-    this.#pipeline = new Pipeline(compileState(config), this.registry, this.pools, this.logger);
+    this.#pipeline = new Pipeline(compileState(config, this.#topology, this.logger), this.upstreams, this.pools, this.logger);
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
     this.#admin = createAdminServer({ isReady: () => this.isReady(), token: () => this.config.gateway.adminToken });
   }
@@ -68,6 +78,10 @@ export class Gateway {
     return this.#adminAddress!;
   }
 
+  get topology(): Topology {
+    return this.#topology;
+  }
+
   isReady(): boolean {
     for (const service of this.#pipeline.state.routes.services()) if (!this.registry.snapshot(service)) return false;
     return true;
@@ -83,10 +97,12 @@ export class Gateway {
       JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
       this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
     }
-    this.registry.setTopology(new Topology(config.topology));
+    this.#topology = new Topology(config.topology);
+    this.upstreams.tiers.setTopology(this.#topology);
+    this.registry.setTopology(this.#topology);
     this.pools.configure(config.gateway.upstream);
     loadStatic(this.registry, config.discovery);
-    const state = compileState(config);
+    const state = compileState(config, this.#topology, this.logger);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#pipeline.state = state;
     this.logger.info({ routes: config.routes.length }, 'config reloaded');

@@ -3,8 +3,8 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { Config } from './config/schema.ts';
-import type { Registry } from './discovery/registry.ts';
 import { RequestContext } from './listener/context.ts';
+import { CallerLocality } from './listener/locality.ts';
 import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
 import { logAccess } from './observability/access-log.ts';
@@ -15,18 +15,27 @@ import { startAttempt, UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
 import type { UpstreamPools } from './proxy/pools.ts';
-import { chooseUpstream } from './routing/pick.ts';
+import { hashKey } from './routing/hash.ts';
+import { chooseUpstream, type Upstreams } from './routing/pick.ts';
 import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
+import { stickyKey } from './routing/sticky-key.ts';
+import type { Topology } from './topology.ts';
 
 /** What one config compiles to; swapped whole on reload, read by every request. */
 export interface PipelineState {
   readonly config: Config;
   readonly routes: RouteTable;
   readonly trusted: TrustedPeers;
+  readonly callers: CallerLocality;
 }
 
-export function compileState(config: Config): PipelineState {
-  return { config, routes: new RouteTable(config.routes), trusted: new TrustedPeers(config.gateway.trustedProxies) };
+export function compileState(config: Config, topology: Topology, logger: Logger): PipelineState {
+  return {
+    config,
+    routes: new RouteTable(config.routes),
+    trusted: new TrustedPeers(config.gateway.trustedProxies),
+    callers: new CallerLocality(topology, config.gateway, logger),
+  };
 }
 
 /** Reads a chunked body through, refusing it once it grows past the limit. */
@@ -40,13 +49,13 @@ async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes:
 
 export class Pipeline {
   state: PipelineState;
-  readonly #registry: Registry;
+  readonly #upstreams: Upstreams;
   readonly #pools: UpstreamPools;
   readonly #logger: Logger;
 
-  constructor(state: PipelineState, registry: Registry, pools: UpstreamPools, logger: Logger) {
+  constructor(state: PipelineState, upstreams: Upstreams, pools: UpstreamPools, logger: Logger) {
     this.state = state;
-    this.#registry = registry;
+    this.#upstreams = upstreams;
     this.#pools = pools;
     this.#logger = logger;
   }
@@ -62,9 +71,10 @@ export class Pipeline {
     res.once('close', () => this.#finish(ctx, res));
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
 
+    const peerTrusted = state.trusted.isTrustedSocket(req.socket);
     const headers = upstreamRequestHeaders(
       req,
-      { ...ids, peerTrusted: state.trusted.isTrustedSocket(req.socket), host: req.headers.host ?? '' },
+      { ...ids, peerTrusted, host: req.headers.host ?? '' },
       state.config.gateway.underscoreHeaders,
     );
     if (headers instanceof MalformedRequest) return sendGatewayError(res, ctx, 'bad_request', headers.message);
@@ -78,11 +88,23 @@ export class Pipeline {
       return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', { connection: 'close' });
     }
 
-    const choice = chooseUpstream(route, this.#registry);
+    const caller = state.callers.resolve(ctx.regionHeader, peerTrusted);
+    ctx.clientLocality = caller.name;
+    const key = route.config.sticky ? stickyKey(route.config.sticky, req.headers, ctx.query) : undefined;
+    ctx.sticky = key !== undefined;
+    const choice = chooseUpstream(
+      route,
+      { method: ctx.method, caller, keyHash: key === undefined ? undefined : hashKey(key) },
+      this.#upstreams,
+    );
     ctx.service = choice.service;
-    if (choice.instance === undefined) return this.#noUpstream(res, ctx, route);
-    ctx.instance = choice.instance;
+    if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
+    const instance = choice.instance;
+    ctx.instance = instance;
+    ctx.tier = choice.tier;
     ctx.attempts = 1;
+    this.#upstreams.inFlight.begin(instance);
+    res.once('close', () => this.#upstreams.inFlight.end(instance));
 
     const routeConfig = route.config;
     const attempt = startAttempt(
@@ -114,11 +136,18 @@ export class Pipeline {
     return req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, ctx, maxBytes)) : null;
   }
 
-  #noUpstream(res: ServerResponse, ctx: RequestContext, route: CompiledRoute): void {
+  #refuse(
+    res: ServerResponse,
+    ctx: RequestContext,
+    route: CompiledRoute,
+    refusal: 'no_healthy_upstream' | 'remote_write_refused',
+  ): void {
     if (route.config.fallback) return sendFallback(res, ctx, route.config.fallback);
-    sendGatewayError(res, ctx, 'no_healthy_upstream', `no healthy instance of ${ctx.service} can serve this request`, {
-      'retry-after': '5',
-    });
+    const message =
+      refusal === 'remote_write_refused'
+        ? `only a remote locality of ${ctx.service} is available, and it serves read-only requests`
+        : `no healthy instance of ${ctx.service} can serve this request`;
+    sendGatewayError(res, ctx, refusal, message, { 'retry-after': '5' });
   }
 
   #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {

@@ -65,6 +65,11 @@ export class Topology {
     return this.#zonesOfCity.get(city) ?? [];
   }
 
+  /** Every zone, city and region as a caller locality: what tier plans are precomputed for. */
+  localities(): Iterable<Locality> {
+    return this.#byName.values();
+  }
+
   /** Every (city, region) pair, for diagnostics (`explain`, admin). */
   *cities(): Iterable<{ city: string; region: string }> {
     for (const [region, cities] of this.#citiesOfRegion) for (const city of cities) yield { city, region };

@@ -1,43 +1,65 @@
-// Chooses the service and the instance for a routed request. Everything the request path calls to make
-// that choice goes through `chooseUpstream`, so locality tiers and hashing replace the body, not callers.
-import type { Instance, ServiceSnapshot } from '../discovery/instance.ts';
+// Chooses the service and the instance for a routed request: weighted service split, then the first
+// eligible locality tier, then rendezvous (sticky key) or power of two choices (no key) inside it.
+// `judgeStep` is the one eligibility rule; `explain` reports with it too.
+import type { Instance } from '../discovery/instance.ts';
 import type { Registry } from '../discovery/registry.ts';
+import type { RouteConfig } from '../config/schema.ts';
+import type { Locality } from '../topology.ts';
+import { rendezvous, weightedRandom } from './balancer.ts';
+import type { InFlight } from './in-flight.ts';
 import type { CompiledRoute } from './route-table.ts';
+import type { TierIndexes, TierLabel, TierStep } from './tiers.ts';
 
-export interface UpstreamChoice {
-  readonly service: string;
-  /** undefined when the service has no healthy instance */
-  readonly instance: Instance | undefined;
-  readonly snapshot: ServiceSnapshot | undefined;
+const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export type StepVerdict = 'eligible' | 'no-healthy-instance' | 'below-threshold' | 'remote-never' | 'remote-write';
+
+export function judgeStep(step: TierStep, locality: RouteConfig['locality'], method: string): StepVerdict {
+  const { healthy, registered } = step.group;
+  if (step.label === 'remote' && locality.remote === 'never') return 'remote-never';
+  if (healthy.length === 0) return 'no-healthy-instance';
+  if (healthy.length < locality.failoverThreshold * registered) return 'below-threshold';
+  if (step.label === 'remote' && locality.remote === 'read-only' && !READ_ONLY_METHODS.has(method)) return 'remote-write';
+  return 'eligible';
 }
 
-const cursors = new WeakMap<ServiceSnapshot, { next: number }>();
+export interface UpstreamRequest {
+  readonly method: string;
+  readonly caller: Locality;
+  /** hashKey(sticky key), or undefined when the request carries none */
+  readonly keyHash: number | undefined;
+}
 
-function roundRobin(snapshot: ServiceSnapshot): Instance | undefined {
-  const healthy = snapshot.healthy;
-  if (healthy.length === 0) return undefined;
-  let cursor = cursors.get(snapshot);
-  if (cursor === undefined) {
-    cursor = { next: 0 };
-    cursors.set(snapshot, cursor);
+export type UpstreamChoice =
+  | { readonly service: string; readonly instance: Instance; readonly tier: TierLabel }
+  | { readonly service: string; readonly instance: undefined; readonly refusal: 'no_healthy_upstream' | 'remote_write_refused' };
+
+export interface Upstreams {
+  readonly registry: Registry;
+  readonly tiers: TierIndexes;
+  readonly inFlight: InFlight;
+}
+
+export function chooseService(route: CompiledRoute, keyHash: number | undefined): string {
+  const split = route.split;
+  if (split.list.length === 1) return split.list[0]!.item;
+  return (keyHash === undefined ? weightedRandom(split) : rendezvous(split.list, keyHash))!.item;
+}
+
+export function chooseUpstream(route: CompiledRoute, request: UpstreamRequest, upstreams: Upstreams): UpstreamChoice {
+  const service = chooseService(route, request.keyHash);
+  const snapshot = upstreams.registry.snapshot(service);
+  if (snapshot === undefined) return { service, instance: undefined, refusal: 'no_healthy_upstream' };
+  const locality = route.config.locality;
+  for (const step of upstreams.tiers.of(snapshot).plan(request.caller)) {
+    const verdict = judgeStep(step, locality, request.method);
+    if (verdict === 'remote-write') return { service, instance: undefined, refusal: 'remote_write_refused' };
+    if (verdict !== 'eligible') continue;
+    const member =
+      request.keyHash === undefined
+        ? step.group.picker.pick(upstreams.inFlight.load)
+        : rendezvous(step.group.members, request.keyHash);
+    return { service, instance: member!.item, tier: step.label };
   }
-  const instance = healthy[cursor.next % healthy.length];
-  cursor.next = (cursor.next + 1) % healthy.length;
-  return instance;
-}
-
-function chooseService(route: CompiledRoute): string {
-  const weighted = route.config.weighted;
-  if (!weighted) return route.services[0]!;
-  let total = 0;
-  for (const w of weighted) total += w.weight;
-  let point = Math.random() * total;
-  for (const w of weighted) if ((point -= w.weight) < 0) return w.service;
-  return weighted[weighted.length - 1]!.service;
-}
-
-export function chooseUpstream(route: CompiledRoute, registry: Registry): UpstreamChoice {
-  const service = chooseService(route);
-  const snapshot = registry.snapshot(service);
-  return { service, snapshot, instance: snapshot ? roundRobin(snapshot) : undefined };
+  return { service, instance: undefined, refusal: 'no_healthy_upstream' };
 }

@@ -1,6 +1,7 @@
 // routes.yaml's `routes`, compiled once per config: first match wins, in file order.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteConfig } from '../config/schema.ts';
+import { members, WeightedMembers } from './balancer.ts';
 
 export interface RouteRequest {
   readonly method: string;
@@ -15,6 +16,8 @@ export class CompiledRoute {
   readonly config: RouteConfig;
   /** every service the route can send to */
   readonly services: readonly string[];
+  /** the services with their weights: a sticky key splits by rendezvous, others by weighted draw */
+  readonly split: WeightedMembers<string>;
   readonly #path: string | undefined;
   readonly #prefix: string | undefined;
   readonly #host: string | undefined;
@@ -26,7 +29,9 @@ export class CompiledRoute {
   constructor(config: RouteConfig) {
     this.name = config.name;
     this.config = config;
-    this.services = config.weighted ? config.weighted.map((w) => w.service) : [config.service!];
+    const weighted = config.weighted ?? [{ service: config.service!, weight: 1 }];
+    this.services = weighted.map((w) => w.service);
+    this.split = new WeightedMembers(members(weighted, (w) => w.service, (w) => w.weight).map((m) => ({ ...m, item: m.item.service })));
     const { match } = config;
     this.#path = match.path;
     // A trailing slash on a prefix is a segment boundary already; keep one canonical form.
