@@ -1,13 +1,22 @@
-// zonegate run | validate | demo | schema
+// zonegate run | validate | explain | demo | schema
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
 import { configJsonSchema } from './config/schema.ts';
+import { loadStatic } from './discovery/static.ts';
+import { CallerLocality } from './listener/locality.ts';
+import { createLogger } from './observability/logger.ts';
+import { explain, formatExplanation } from './routing/explain.ts';
+import { createUpstreams } from './routing/pick.ts';
+import { RouteTable } from './routing/route-table.ts';
 import { runGateway } from './run.ts';
+import { Topology } from './topology.ts';
 
 const USAGE = `usage:
   zonegate run [--config routes.yaml]      run the gateway
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
+  zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
+                                           which route, tier and instance would serve a request, and why
   zonegate demo [--config routes.yaml]     simulated multi-zone upstreams + the gateway on :8080
   zonegate schema                          print the routes.yaml JSON Schema`;
 
@@ -23,11 +32,45 @@ async function validate(file: string): Promise<number> {
   }
 }
 
+interface ExplainArgs {
+  path?: string;
+  method?: string;
+  region?: string;
+  key?: string;
+  host?: string;
+  json?: boolean;
+}
+
+/** Answers from the config's static registry, without starting the gateway. */
+async function explainCommand(configPath: string, args: ExplainArgs): Promise<number> {
+  if (args.path === undefined) {
+    console.error('explain needs --path');
+    return 2;
+  }
+  const config = await loadConfigFile(configPath);
+  const topology = new Topology(config.topology);
+  const upstreams = createUpstreams(topology);
+  loadStatic(upstreams.registry, config.discovery);
+  const callers = new CallerLocality(topology, config.gateway, createLogger({ level: 'silent' }));
+  const explanation = explain({ routes: new RouteTable(config.routes), callers, upstreams }, { ...args, path: args.path });
+  console.log(args.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
+  return 0;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' } },
+    options: {
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+      path: { type: 'string' },
+      method: { type: 'string' },
+      region: { type: 'string' },
+      key: { type: 'string' },
+      host: { type: 'string' },
+      json: { type: 'boolean' },
+    },
   });
   const [command, ...rest] = positionals;
   const configPath = values.config ?? rest[0] ?? 'routes.yaml';
@@ -40,6 +83,8 @@ async function main(argv: string[]): Promise<number> {
       return validate(configPath);
     case 'run':
       return runGateway(configPath);
+    case 'explain':
+      return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
       return runDemo(configPath);

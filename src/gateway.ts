@@ -4,15 +4,13 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
 import type { Config, HostPort } from './config/schema.ts';
-import { Registry } from './discovery/registry.ts';
+import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
-import { InFlight } from './routing/in-flight.ts';
-import type { Upstreams } from './routing/pick.ts';
-import { TierIndexes } from './routing/tiers.ts';
+import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { Topology } from './topology.ts';
 
 export interface GatewayOptions {
@@ -41,13 +39,10 @@ export class Gateway {
   private constructor(config: Config, options: GatewayOptions) {
     this.logger = options.logger ?? createLogger();
     this.#topology = new Topology(config.topology);
-    this.registry = new Registry(this.#topology);
+    this.upstreams = createUpstreams(this.#topology);
+    this.registry = this.upstreams.registry;
     this.pools = new UpstreamPools(config.gateway.upstream);
-    this.upstreams = { registry: this.registry, tiers: new TierIndexes(this.#topology), inFlight: new InFlight() };
-    this.registry.on('change', (snapshot) => {
-      this.upstreams.tiers.build(snapshot);
-      this.pools.retain(this.#liveOrigins());
-    });
+    this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
     loadStatic(this.registry, config.discovery);
     this.#pipeline = new Pipeline(compileState(config, this.#topology, this.logger), this.upstreams, this.pools, this.logger);
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);

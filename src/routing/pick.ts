@@ -2,13 +2,13 @@
 // eligible locality tier, then rendezvous (sticky key) or power of two choices (no key) inside it.
 // `judgeStep` is the one eligibility rule; `explain` reports with it too.
 import type { Instance } from '../discovery/instance.ts';
-import type { Registry } from '../discovery/registry.ts';
+import { Registry } from '../discovery/registry.ts';
 import type { RouteConfig } from '../config/schema.ts';
-import type { Locality } from '../topology.ts';
+import type { Locality, Topology } from '../topology.ts';
 import { rendezvous, weightedRandom } from './balancer.ts';
-import type { InFlight } from './in-flight.ts';
+import { InFlight } from './in-flight.ts';
 import type { CompiledRoute } from './route-table.ts';
-import type { TierIndexes, TierLabel, TierStep } from './tiers.ts';
+import { TierIndexes, type TierLabel, type TierStep } from './tiers.ts';
 
 const READ_ONLY_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -38,6 +38,14 @@ export interface Upstreams {
   readonly registry: Registry;
   readonly tiers: TierIndexes;
   readonly inFlight: InFlight;
+}
+
+/** A registry whose every published snapshot gets its tier index built right away, off the request path. */
+export function createUpstreams(topology: Topology): Upstreams {
+  const registry = new Registry(topology);
+  const tiers = new TierIndexes(topology);
+  registry.on('change', (snapshot) => tiers.build(snapshot));
+  return { registry, tiers, inFlight: new InFlight() };
 }
 
 export function chooseService(route: CompiledRoute, keyHash: number | undefined): string {

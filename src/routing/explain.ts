@@ -1,0 +1,112 @@
+// "Which route, tier and instance would serve this request, and why": the same rules the request path
+// uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
+// Backs `zonegate explain` and the admin listener's /admin/explain.
+import type { CallerLocality } from '../listener/locality.ts';
+import type { Locality } from '../topology.ts';
+import { hashKey } from './hash.ts';
+import { chooseService, judgeStep, type StepVerdict, type Upstreams } from './pick.ts';
+import { rendezvous } from './balancer.ts';
+import type { RouteTable } from './route-table.ts';
+import type { TierLabel } from './tiers.ts';
+
+export interface ExplainQuery {
+  readonly path: string;
+  readonly method?: string;
+  readonly host?: string;
+  readonly region?: string;
+  /** the sticky key the request would carry */
+  readonly key?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface TierReport {
+  readonly tier: TierLabel;
+  readonly scope: string;
+  readonly healthy: number;
+  readonly registered: number;
+  readonly verdict: StepVerdict;
+  readonly reason: string;
+}
+
+export interface Explanation {
+  readonly method: string;
+  readonly path: string;
+  readonly route: string | null;
+  readonly service: string | null;
+  readonly caller: Locality & { readonly fromHeader: boolean };
+  readonly balancing: 'sticky' | 'least-request' | null;
+  readonly tiers: readonly TierReport[];
+  readonly instance: { readonly id: string; readonly address: string; readonly zone: string; readonly tier: TierLabel } | null;
+  readonly outcome: string;
+}
+
+const REASONS: Record<StepVerdict, (r: { healthy: number; registered: number; threshold: number }) => string> = {
+  eligible: ({ healthy, registered, threshold }) => `${healthy}/${registered} healthy, at or above the ${threshold} threshold`,
+  'no-healthy-instance': ({ registered }) => `none of ${registered} instances is healthy`,
+  'below-threshold': ({ healthy, registered, threshold }) => `${healthy}/${registered} healthy is below the ${threshold} threshold`,
+  'remote-never': () => 'route has locality.remote: never',
+  'remote-write': () => 'remote tier serves GET/HEAD/OPTIONS only (locality.remote: read-only)',
+};
+
+export interface ExplainContext {
+  readonly routes: RouteTable;
+  readonly callers: CallerLocality;
+  readonly upstreams: Upstreams;
+}
+
+export function explain(context: ExplainContext, query: ExplainQuery): Explanation {
+  const method = (query.method ?? 'GET').toUpperCase();
+  const headers = Object.fromEntries(Object.entries(query.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
+  const resolved = context.callers.resolve(query.region ?? null, true);
+  const caller = { ...resolved, fromHeader: query.region !== undefined && resolved !== context.callers.home };
+  const base = { method, path: query.path, caller, tiers: [] as TierReport[], instance: null };
+  const route = context.routes.match({ method, host: (query.host ?? '').toLowerCase(), path: query.path, headers });
+  if (route === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '404 route_not_found' };
+
+  const keyHash = route.config.sticky && query.key !== undefined ? hashKey(query.key) : undefined;
+  const balancing = keyHash === undefined ? 'least-request' : 'sticky';
+  const service = chooseService(route, keyHash);
+  const snapshot = context.upstreams.registry.snapshot(service);
+  const named = { ...base, route: route.name, service, balancing } as const;
+  if (snapshot === undefined) return { ...named, outcome: `503 no_healthy_upstream (no snapshot of ${service} yet)` };
+
+  const threshold = route.config.locality.failoverThreshold;
+  const tiers: TierReport[] = [];
+  for (const step of context.upstreams.tiers.of(snapshot).plan(resolved)) {
+    const { healthy, registered } = step.group;
+    const verdict = judgeStep(step, route.config.locality, method);
+    const reason = REASONS[verdict]({ healthy: healthy.length, registered, threshold });
+    tiers.push({ tier: step.label, scope: step.scope, healthy: healthy.length, registered, verdict, reason });
+    if (verdict === 'remote-write') return { ...named, tiers, outcome: '503 remote_write_refused' };
+    if (verdict !== 'eligible') continue;
+    const member =
+      keyHash === undefined ? step.group.picker.pick(context.upstreams.inFlight.load) : rendezvous(step.group.members, keyHash);
+    const instance = member!.item;
+    return {
+      ...named,
+      tiers,
+      instance: { id: instance.id, address: instance.address, zone: instance.zone, tier: step.label },
+      outcome: `forwarded to ${instance.id} (${step.label} tier)`,
+    };
+  }
+  const outcome = route.config.fallback ? `${route.config.fallback.status} fallback` : '503 no_healthy_upstream';
+  return { ...named, tiers, outcome };
+}
+
+/** The explanation as the CLI prints it. */
+export function formatExplanation(e: Explanation): string {
+  const lines = [
+    `request   ${e.method} ${e.path}`,
+    `caller    ${e.caller.kind} ${e.caller.name} (${[e.caller.zone, e.caller.city, e.caller.region].filter(Boolean).join(' / ')})${e.caller.fromHeader ? ' from X-Region-ID' : ' — the gateway zone'}`,
+    `route     ${e.route ?? '(none)'}`,
+  ];
+  if (e.service !== null) lines.push(`service   ${e.service}`, `balancing ${e.balancing === 'sticky' ? 'sticky key (rendezvous hash)' : 'least request (power of two choices)'}`);
+  if (e.tiers.length > 0) lines.push('tiers');
+  for (const t of e.tiers) {
+    const mark = t.verdict === 'eligible' ? '✓' : '✗';
+    lines.push(`  ${mark} ${t.tier.padEnd(6)} ${t.scope.padEnd(28)} ${t.reason}`);
+  }
+  if (e.instance) lines.push(`instance  ${e.instance.id} at ${e.instance.address}, zone ${e.instance.zone}`);
+  lines.push(`outcome   ${e.outcome}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,88 @@
+// The shapes the fixture speaks: Consul's JSON for health entries, and the inputs that register services.
+
+export type CheckStatus = 'passing' | 'warning' | 'critical';
+
+export function isCheckStatus(value: unknown): value is CheckStatus {
+  return value === 'passing' || value === 'warning' || value === 'critical';
+}
+
+/** How a check is run; the fixture only runs HTTP checks, and only when asked to. */
+export interface CheckDefinition {
+  readonly http?: string;
+  readonly method?: string;
+  readonly tcp?: string;
+  readonly grpc?: string;
+  readonly ttl?: string;
+  readonly interval?: string;
+  readonly timeout?: string;
+}
+
+export interface CheckInput {
+  /** defaults to `service:<id>`, or `service:<id>:<n>` when the service has several checks */
+  readonly id?: string;
+  readonly name?: string;
+  readonly status: CheckStatus;
+  readonly notes?: string;
+  readonly output?: string;
+  readonly definition?: CheckDefinition;
+}
+
+export interface NodeInput {
+  readonly name: string;
+  readonly address?: string;
+  readonly meta?: Readonly<Record<string, string>>;
+}
+
+export interface ServiceRegistration {
+  readonly node: NodeInput;
+  readonly id: string;
+  readonly name: string;
+  readonly tags: readonly string[];
+  readonly address: string;
+  readonly port: number;
+  readonly meta: Readonly<Record<string, string>>;
+  readonly weights: { readonly Passing: number; readonly Warning: number };
+  readonly checks: readonly CheckInput[];
+}
+
+export interface HealthCheckJson {
+  Node: string;
+  CheckID: string;
+  Name: string;
+  Status: CheckStatus;
+  Notes: string;
+  Output: string;
+  ServiceID: string;
+  ServiceName: string;
+  ServiceTags: string[];
+  Type: string;
+  Definition: Record<string, string>;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+export interface HealthServiceEntryJson {
+  Node: {
+    ID: string;
+    Node: string;
+    Address: string;
+    Datacenter: string;
+    TaggedAddresses: Record<string, string>;
+    Meta: Record<string, string>;
+    CreateIndex: number;
+    ModifyIndex: number;
+  };
+  Service: {
+    ID: string;
+    Service: string;
+    Tags: string[];
+    Address: string;
+    Meta: Record<string, string>;
+    Port: number;
+    Weights: { Passing: number; Warning: number };
+    EnableTagOverride: boolean;
+    CreateIndex: number;
+    ModifyIndex: number;
+  };
+  Checks: HealthCheckJson[];
+}
