@@ -6,13 +6,19 @@ import { runGateway } from '../run.ts';
 import { startDemoUpstreams } from './upstreams.ts';
 
 function tryThis(base: string): string {
+  const curl = (args: string, what: string): string => `  curl -si ${args.replace('$URL', base)}\n      # ${what}`;
   return [
     '',
-    'zonegate demo is up. Try:',
-    `  curl -si ${base}/api/order/7                                  # served from this gateway's zone`,
-    `  curl -si -H 'X-Region-ID: bj-a' ${base}/api/order/7           # a caller in Beijing`,
-    `  curl -si -H 'X-User-ID: u42' ${base}/api/user/profile         # sticky: same user, same instance`,
-    `  curl -si ${base}/nowhere                                      # 404 route_not_found, JSON`,
+    'zonegate demo is up: simulated instances in sh-a, sh-b (Shanghai) and bj-a (Beijing). Try:',
+    curl('$URL/api/order/7', 'no X-Region-ID: the gateway zone sh-a serves (X-Zonegate-Tier: zone)'),
+    curl("-H 'X-Region-ID: bj-a' $URL/api/order/7", 'a caller in Beijing lands in bj-a'),
+    curl("-H 'X-Region-ID: hz-a' $URL/api/order/7", 'Hangzhou has no instance: a remote city serves the read'),
+    curl("-X POST -H 'X-Region-ID: sh-a' $URL/api/inventory", 'only Beijing has inventory: a write is refused (503 remote_write_refused)'),
+    curl("-H 'X-User-ID: u42' $URL/api/user/profile", 'sticky: repeat it, the same user stays on one instance'),
+    curl("-H 'X-User-ID: u42' $URL/api/catalog/items", 'canary 80/20 split, consistent per user'),
+    curl("-H 'X-Release: gray' $URL/api/order/7", 'traffic colouring: the gray release goes to order-v2'),
+    curl('$URL/nowhere', '404 route_not_found as JSON'),
+    `  node src/cli.ts explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
     'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why. Ctrl-C stops.',
     '',
   ].join('\n');
