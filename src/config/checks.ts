@@ -1,0 +1,133 @@
+// Rules that span several parts of the config, run once the schema has accepted every part on its own.
+import type { Config } from './schema.ts';
+import { formatConfigPath } from './errors.ts';
+import type { ConfigPath, ConfigPathIssue } from './errors.ts';
+
+export function crossCheck(config: Config): ConfigPathIssue[] {
+  return [...checkTopology(config), ...checkZonesExist(config), ...checkRoutes(config), ...checkAdmin(config)];
+}
+
+type PlaceKind = 'region' | 'city' | 'zone';
+
+interface Place {
+  readonly kind: PlaceKind;
+  readonly name: string;
+  /** the region of a city, the city of a zone */
+  readonly parent?: string;
+  readonly path: ConfigPath;
+}
+
+/** X-Region-ID resolves a name case-insensitively to one zone, city or region, so every name must be unique. */
+function checkTopology(config: Config): ConfigPathIssue[] {
+  const issues: ConfigPathIssue[] = [];
+  const seen = new Map<string, Place>();
+  const claim = (place: Place): void => {
+    const first = seen.get(place.name.toLowerCase());
+    if (!first) {
+      seen.set(place.name.toLowerCase(), place);
+      return;
+    }
+    issues.push({ path: place.path, atKey: place.kind !== 'zone', message: clashMessage(place, first) });
+  };
+  for (const [region, cities] of Object.entries(config.topology)) {
+    claim({ kind: 'region', name: region, path: ['topology', region] });
+    for (const [city, zones] of Object.entries(cities)) {
+      claim({ kind: 'city', name: city, parent: region, path: ['topology', region, city] });
+      zones.forEach((zone, index) => claim({ kind: 'zone', name: zone, parent: city, path: ['topology', region, city, index] }));
+    }
+  }
+  return issues;
+}
+
+function clashMessage(place: Place, first: Place): string {
+  const caseNote = place.name === first.name ? '' : ` (names are case-insensitive: it clashes with "${first.name}")`;
+  if (place.kind === 'zone' && first.kind === 'zone') {
+    return place.parent === first.parent
+      ? `zone "${place.name}" is listed twice in city ${place.parent}${caseNote}`
+      : `zone "${place.name}" is listed in two cities: ${first.parent} and ${place.parent}${caseNote}`;
+  }
+  if (place.kind === 'city' && first.kind === 'city') {
+    return `city "${place.name}" is listed in two regions: ${first.parent} and ${place.parent}${caseNote}`;
+  }
+  return (
+    `"${place.name}" is both ${describePlace(first)} and ${describePlace(place)}, ` +
+    `so X-Region-ID: ${place.name} would be ambiguous${caseNote}`
+  );
+}
+
+function describePlace(place: Place): string {
+  if (place.kind === 'region') return 'a region';
+  return place.kind === 'city' ? `a city in region ${place.parent}` : `a zone in city ${place.parent}`;
+}
+
+function checkZonesExist(config: Config): ConfigPathIssue[] {
+  const zones = new Set(Object.values(config.topology).flatMap((cities) => Object.values(cities).flat()));
+  const unknownZone = (zone: string, path: ConfigPath): ConfigPathIssue[] =>
+    zones.has(zone) ? [] : [{ path, message: `zone "${zone}" is not in topology (known zones: ${[...zones].join(', ')})` }];
+  const issues = unknownZone(config.gateway.zone, ['gateway', 'zone']);
+  for (const [service, instances] of Object.entries(config.discovery.static)) {
+    instances.forEach((instance, index) => issues.push(...unknownZone(instance.zone, ['discovery', 'static', service, index, 'zone'])));
+  }
+  return issues;
+}
+
+function checkRoutes(config: Config): ConfigPathIssue[] {
+  const issues: ConfigPathIssue[] = [];
+  const firstRouteNamed = new Map<string, number>();
+  config.routes.forEach((route, index) => {
+    const path = ['routes', index];
+    const first = firstRouteNamed.get(route.name);
+    if (first === undefined) firstRouteNamed.set(route.name, index);
+    else issues.push({ path: [...path, 'name'], message: `duplicate route name "${route.name}" (also ${formatConfigPath(['routes', first])})` });
+
+    if (route.service !== undefined) issues.push(...checkServiceKnown(config, route.service, [...path, 'service']));
+    route.weighted?.forEach((entry, i) => issues.push(...checkServiceKnown(config, entry.service, [...path, 'weighted', i, 'service'])));
+
+    const { rateLimit, retries, timeout } = route;
+    if (rateLimit?.burst !== undefined && rateLimit.burst < rateLimit.cost) {
+      issues.push({
+        path: [...path, 'rateLimit', 'burst'],
+        message: `burst ${rateLimit.burst} is smaller than cost ${rateLimit.cost}, so no request could ever pass`,
+      });
+    }
+    if (retries.perTryTimeout !== undefined && retries.perTryTimeout > timeout) {
+      issues.push({
+        path: [...path, 'retries', 'perTryTimeout'],
+        message: `perTryTimeout ${formatDuration(retries.perTryTimeout)} is longer than the route timeout ${formatDuration(timeout)}`,
+      });
+    }
+  });
+  return issues;
+}
+
+function checkServiceKnown(config: Config, service: string, path: ConfigPath): ConfigPathIssue[] {
+  const { consul, static: registry } = config.discovery;
+  // with Consul the catalog is only known at run time
+  if (consul !== undefined || service in registry) return [];
+  const known = Object.keys(registry);
+  const hint = known.length > 0 ? `known services: ${known.join(', ')}` : 'discovery.static is empty and discovery.consul is not set';
+  return [{ path, message: `unknown service "${service}": not in discovery.static (${hint})` }];
+}
+
+function checkAdmin(config: Config): ConfigPathIssue[] {
+  const { admin, adminToken } = config.gateway;
+  if (adminToken !== '' || isLoopback(admin.host)) return [];
+  const where = admin.host === '' ? 'all interfaces' : admin.host;
+  return [
+    {
+      path: ['gateway', 'admin'],
+      message: `the admin listener on ${where} is reachable from other hosts: set gateway.adminToken or listen on 127.0.0.1`,
+    },
+  ];
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(host);
+}
+
+/** Milliseconds back in the units a user writes (`2s`, `1m`, `250ms`). */
+function formatDuration(ms: number): string {
+  if (ms >= 60_000 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms >= 1000 && ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

@@ -1,0 +1,73 @@
+// Hot reload: on a file change or SIGHUP, load routes.yaml again and hand over the new config only when it is
+// valid and its text differs from the config already running. A bad file leaves the running config alone.
+import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Config } from './schema.ts';
+import type { Env } from './interpolate.ts';
+import { loadConfigText, readConfigText } from './load.ts';
+
+export interface ConfigWatchOptions {
+  /** the text of the config now running (from `loadConfigFileWithText`): only a different text is reloaded */
+  readonly initialText: string;
+  /** called with each new valid config; if it throws, the error goes to onError and the text is tried again next time */
+  onConfig(config: Config): void;
+  /** a bad or unreadable file (usually a ConfigError), or a watcher failure; the caller keeps its config */
+  onError(error: Error): void;
+  readonly env?: Env;
+  /** editors save in several steps (truncate, write, rename); wait for the events to settle */
+  readonly debounceMs?: number;
+}
+
+export interface ConfigWatcher {
+  /** Loads the file now (what SIGHUP calls); same rules as a file change. Never rejects: errors go to onError. */
+  reload(): Promise<void>;
+  close(): void;
+}
+
+const DEFAULT_DEBOUNCE_MS = 100;
+
+export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWatcher {
+  const fileName = basename(path);
+  let runningText = options.initialText;
+  let closed = false;
+  let debounce: NodeJS.Timeout | undefined;
+  // one load at a time, in order, so an older read can never replace a newer config
+  let queue = Promise.resolve();
+
+  const report = (error: unknown): void => {
+    if (!closed) options.onError(error instanceof Error ? error : new Error(String(error)));
+  };
+
+  const loadIfChanged = async (): Promise<void> => {
+    try {
+      const text = await readConfigText(path);
+      if (closed || text === runningText) return;
+      options.onConfig(loadConfigText(text, path, options.env));
+      runningText = text;
+    } catch (error) {
+      report(error);
+    }
+  };
+
+  const reload = (): Promise<void> => {
+    queue = queue.then(loadIfChanged);
+    return queue;
+  };
+
+  // the directory, not the file: an editor that saves by rename leaves a watch on the old inode deaf
+  const watcher = watch(dirname(path), (_event, changed) => {
+    if (changed !== null && changed !== fileName) return;
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void reload(), options.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  });
+  watcher.on('error', report);
+
+  return {
+    reload,
+    close() {
+      closed = true;
+      clearTimeout(debounce);
+      watcher.close();
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { loadConfigText } from '../../src/config/load.ts';
+import { MINIMAL_CONFIG, assertIssue, configErrorOf, editConfig, withGatewayLine } from './fixtures/config-files.ts';
+
+const SHANGHAI = '    shanghai: [sh-a, sh-b]\n';
+
+function withTopologyLines(lines: string): string {
+  return editConfig(SHANGHAI, SHANGHAI + lines);
+}
+
+describe('cross-checks: topology', () => {
+  it('rejects a gateway zone missing from topology', () => {
+    const error = configErrorOf(editConfig('  zone: sh-a', '  zone: bj-a'));
+    assertIssue(error, 2, 9, 'gateway.zone: zone "bj-a" is not in topology (known zones: sh-a, sh-b)');
+  });
+
+  it('rejects a zone listed in two cities, at the second listing', () => {
+    const error = configErrorOf(withTopologyLines('    hangzhou: [hz-a, sh-b]\n'));
+    assertIssue(error, 6, 22, 'topology.cn-east.hangzhou[1]: zone "sh-b" is listed in two cities: shanghai and hangzhou');
+  });
+
+  it('rejects a city listed in two regions, at the second key', () => {
+    const error = configErrorOf(withTopologyLines('  cn-north:\n    shanghai: [bj-a]\n'));
+    assertIssue(error, 7, 5, 'topology.cn-north.shanghai: city "shanghai" is listed in two regions: cn-east and cn-north');
+  });
+
+  it('rejects a name used as both a city and a zone, ignoring case as X-Region-ID does', () => {
+    const error = configErrorOf(withTopologyLines('    hangzhou: [Shanghai]\n'));
+    assertIssue(error, 6, 16, '"Shanghai" is both a city in region cn-east and a zone in city hangzhou');
+  });
+
+  it('rejects a region named like a zone', () => {
+    const error = configErrorOf(withTopologyLines('  sh-a:\n    suzhou: [sz-a]\n'));
+    assertIssue(error, 6, 3, 'topology.sh-a: "sh-a" is both a zone in city shanghai and a region');
+  });
+});
+
+describe('cross-checks: routes', () => {
+  it('rejects a weighted entry naming an unknown service', () => {
+    const weighted = '    weighted: [{ service: orders, weight: 1 }, { service: nope, weight: 1 }]';
+    const error = configErrorOf(editConfig('    service: orders', weighted));
+    assertIssue(error, 12, 59, 'routes[0].weighted[1].service: unknown service "nope"');
+  });
+
+  it('accepts any service name when Consul is the registry', () => {
+    const text = editConfig('    service: orders', '    service: payments', editConfig('  static:\n', '  consul: {}\n  static:\n'));
+    assert.equal(loadConfigText(text, 'routes.yaml', {}).routes[0]?.service, 'payments');
+  });
+
+  it('rejects a burst smaller than the cost of one request', () => {
+    const error = configErrorOf(`${MINIMAL_CONFIG}    rateLimit: { rate: 10/s, burst: 1, cost: 2 }\n`);
+    assertIssue(error, 13, 37, 'routes[0].rateLimit.burst: burst 1 is smaller than cost 2');
+  });
+
+  it('rejects a per-try timeout longer than the route timeout', () => {
+    const error = configErrorOf(`${MINIMAL_CONFIG}    timeout: 1s\n    retries: { perTryTimeout: 2s }\n`);
+    assertIssue(error, 14, 31, 'routes[0].retries.perTryTimeout: perTryTimeout 2s is longer than the route timeout 1s');
+  });
+});
+
+describe('cross-checks: admin listener', () => {
+  it('rejects a non-loopback admin address without a token', () => {
+    const error = configErrorOf(withGatewayLine('  admin: 0.0.0.0:9901'));
+    assertIssue(error, 3, 10, 'gateway.admin: the admin listener on 0.0.0.0 is reachable from other hosts');
+  });
+
+  it('rejects an admin listener on all interfaces without a token', () => {
+    const error = configErrorOf(withGatewayLine('  admin: ":9901"'));
+    assertIssue(error, 3, 10, 'the admin listener on all interfaces is reachable');
+  });
+
+  it('accepts a non-loopback admin address with a token, and IPv6 loopback without one', () => {
+    const withToken = withGatewayLine('  admin: 0.0.0.0:9901\n  adminToken: s3cret');
+    assert.equal(loadConfigText(withToken, 'routes.yaml', {}).gateway.admin.host, '0.0.0.0');
+    const ipv6Loopback = withGatewayLine('  admin: "[::1]:9901"');
+    assert.equal(loadConfigText(ipv6Loopback, 'routes.yaml', {}).gateway.admin.host, '::1');
+  });
+});

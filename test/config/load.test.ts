@@ -1,0 +1,242 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ConfigError } from '../../src/config/errors.ts';
+import { loadConfigFile, loadConfigFileWithText } from '../../src/config/load.ts';
+import type { Env } from '../../src/config/interpolate.ts';
+import { FIXTURES, MINIMAL_CONFIG, assertIssue, editConfig, makeTempDir, withGatewayLine } from './fixtures/config-files.ts';
+import type { TempDir } from './fixtures/config-files.ts';
+
+let temp: TempDir;
+before(async () => {
+  temp = await makeTempDir();
+});
+after(() => temp.remove());
+
+let caseNumber = 0;
+async function rejectionOf(text: string, env: Env = {}): Promise<{ error: ConfigError; path: string }> {
+  const path = await temp.write(`case-${++caseNumber}.yaml`, text);
+  const error = await loadConfigFile(path, env).then(
+    () => assert.fail('expected the config to be rejected'),
+    (thrown: unknown) => thrown,
+  );
+  assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+  return { error, path };
+}
+
+
+describe('loadConfigFile: a valid file', () => {
+  it('loads the minimal config', async () => {
+    const config = await loadConfigFile(await temp.write('minimal.yaml', MINIMAL_CONFIG), {});
+    assert.equal(config.routes[0]?.service, 'orders');
+  });
+
+  it('loads the DESIGN.md example with typed values', async () => {
+    const config = await loadConfigFile(join(FIXTURES, 'routes.yaml'), { PORT: '9090' });
+    assert.deepEqual(config.gateway.listen, { host: '0.0.0.0', port: 9090 });
+    assert.deepEqual(config.gateway.admin, { host: '127.0.0.1', port: 9901 });
+    assert.equal(config.gateway.adminToken, '');
+    assert.deepEqual(config.gateway.trustedProxies, ['10.0.0.0/8']);
+    assert.equal(config.gateway.limits.headersTimeout, 15_000);
+    assert.equal(config.gateway.limits.requestTimeout, 60_000);
+    assert.deepEqual(config.topology['cn-north'], { beijing: ['bj-a', 'bj-c'] });
+    const instances = config.discovery.static['order-service'] ?? [];
+    assert.deepEqual(
+      instances.map((i) => [i.address.port, i.zone, i.weight]),
+      [[9001, 'sh-a', 1], [9002, 'sh-b', 2], [9003, 'bj-a', 1]],
+    );
+    assert.equal(config.redis?.url, '');
+    const route = config.routes[0]!;
+    assert.equal(route.timeout, 5000);
+    assert.equal(route.retries.perTryTimeout, 2000);
+    assert.equal(route.retries.backoff, 25);
+    assert.deepEqual(route.retries.on, ['connect-failure', 'reset', 502, 503, 504]);
+    assert.equal(route.rateLimit?.rate.perSecond, 100);
+    assert.equal(route.rateLimit?.burst, 200);
+    assert.equal(route.breaker.resetTimeout, 10_000);
+    assert.deepEqual(route.fallback?.json, { message: 'orders are read-only right now' });
+  });
+
+  it('uses the default of ${PORT:-8080} when PORT is unset', async () => {
+    const config = await loadConfigFile(join(FIXTURES, 'routes.yaml'), {});
+    assert.equal(config.gateway.listen.port, 8080);
+  });
+
+  it('returns the file text next to the config', async () => {
+    const path = await temp.write('with-text.yaml', MINIMAL_CONFIG);
+    const loaded = await loadConfigFileWithText(path, {});
+    assert.equal(loaded.text, MINIMAL_CONFIG);
+    assert.equal(loaded.config.gateway.zone, 'sh-a');
+  });
+});
+
+// the line numbers below refer to MINIMAL_CONFIG's layout
+describe('loadConfigFile: mistakes point at the exact line and column', () => {
+  const cases: Array<{ name: string; text: string; env?: Env; at: [number, number]; message: string }> = [
+    {
+      name: 'unknown key, with a suggestion',
+      text: editConfig('prefix: /orders', 'prefx: /orders'),
+      at: [11, 14],
+      message: 'routes[0].match.prefx: unknown key "prefx" (did you mean "prefix"?)',
+    },
+    {
+      name: 'bad duration',
+      text: withGatewayLine('  limits: { headersTimeout: 5 seconds }'),
+      at: [3, 29],
+      message: 'gateway.limits.headersTimeout: expected a duration like 250ms, 5s or 1m, got "5 seconds"',
+    },
+    {
+      name: 'bad rate',
+      text: `${MINIMAL_CONFIG}    rateLimit: { rate: 100 per second }\n`,
+      at: [13, 24],
+      message: 'routes[0].rateLimit.rate: expected a rate like 100/s or 6000/m, got "100 per second"',
+    },
+    {
+      name: 'bad address',
+      text: editConfig('127.0.0.1:9001', 'localhost'),
+      at: [8, 25],
+      message: 'discovery.static.orders[0].address: expected host:port (e.g. 127.0.0.1:9001), got "localhost"',
+    },
+    {
+      name: 'missing required key, at the parent mapping',
+      text: editConfig('  zone: sh-a\n', '  listen: 0.0.0.0:8080\n'),
+      at: [2, 3],
+      message: 'gateway.zone: required key is missing (expected a string)',
+    },
+    {
+      name: 'wrong type',
+      text: withGatewayLine('  routingHeaders: yes'),
+      at: [3, 19],
+      message: 'gateway.routingHeaders: expected true or false, got "yes"',
+    },
+    {
+      name: 'value outside an enum',
+      text: `${MINIMAL_CONFIG}    locality: { remote: sometimes }\n`,
+      at: [13, 25],
+      message: 'routes[0].locality.remote: expected one of read-only, any, never, got "sometimes"',
+    },
+    {
+      name: 'route naming an unknown service',
+      text: editConfig('    service: orders', '    service: payments'),
+      at: [12, 14],
+      message: 'routes[0].service: unknown service "payments": not in discovery.static (known services: orders)',
+    },
+    {
+      name: 'static instance in a zone missing from topology',
+      text: editConfig('zone: sh-a }', 'zone: sh-x }'),
+      at: [8, 47],
+      message: 'discovery.static.orders[0].zone: zone "sh-x" is not in topology (known zones: sh-a, sh-b)',
+    },
+    {
+      name: 'duplicate route name',
+      text: `${MINIMAL_CONFIG}  - name: orders\n    match: { prefix: /other }\n    service: orders\n`,
+      at: [13, 11],
+      message: 'routes[1].name: duplicate route name "orders" (also routes[0])',
+    },
+    {
+      name: 'prefix and path both set',
+      text: editConfig('{ prefix: /orders }', '{ prefix: /orders, path: /x }'),
+      at: [11, 12],
+      message: 'routes[0].match: match needs exactly one of prefix or path',
+    },
+    {
+      name: 'route with neither service nor weighted',
+      text: editConfig('    service: orders\n', ''),
+      at: [10, 5],
+      message: 'routes[0]: a route needs exactly one of service or weighted',
+    },
+    {
+      name: 'YAML syntax error',
+      text: editConfig('  zone: sh-a', '  zone: sh-a: sh-b'),
+      at: [2, 9],
+      message: 'YAML syntax: Nested mappings are not allowed in compact mappings',
+    },
+    {
+      name: 'duplicate key',
+      text: withGatewayLine('  zone: sh-b'),
+      at: [3, 3],
+      message: 'duplicate key "zone"',
+    },
+    {
+      name: 'unset environment variable without a default',
+      text: editConfig('  zone: sh-a', '  zone: ${GATEWAY_ZONE}'),
+      at: [2, 9],
+      message: 'gateway.zone: environment variable GATEWAY_ZONE is not set',
+    },
+    {
+      name: 'unset variable after a longer substitution on the same line',
+      text: withGatewayLine('  listen: "${HOST}:${PORT}"'),
+      env: { HOST: 'a-much-longer-host-name.example' },
+      at: [3, 20],
+      message: 'gateway.listen: environment variable PORT is not set',
+    },
+    {
+      name: 'cross-check error after a substitution that lengthened the line',
+      text: editConfig('[{ address: 127.0.0.1:9001, zone: sh-a }]', "[{ address: '${ADDR}', zone: sh-x }]"),
+      env: { ADDR: '10.20.30.40:9001' },
+      at: [8, 42],
+      message: 'discovery.static.orders[0].zone: zone "sh-x" is not in topology',
+    },
+  ];
+
+  for (const { name, text, env, at, message } of cases) {
+    it(name, async () => {
+      const { error, path } = await rejectionOf(text, env);
+      assertIssue(error, at[0], at[1], message);
+      assert.equal(error.issues[0]?.file, path);
+    });
+  }
+});
+
+describe('loadConfigFile: reporting', () => {
+  it('reports every schema problem at once, in file order', async () => {
+    const text = [
+      ['127.0.0.1:9001', 'localhost'],
+      ['prefix: /orders', 'prefx: /orders'],
+      ['  zone: sh-a\n', '  zone: sh-a\n  drainTimeout: soon\n'],
+    ].reduce((config, [search, replacement]) => editConfig(search!, replacement!, config), MINIMAL_CONFIG);
+    const { error } = await rejectionOf(text);
+    assert.deepEqual(
+      error.issues.map((issue) => [issue.line, issue.message.split(':')[0]]),
+      [
+        [3, 'gateway.drainTimeout'],
+        [9, 'discovery.static.orders[0].address'],
+        [12, 'routes[0].match'],
+        [12, 'routes[0].match.prefx'],
+      ],
+    );
+  });
+
+  it('runs cross-checks only once the schema passes', async () => {
+    const text = editConfig('    service: orders', '    service: payments', withGatewayLine('  drainTimeout: soon'));
+    const { error } = await rejectionOf(text);
+    assert.equal(error.issues.length, 1, error.format());
+    assertIssue(error, 3, 17, 'gateway.drainTimeout');
+  });
+
+  it('formats one file:line:col: message per line', async () => {
+    const { error, path } = await rejectionOf(editConfig('prefix: /orders', 'prefx: /orders'));
+    assert.equal(
+      error.format(),
+      [
+        `${path}:11:12: routes[0].match: match needs exactly one of prefix or path`,
+        `${path}:11:14: routes[0].match.prefx: unknown key "prefx" (did you mean "prefix"?)`,
+      ].join('\n'),
+    );
+    assert.match(error.message, /invalid config \(2 problems\)/);
+  });
+
+  it('names an unreadable file at 1:1', async () => {
+    const missing = join(temp.dir, 'does-not-exist.yaml');
+    await assert.rejects(loadConfigFile(missing, {}), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.deepEqual(error.issues, [{ file: missing, line: 1, col: 1, message: 'cannot read config file: no such file' }]);
+      return true;
+    });
+  });
+
+  it('rejects an empty file with what it should contain', async () => {
+    const { error } = await rejectionOf('');
+    assertIssue(error, 1, 1, 'expected a mapping with gateway, topology and routes, got an empty file');
+  });
+});

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { ConfigError } from '../../src/config/errors.ts';
+import { loadConfigFileWithText } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { watchConfig } from '../../src/config/watch.ts';
+import type { ConfigWatcher } from '../../src/config/watch.ts';
+import { MINIMAL_CONFIG, editConfig, makeTempDir } from './fixtures/config-files.ts';
+import type { TempDir } from './fixtures/config-files.ts';
+
+type WatchEvent = { kind: 'config'; config: Config } | { kind: 'error'; error: Error };
+
+/** Buffers handler calls so a test can await them in order. */
+class WatchEvents {
+  readonly seen: WatchEvent[] = [];
+  #unread: WatchEvent[] = [];
+  #waiting: Array<(event: WatchEvent) => void> = [];
+
+  push(event: WatchEvent): void {
+    this.seen.push(event);
+    const waiter = this.#waiting.shift();
+    if (waiter) waiter(event);
+    else this.#unread.push(event);
+  }
+
+  next(): Promise<WatchEvent> {
+    const event = this.#unread.shift();
+    return event ? Promise.resolve(event) : new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /** Skips errors (an editor's half-written file may be seen first) up to the next config. */
+  async nextConfig(): Promise<{ config: Config; skippedErrors: number }> {
+    for (let skippedErrors = 0; ; skippedErrors++) {
+      const event = await this.next();
+      if (event.kind === 'config') return { config: event.config, skippedErrors };
+    }
+  }
+
+  count(kind: WatchEvent['kind']): number {
+    return this.seen.filter((event) => event.kind === kind).length;
+  }
+}
+
+const withZone = (zone: string): string => editConfig('  zone: sh-a', `  zone: ${zone}`);
+const BROKEN = editConfig('  zone: sh-a', '  zone: sh-a\n  listen: nowhere');
+
+describe('watchConfig', () => {
+  let temp: TempDir;
+  let path: string;
+  let events: WatchEvents;
+  let watcher: ConfigWatcher | undefined;
+
+  beforeEach(async () => {
+    temp = await makeTempDir();
+    path = await temp.write('routes.yaml', MINIMAL_CONFIG);
+    events = new WatchEvents();
+  });
+  afterEach(async () => {
+    watcher?.close();
+    await temp.remove();
+  });
+
+  async function startWatching(debounceMs: number): Promise<ConfigWatcher> {
+    const { text } = await loadConfigFileWithText(path, {});
+    watcher = watchConfig(path, {
+      initialText: text,
+      env: {},
+      debounceMs,
+      onConfig: (config) => events.push({ kind: 'config', config }),
+      onError: (error) => events.push({ kind: 'error', error }),
+    });
+    return watcher;
+  }
+
+  /** How editors save: write a sibling, then rename it over the file. */
+  async function replaceFile(text: string): Promise<void> {
+    const sibling = `${path}.tmp`;
+    await writeFile(sibling, text);
+    await rename(sibling, path);
+  }
+
+  // a missed file event fails by timeout rather than hanging the run
+  it('picks up a change, reports a broken file without a config, then picks up the fix', { timeout: 3000 }, async () => {
+    await startWatching(20);
+
+    await replaceFile(withZone('sh-b'));
+    const first = await events.next();
+    assert.equal(first.kind, 'config');
+    assert.equal(first.kind === 'config' && first.config.gateway.zone, 'sh-b');
+
+    await replaceFile(BROKEN);
+    const broken = await events.next();
+    assert.equal(broken.kind, 'error');
+    assert.ok(broken.kind === 'error' && broken.error instanceof ConfigError);
+    assert.match(broken.error.message, /gateway\.listen: expected host:port/);
+
+    // written in place this time: a half-written file read in between may add errors, never a config
+    await writeFile(path, MINIMAL_CONFIG);
+    const fixed = await events.nextConfig();
+    assert.equal(fixed.config.gateway.zone, 'sh-a');
+    assert.equal(events.count('config'), 2, 'no config was delivered for the broken file');
+  });
+
+  it('reload() delivers a changed file once and stays quiet while it is unchanged', async () => {
+    // a debounce longer than the test keeps the file watcher out of it
+    const watching = await startWatching(60_000);
+    await writeFile(path, withZone('sh-b'));
+
+    await watching.reload();
+    assert.deepEqual(events.seen.map((e) => e.kind === 'config' && e.config.gateway.zone), ['sh-b']);
+
+    await watching.reload();
+    assert.equal(events.seen.length, 1);
+  });
+
+  it('reload() reports a broken or missing file and keeps the last good text', async () => {
+    const watching = await startWatching(60_000);
+    await writeFile(path, BROKEN);
+    await watching.reload();
+    await rm(path);
+    await watching.reload();
+    assert.deepEqual(
+      events.seen.map((e) => e.kind === 'error' && e.error.message.includes(path)),
+      [true, true],
+    );
+
+    // the original text is still the running one, so restoring it is not a change
+    await writeFile(path, MINIMAL_CONFIG);
+    await watching.reload();
+    assert.equal(events.seen.length, 2);
+  });
+
+  it('calls nothing after close()', async () => {
+    const watching = await startWatching(60_000);
+    watching.close();
+    await writeFile(path, withZone('sh-b'));
+    await watching.reload();
+    assert.equal(events.seen.length, 0);
+  });
+});
