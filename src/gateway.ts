@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
 import type { Config, HostPort } from './config/schema.ts';
+import { ConsulDiscovery } from './discovery/consul.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
@@ -11,6 +12,7 @@ import { createLogger, flushLogger, type Logger } from './observability/logger.t
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
+import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
 
 export interface GatewayOptions {
@@ -29,6 +31,7 @@ export class Gateway {
   readonly pools: UpstreamPools;
   readonly upstreams: Upstreams;
   #topology: Topology;
+  #consul: ConsulDiscovery | undefined;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -44,6 +47,7 @@ export class Gateway {
     this.pools = new UpstreamPools(config.gateway.upstream);
     this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
     loadStatic(this.registry, config.discovery);
+    this.#watchConsul(config, new RouteTable(config.routes).services());
     this.#pipeline = new Pipeline(compileState(config, this.#topology, this.logger), this.upstreams, this.pools, this.logger);
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
     this.#admin = createAdminServer({ isReady: () => this.isReady(), token: () => this.config.gateway.adminToken });
@@ -99,6 +103,7 @@ export class Gateway {
     loadStatic(this.registry, config.discovery);
     const state = compileState(config, this.#topology, this.logger);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
+    this.#watchConsul(config, state.routes.services(), previous);
     this.#pipeline.state = state;
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
   }
@@ -120,11 +125,28 @@ export class Gateway {
       this.logger.warn('drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
     });
+    this.#consul?.stop();
     await Promise.race([closed, expired]);
     await closed;
     await this.pools.close();
     this.logger.info('zonegate stopped');
     await flushLogger(this.logger);
+  }
+
+  /** Routed services without a static list come from Consul; a changed `discovery.consul` restarts the watchers. */
+  #watchConsul(config: Config, routed: Set<string>, previous?: Config): void {
+    const consul = config.discovery.consul;
+    if (this.#consul && JSON.stringify(consul) !== JSON.stringify(previous?.discovery.consul)) {
+      this.#consul.stop();
+      this.#consul = undefined;
+    }
+    if (!consul) return;
+    this.#consul ??= new ConsulDiscovery(consul, this.registry, this.logger);
+    this.#consul.watch(new Set([...routed].filter((service) => !(service in config.discovery.static))));
+  }
+
+  get consul(): ConsulDiscovery | undefined {
+    return this.#consul;
   }
 
   #liveOrigins(): Set<string> {

@@ -115,7 +115,9 @@ const staticInstance = z.strictObject({
 });
 
 const consul = z.strictObject({
-  address: z.url().default('http://127.0.0.1:8500'),
+  /** `http(s)://host:port` or `host:port`; empty → $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500 */
+  address: z.string().default(''),
+  /** empty → $CONSUL_HTTP_TOKEN */
   token: z.string().default(''),
   datacenters: z.array(z.string().min(1)).min(1).default(['dc1']),
   zoneMeta: z.string().min(1).default('zone'),

@@ -1,0 +1,211 @@
+// Consul discovery end to end: the real `consul` client in the gateway against the Consul API fixture,
+// real loopback upstreams, requests through the gateway.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+
+const TOPOLOGY = `
+topology:
+  cn-east: { shanghai: [sh-a, sh-b] }
+  cn-north: { beijing: [bj-a] }`;
+
+function gatewayYaml(consul: ConsulFixture, extra = ''): string {
+  return `
+gateway: { zone: sh-a, routingHeaders: true }
+${TOPOLOGY}
+discovery:
+  consul: { address: ${consul.address}, datacenters: [dc1, dc2], wait: 30s${extra} }
+routes:
+  - { name: orders, match: { prefix: / }, service: orders, locality: { failoverThreshold: 0.5 } }
+`;
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after the deadline. */
+async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, deadlineMs = 3000): Promise<T> {
+  const until = performance.now() + deadlineMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (performance.now() > until) throw new Error(`condition not met within ${deadlineMs} ms`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+async function servedBy(gw: TestGateway, region = 'sh-a'): Promise<{ status: number; upstream: string | null }> {
+  const res = await fetch(`${gw.url}/x`, { headers: { 'x-region-id': region } });
+  await res.arrayBuffer();
+  return { status: res.status, upstream: res.headers.get('x-zonegate-upstream') };
+}
+
+describe('consul discovery', { timeout: 30_000 }, () => {
+  const upstreams: TestUpstream[] = [];
+  let consul: ConsulFixture;
+  let gw: TestGateway | undefined;
+
+  before(async () => {
+    for (const name of ['a1', 'a2', 'a3', 'b1', 'j1']) upstreams.push(await startUpstream(name));
+  });
+  after(async () => {
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+  afterEach(async () => {
+    await gw?.close();
+    gw = undefined;
+    await consul.close();
+  });
+
+  function register(name: string, zone: string, dc = 'dc1'): string {
+    const upstream = upstreams[['a1', 'a2', 'a3', 'b1', 'j1'].indexOf(name)]!;
+    return consul.register(dc, { service: 'orders', id: name, port: upstream.port, address: '127.0.0.1', zone }).id;
+  }
+
+  test('an instance turned critical stops receiving traffic within 1 s, through blocking queries', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a');
+    register('a2', 'sh-a');
+    gw = await startGateway(gatewayYaml(consul));
+    await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined));
+    const before = new Set<string | null>();
+    for (let i = 0; i < 20; i++) before.add((await servedBy(gw)).upstream);
+    assert.deepEqual([...before].sort(), ['a1@dc1', 'a2@dc1']);
+
+    await consul.waitForBlocking(2);
+    const queriesBefore = consul.requests.length;
+    const failedAt = performance.now();
+    consul.setCheck('dc1', 'service:a2', 'critical');
+    await eventually(async () => {
+      const results = await Promise.all(Array.from({ length: 10 }, () => servedBy(gw!)));
+      return results.every((r) => r.upstream === 'a1@dc1') ? true : undefined;
+    });
+    assert.ok(performance.now() - failedAt < 1000, 'traffic moved off the critical instance within 1 s');
+    // one answer per watch (dc1 woke up), not a polling loop
+    assert.ok(consul.requests.length - queriesBefore <= 4, `${consul.requests.length - queriesBefore} queries`);
+  });
+
+  test('the zone tier falls through under the threshold and comes back with health', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a');
+    register('a2', 'sh-a');
+    register('a3', 'sh-a');
+    register('b1', 'sh-b');
+    gw = await startGateway(gatewayYaml(consul));
+    await eventually(async () => ((await servedBy(gw!)).status === 200 ? true : undefined));
+    consul.setCheck('dc1', 'service:a1', 'critical');
+    consul.setCheck('dc1', 'service:a2', 'critical');
+    await eventually(async () => ((await servedBy(gw!)).upstream === 'b1@dc1' ? true : undefined));
+    consul.setCheck('dc1', 'service:a2', 'passing');
+    const back = await eventually(async () => {
+      const { upstream } = await servedBy(gw!);
+      return upstream !== 'b1@dc1' ? upstream : undefined;
+    });
+    assert.match(back!, /^a[23]@dc1$/);
+  });
+
+  test('instances of two datacenters are merged into one snapshot', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a', 'dc1');
+    register('j1', 'bj-a', 'dc2');
+    gw = await startGateway(gatewayYaml(consul));
+    const snapshot = await eventually(() => {
+      const s = gw!.gateway.registry.snapshot('orders');
+      return s && s.instances.length === 2 ? s : undefined;
+    });
+    assert.deepEqual(snapshot.instances.map((i) => `${i.id} ${i.zone} ${i.datacenter}`), ['a1@dc1 sh-a dc1', 'j1@dc2 bj-a dc2']);
+    assert.equal((await servedBy(gw, 'bj-a')).upstream, 'j1@dc2');
+    assert.equal((await servedBy(gw, 'sh-a')).upstream, 'a1@dc1');
+  });
+
+  test('Consul down for a long stretch: no failed request, updates resume when it returns', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a');
+    gw = await startGateway(gatewayYaml(consul));
+    await eventually(async () => ((await servedBy(gw!)).status === 200 ? true : undefined));
+    await consul.faults.refuse();
+    await gw.log.waitFor((line) => line.msg === 'consul query failed; serving the last known snapshot');
+    const statuses: number[] = [];
+    const until = performance.now() + 1500;
+    while (performance.now() < until) statuses.push((await servedBy(gw)).status);
+    assert.ok(statuses.length > 50);
+    assert.deepEqual(new Set(statuses), new Set([200]));
+
+    await consul.faults.accept();
+    register('a2', 'sh-a');
+    await eventually(async () => ((await servedBy(gw!)).upstream === 'a2@dc1' ? true : undefined), 10_000);
+    await gw.log.waitFor((line) => line.msg === 'consul reachable again');
+    // the outage was logged once per watch, not once per retry
+    const warnings = gw.log.lines.filter((line) => line.msg === 'consul query failed; serving the last known snapshot');
+    assert.ok(warnings.length <= 2, `${warnings.length} warnings`);
+  });
+
+  test('an index that goes backwards restarts the watch and later changes still arrive', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a');
+    gw = await startGateway(gatewayYaml(consul));
+    await eventually(async () => ((await servedBy(gw!)).status === 200 ? true : undefined));
+    await consul.waitForBlocking(2);
+    consul.faults.resetIndex(1);
+    await consul.waitForRequest((r) => r.path === '/v1/health/service/orders' && r.query.index === undefined && r.query.dc === 'dc1');
+    register('a2', 'sh-a');
+    await eventually(() => (gw!.gateway.registry.snapshot('orders')?.instances.length === 2 ? true : undefined));
+  });
+
+  test('flap guard: a mass removal is held for one confirmation round', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    for (const name of ['a1', 'a2', 'a3', 'b1']) register(name, name === 'b1' ? 'sh-b' : 'sh-a');
+    gw = await startGateway(gatewayYaml(consul));
+    await eventually(() => (gw!.gateway.registry.snapshot('orders')?.healthy.length === 4 ? true : undefined));
+    await consul.waitForBlocking(2);
+    // Park the watcher outside Consul so the three failures arrive in one answer.
+    await consul.faults.refuse();
+    for (const name of ['a1', 'a2', 'a3']) consul.setCheck('dc1', `service:${name}`, 'critical');
+    await consul.faults.accept();
+    await gw.log.waitFor((line) => String(line.msg).includes('holding it for one confirmation round'));
+    assert.equal(gw.gateway.registry.snapshot('orders')!.healthy.length, 4, 'held, not applied');
+    await eventually(() => (gw!.gateway.registry.snapshot('orders')!.healthy.length === 1 ? true : undefined), 10_000);
+  });
+
+  test('a restart during a Consul outage serves from the snapshot file', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    const dir = await mkdtemp(join(tmpdir(), 'zonegate-snapshot-'));
+    const file = join(dir, 'snapshot.json');
+    try {
+      register('a1', 'sh-a');
+      const first = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      await eventually(() => (existsSync(file) ? true : undefined), 5000);
+      await first.close();
+      assert.ok(JSON.parse(readFileSync(file, 'utf8')).orders.length === 1);
+
+      await consul.faults.refuse();
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
+      assert.deepEqual(await servedBy(gw), { status: 200, upstream: 'a1@dc1' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('not ready until every routed service has a snapshot', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    consul.faults.status500(true);
+    gw = await startGateway(gatewayYaml(consul));
+    assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 503);
+    consul.faults.status500(false);
+    register('a1', 'sh-a');
+    await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
+  });
+});
+
+test('the consul client is the only Consul client: no source file speaks the Consul HTTP API itself', () => {
+  const files = readdirSync('src', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
+  const read = (f: string): string => readFileSync(join('src', f), 'utf8');
+  assert.deepEqual(files.filter((f) => /['"`]\/v1\//.test(read(f))), []);
+  const clients = files.filter((f) => /from 'consul'/.test(read(f)));
+  assert.ok(clients.includes(join('discovery', 'consul.ts')));
+  for (const f of clients) assert.ok(f.startsWith('discovery') || f.startsWith('demo'), `${f} imports the consul client`);
+});
