@@ -17,7 +17,9 @@ const USAGE = `usage:
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
-  zonegate demo [--config routes.yaml]     simulated multi-zone upstreams + the gateway on :8080
+  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500]
+                                           simulated multi-zone upstreams + the gateway on :8080
+                                           (--consul: register them in Consul and discover them from it)
   zonegate schema                          print the routes.yaml JSON Schema`;
 
 async function validate(file: string): Promise<number> {
@@ -70,6 +72,7 @@ async function main(argv: string[]): Promise<number> {
       key: { type: 'string' },
       host: { type: 'string' },
       json: { type: 'boolean' },
+      consul: { type: 'string' },
     },
   });
   const [command, ...rest] = positionals;
@@ -87,7 +90,7 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
-      return runDemo(configPath);
+      return runDemo(configPath, { consul: values.consul });
     }
     case 'schema':
       console.log(JSON.stringify(configJsonSchema(), null, 2));

@@ -153,8 +153,7 @@ export class Pipeline {
   #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {
     switch (failure.kind) {
       case 'client-closed':
-        ctx.error = 'client_closed';
-        return;
+        return; // logged by #finish, which runs first (on the response's 'close')
       case 'body-too-large':
         return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', {
           connection: 'close',
@@ -169,6 +168,8 @@ export class Pipeline {
   #finish(ctx: RequestContext, res: ServerResponse): void {
     // nginx's convention: 499 when the client went away before a response head was sent.
     if (ctx.status === 0 || !res.headersSent) ctx.status = 499;
+    // A response that never finished was cut short by the client, unless the gateway already said why.
+    if (!res.writableFinished) ctx.error ??= 'client_closed';
     logAccess(this.#logger, ctx);
   }
 }

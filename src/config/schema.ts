@@ -114,7 +114,7 @@ const staticInstance = z.strictObject({
   healthy: z.boolean().default(true),
 });
 
-const consul = z.strictObject({
+export const consulSchema = z.strictObject({
   /** `http(s)://host:port` or `host:port`; empty → $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500 */
   address: z.string().default(''),
   /** empty → $CONSUL_HTTP_TOKEN */
@@ -129,7 +129,7 @@ const consul = z.strictObject({
 });
 
 const discovery = z.strictObject({
-  consul: consul.optional(),
+  consul: consulSchema.optional(),
   static: z.record(z.string().min(1), z.array(staticInstance)).default({}),
 });
 

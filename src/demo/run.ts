@@ -1,9 +1,23 @@
 // `zonegate demo` (what `npm start` runs): simulated upstreams in several zones plus the gateway,
 // configured from routes.yaml with routing headers on, and a few curl commands to try.
 import { loadConfigFile } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
-import { runGateway } from '../run.ts';
+import { consulSchema, type Config } from '../config/schema.ts';
+import { runGateway, type RunOptions } from '../run.ts';
+import { registerInConsul, type Registration } from './consul-registration.ts';
 import { startDemoUpstreams } from './upstreams.ts';
+
+export interface DemoOptions {
+  /** register the instances in this Consul and discover them from it instead of the static list */
+  readonly consul?: string;
+  readonly stopSignal?: RunOptions['stopSignal'];
+}
+
+/** The demo's view of the config: routing headers on, and Consul instead of the static list when asked. */
+function demoConfig(config: Config, consul: string | undefined): Config {
+  const gateway = { ...config.gateway, routingHeaders: true };
+  if (consul === undefined) return { ...config, gateway };
+  return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {} } };
+}
 
 function tryThis(base: string): string {
   const curl = (args: string, what: string): string => `  curl -si ${args.replace('$URL', base)}\n      # ${what}`;
@@ -24,17 +38,21 @@ function tryThis(base: string): string {
   ].join('\n');
 }
 
-export async function runDemo(configPath: string): Promise<number> {
+export async function runDemo(configPath: string, options: DemoOptions = {}): Promise<number> {
   const upstreams = await startDemoUpstreams(await loadConfigFile(configPath));
+  let registration: Registration | undefined;
   try {
+    if (options.consul !== undefined) registration = await registerInConsul(options.consul, upstreams.instances);
     return await runGateway(configPath, {
-      prepare: (config: Config) => ({ ...config, gateway: { ...config.gateway, routingHeaders: true } }),
+      prepare: (config: Config) => demoConfig(config, options.consul),
+      stopSignal: options.stopSignal,
       onStarted: (gateway) => {
         const { port } = gateway.address;
         process.stderr.write(tryThis(`http://127.0.0.1:${port}`));
       },
     });
   } finally {
+    await registration?.deregister();
     await upstreams.close();
   }
 }

@@ -50,10 +50,21 @@ function jitter(ms: number): number {
 }
 
 /** Resolves `address`/`token` with Consul's own environment variables as fallbacks. */
-export function consulEndpoint(config: ConsulConfig, env: NodeJS.ProcessEnv = process.env): { url: URL; token: string } {
+export function consulEndpoint(config: Pick<ConsulConfig, 'address' | 'token'>, env: NodeJS.ProcessEnv = process.env): { url: URL; token: string } {
   let address = config.address || env.CONSUL_HTTP_ADDR || 'http://127.0.0.1:8500';
   if (!/^https?:\/\//i.test(address)) address = `http://${address}`;
   return { url: new URL(address), token: config.token || env.CONSUL_HTTP_TOKEN || '' };
+}
+
+/** A client for a `discovery.consul`-style endpoint (also what the demo registers its instances with). */
+export function consulClient(config: Pick<ConsulConfig, 'address' | 'token' | 'stale'>): Consul {
+  const { url, token } = consulEndpoint(config);
+  return new Consul({
+    host: url.hostname,
+    port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
+    secure: url.protocol === 'https:',
+    defaults: { ...(token ? { token } : {}), ...(config.stale ? { stale: true } : {}) },
+  });
 }
 
 export function entryToSpec(entry: HealthEntry, datacenter: string, config: ConsulConfig): InstanceSpec {
@@ -229,13 +240,7 @@ export class ConsulDiscovery {
     this.config = config;
     this.logger = logger;
     this.#registry = registry;
-    const { url, token } = consulEndpoint(config);
-    this.client = new Consul({
-      host: url.hostname,
-      port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)),
-      secure: url.protocol === 'https:',
-      defaults: { ...(token ? { token } : {}), ...(config.stale ? { stale: true } : {}) },
-    });
+    this.client = consulClient(config);
   }
 
   /** Watches exactly these services (the ones routes send to that no static list provides). */

@@ -18,7 +18,9 @@ export function judgeStep(step: TierStep, locality: RouteConfig['locality'], met
   const { healthy, registered } = step.group;
   if (step.label === 'remote' && locality.remote === 'never') return 'remote-never';
   if (healthy.length === 0) return 'no-healthy-instance';
-  if (healthy.length < locality.failoverThreshold * registered) return 'below-threshold';
+  // The share itself, not threshold × registered: 0.28 × 25 rounds to 7.000000000000001, which would
+  // refuse 7 healthy of 25, while 7 / 25 rounds to exactly the number 0.28 parses to.
+  if (healthy.length / registered < locality.failoverThreshold) return 'below-threshold';
   if (step.label === 'remote' && locality.remote === 'read-only' && !READ_ONLY_METHODS.has(method)) return 'remote-write';
   return 'eligible';
 }

@@ -1,0 +1,133 @@
+// `zonegate demo` as a user runs it: a child process serving the repo's routes.yaml (on free ports).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
+
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** The repo's routes.yaml with every upstream, the listener and the admin moved to free loopback ports. */
+async function demoConfig(dir: string): Promise<string> {
+  let text = readFileSync('routes.yaml', 'utf8');
+  for (const address of new Set(text.match(/127\.0\.0\.1:90\d\d/g))) {
+    text = text.replaceAll(address, `127.0.0.1:${await freePort()}`);
+  }
+  const file = join(dir, 'routes.yaml');
+  writeFileSync(file, text);
+  return file;
+}
+
+interface Demo {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly startedInMs: number;
+}
+
+async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo> {
+  const started = performance.now();
+  const child = spawn(process.execPath, ['src/cli.ts', 'demo', '--config', config, ...extraArgs], {
+    env: { ...process.env, ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const match = /curl -si (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+      if (match) resolve(match[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`demo exited with ${code}: ${stderr}`)));
+  });
+  return { child, url, startedInMs: performance.now() - started };
+}
+
+async function stopDemo(demo: Demo): Promise<number | null> {
+  const exited = once(demo.child, 'exit');
+  demo.child.kill('SIGTERM');
+  const [code] = await exited;
+  return code as number | null;
+}
+
+describe('zonegate demo', { timeout: 30_000 }, () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'zonegate-demo-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('is up within 10 s and answers the behaviours it advertises', async () => {
+    const demo = await startDemo(await demoConfig(dir));
+    try {
+      assert.ok(demo.startedInMs < 10_000, `up after ${demo.startedInMs} ms`);
+
+      const local = await fetch(`${demo.url}/api/order/7`, { headers: { 'x-request-id': 'demo-req-1' } });
+      const localBody = (await local.json()) as { zone: string; service: string; requestId: string };
+      assert.equal(local.status, 200);
+      assert.equal(local.headers.get('x-zonegate-tier'), 'zone');
+      assert.equal(local.headers.get('x-zonegate-route'), 'orders');
+      assert.deepEqual([localBody.service, localBody.zone, localBody.requestId], ['order-service', 'sh-a', 'demo-req-1']);
+
+      const beijing = await fetch(`${demo.url}/api/order/7`, { headers: { 'x-region-id': 'bj-a' } });
+      assert.equal(((await beijing.json()) as { zone: string }).zone, 'bj-a');
+
+      const remoteWrite = await fetch(`${demo.url}/api/inventory`, { method: 'POST', body: '{}' });
+      assert.equal(remoteWrite.status, 503);
+      assert.equal(((await remoteWrite.json()) as { error: string }).error, 'remote_write_refused');
+
+      const gray = await fetch(`${demo.url}/api/order/7`, { headers: { 'x-release': 'gray' } });
+      assert.equal(((await gray.json()) as { service: string }).service, 'order-v2');
+    } finally {
+      assert.equal(await stopDemo(demo), 0, 'SIGTERM drains and exits 0');
+    }
+  });
+
+  describe('with --consul', () => {
+    let consul: ConsulFixture;
+    before(async () => {
+      consul = await startConsulFixture();
+    });
+    after(async () => {
+      await consul.close();
+    });
+
+    test('registers the instances with Meta.zone and an HTTP check, routes through Consul, deregisters on exit', async () => {
+      const demo = await startDemo(await demoConfig(dir), ['--consul', consul.address]);
+      try {
+        // Consul runs the HTTP checks; until they pass the instances are critical and not served.
+        await consul.runHttpChecks();
+        const entries = (await (await fetch(`${consul.address}/v1/health/service/order-service?passing=1`)).json()) as {
+          Service: { Meta: Record<string, string> };
+        }[];
+        assert.deepEqual(entries.map((e) => e.Service.Meta.zone).sort(), ['bj-a', 'sh-a', 'sh-b']);
+        let served: Response | undefined;
+        for (const deadline = performance.now() + 5000; performance.now() < deadline; ) {
+          served = await fetch(`${demo.url}/api/order/7`, { headers: { 'x-region-id': 'bj-a' } });
+          if (served.status === 200) break;
+          await served.arrayBuffer();
+        }
+        assert.equal(served?.status, 200);
+        assert.equal(((await served!.json()) as { zone: string }).zone, 'bj-a');
+        assert.match(served!.headers.get('x-zonegate-upstream') ?? '', /@dc1$/);
+      } finally {
+        assert.equal(await stopDemo(demo), 0);
+      }
+      const left = (await (await fetch(`${consul.address}/v1/health/service/order-service`)).json()) as unknown[];
+      assert.equal(left.length, 0, 'deregistered on exit');
+    });
+  });
+});
