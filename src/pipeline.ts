@@ -83,6 +83,31 @@ export class Pipeline {
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 
+    this.#admit(req, res, ctx, route, headers, peerTrusted);
+  };
+
+  /** Admission control between routing and forwarding (the rate limit stage goes here). */
+  #admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: RequestContext,
+    route: CompiledRoute,
+    headers: string[],
+    peerTrusted: boolean,
+  ): void {
+    this.#forward(req, res, ctx, route, headers, peerTrusted);
+  }
+
+  /** Picks the instance by locality and key, and streams the exchange. */
+  #forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    ctx: RequestContext,
+    route: CompiledRoute,
+    headers: string[],
+    peerTrusted: boolean,
+  ): void {
+    const state = this.state;
     const body = this.#requestBody(req, ctx, state.config.gateway.limits.maxBodyBytes);
     if (body === false) {
       return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', { connection: 'close' });
@@ -122,7 +147,7 @@ export class Pipeline {
       ctx,
     );
     attempt.committed.then(undefined, (failure: UpstreamFailure) => this.#upstreamFailed(res, ctx, failure));
-  };
+  }
 
   /** The body to stream upstream, null for none, false when its declared length is over the limit. */
   #requestBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Readable | null | false {
