@@ -1,0 +1,704 @@
+// What zonegate costs per request, measured against a bare undici forwarder on the same machine.
+// Both proxies forward to the same upstream and take the same load; see bench/README.md.
+//   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
+//                     [--connections 50] [--rounds 2]
+import autocannon, { type Instance, type RequestSpec } from 'autocannon';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { createHistogram, performance } from 'node:perf_hooks';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { stringify as toYaml } from 'yaml';
+
+const REPO = resolve(import.meta.dirname, '..');
+const LOOPBACK = '127.0.0.1';
+const SCENARIO_NAMES = ['plain', 'sticky', 'ratelimit'] as const;
+type ScenarioName = (typeof SCENARIO_NAMES)[number];
+type TargetName = 'bare' | 'zonegate';
+
+const CHILD_START_TIMEOUT_MS = 10_000;
+const CHILD_STOP_GRACE_MS = 3_000;
+const STDERR_TAIL_CHARS = 16_384;
+const BENCH_PATH = '/bench/item';
+const REDIS_URL = 'redis://127.0.0.1:6379';
+// Enough distinct keys that sticky hashing and per-key buckets see real variety, few enough that
+// autocannon can prebuild every request (it rebuilds requests per send only when they are dynamic).
+const USER_IDS = Array.from({ length: 256 }, (_, index) => `user-${index}`);
+
+// ── options ────────────────────────────────────────────────────────────────────────────────────
+
+interface BenchOptions {
+  readonly durationSeconds: number;
+  readonly warmupSeconds: number;
+  readonly connections: number;
+  readonly rounds: number;
+  readonly scenarios: readonly ScenarioName[];
+}
+
+const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration <s>] [--warmup <s>]
+                         [--connections <n>] [--rounds <n>]`;
+
+const OPTION_SPEC = {
+  scenario: { type: 'string', default: 'plain' },
+  duration: { type: 'string', default: '10' },
+  warmup: { type: 'string', default: '2' },
+  connections: { type: 'string', default: '50' },
+  rounds: { type: 'string', default: '2' },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
+function parseOptions(argv: readonly string[]): BenchOptions {
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTION_SPEC }>>['values'];
+  try {
+    ({ values } = parseArgs({ args: [...argv], strict: true, options: OPTION_SPEC }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const scenario = values.scenario;
+  if (scenario !== 'all' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
+  return {
+    durationSeconds: numberOption('duration', values.duration, { min: 1 }),
+    warmupSeconds: numberOption('warmup', values.warmup, { min: 0 }),
+    connections: numberOption('connections', values.connections, { min: 1, integer: true }),
+    rounds: numberOption('rounds', values.rounds, { min: 1, integer: true }),
+    scenarios: scenario === 'all' ? SCENARIO_NAMES : [scenario],
+  };
+}
+
+function isScenarioName(text: string): text is ScenarioName {
+  return (SCENARIO_NAMES as readonly string[]).includes(text);
+}
+
+function numberOption(name: string, text: string, rule: { min: number; integer?: boolean }): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < rule.min || (rule.integer === true && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} expects ${rule.integer === true ? 'an integer' : 'a number'} ≥ ${rule.min}, got "${text}"`);
+  }
+  return value;
+}
+
+class UsageError extends Error {}
+
+// ── CPU pinning ────────────────────────────────────────────────────────────────────────────────
+
+interface CpuLayout {
+  /** where the proxy under test runs (bare forwarder or gateway) */
+  readonly proxyCpu?: number;
+  /** where the upstream and this process (the load generator) run */
+  readonly loadCpu?: number;
+  readonly description: string;
+}
+
+/** Gives the proxy under test a core of its own, so the load generator never competes with it. */
+function pinCpus(): CpuLayout {
+  if (process.platform !== 'linux') return { description: 'no CPU pinning (not Linux)' };
+  let allowedCpus: number[];
+  try {
+    const answer = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' });
+    allowedCpus = parseCpuList(answer.slice(answer.lastIndexOf(':') + 1));
+  } catch {
+    return { description: 'no CPU pinning (taskset not available)' };
+  }
+  const [proxyCpu, loadCpu] = allowedCpus;
+  if (proxyCpu === undefined || loadCpu === undefined) return { description: 'no CPU pinning (fewer than 2 CPUs)' };
+  // -a: every thread of this process, libuv's pool included.
+  execFileSync('taskset', ['-a', '-c', '-p', String(loadCpu), String(process.pid)], { stdio: 'ignore' });
+  return {
+    proxyCpu,
+    loadCpu,
+    description: `proxy under test on CPU ${proxyCpu}; upstream and load generator on CPU ${loadCpu}`,
+  };
+}
+
+/** `0-3,6` → [0, 1, 2, 3, 6] */
+function parseCpuList(text: string): number[] {
+  return text.trim().split(',').flatMap((part) => {
+    const [first, last = first] = part.split('-').map(Number);
+    if (first === undefined || last === undefined || Number.isNaN(first) || Number.isNaN(last)) return [];
+    return Array.from({ length: last - first + 1 }, (_, offset) => first + offset);
+  });
+}
+
+// ── child processes ────────────────────────────────────────────────────────────────────────────
+
+const running = new Set<Child>();
+
+const clockTicksPerSecond = ((): number | undefined => {
+  if (process.platform !== 'linux') return undefined;
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || undefined;
+  } catch {
+    return 100; // the kernel's USER_HZ on every mainstream architecture
+  }
+})();
+
+/** A helper process that is always stopped when the benchmark ends, however it ends. */
+class Child {
+  readonly name: string;
+  readonly #process: ChildProcess;
+  readonly #exited: Promise<void>;
+  #exitReason: string | undefined;
+  #stderrTail = '';
+
+  constructor(name: string, nodeArgs: readonly string[], options: { cpu: number | undefined; stdout: 'pipe' | number }) {
+    this.name = name;
+    const argv = [process.execPath, ...nodeArgs];
+    const [command, ...args] = options.cpu === undefined ? argv : ['taskset', '-c', String(options.cpu), ...argv];
+    this.#process = spawn(command!, args, { cwd: REPO, stdio: ['ignore', options.stdout, 'pipe'] });
+    this.#process.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL_CHARS);
+    });
+    this.#exited = new Promise((resolveExit) => {
+      this.#process.once('error', (error) => {
+        this.#exitReason ??= `could not start: ${error.message}`;
+        resolveExit();
+      });
+      this.#process.once('exit', (code, signal) => {
+        this.#exitReason ??= signal === null ? `exited with code ${code}` : `was killed by ${signal}`;
+        resolveExit();
+      });
+    });
+    running.add(this);
+    void this.#exited.then(() => running.delete(this));
+  }
+
+  /** CPU time (user + system, all threads) used so far; undefined where /proc is not available */
+  cpuSeconds(): number | undefined {
+    const pid = this.#process.pid;
+    if (pid === undefined || clockTicksPerSecond === undefined) return undefined;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // Fields after the parenthesised command name, which may itself hold spaces: state is the
+      // first, utime and stime (fields 14 and 15 of proc(5)) the 12th and 13th.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** undefined while the process runs */
+  get exitReason(): string | undefined {
+    return this.#exitReason;
+  }
+
+  stderrTail(lines = 20): string {
+    return this.#stderrTail.trimEnd().split('\n').slice(-lines).join('\n');
+  }
+
+  /** Resolves once the process prints `ready` on stdout. */
+  waitForReadyLine(): Promise<void> {
+    const stdout = this.#process.stdout;
+    if (!stdout) return Promise.reject(new Error(`${this.name}: stdout is not a pipe`));
+    return new Promise((resolveReady, rejectReady) => {
+      let seen = '';
+      const timer = setTimeout(
+        () => finish(new Error(`${this.name} did not print "ready" within ${CHILD_START_TIMEOUT_MS / 1000} s`)),
+        CHILD_START_TIMEOUT_MS,
+      );
+      const onData = (text: string): void => {
+        seen += text;
+        if (/^ready\b/m.test(seen)) finish();
+      };
+      const finish = (error?: Error): void => {
+        clearTimeout(timer);
+        stdout.off('data', onData);
+        stdout.resume(); // keep draining so a chatty child never blocks on a full pipe
+        if (error) rejectReady(error);
+        else resolveReady();
+      };
+      stdout.setEncoding('utf8').on('data', onData);
+      void this.#exited.then(() => finish(new Error(`${this.name} ${this.#exitReason}\n${this.stderrTail()}`)));
+    });
+  }
+
+  /** Polls `url` until it answers 200; returns why it never did, or undefined when ready. */
+  async waitForHttpReady(url: string, timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.#exitReason !== undefined) return `${this.name} ${this.#exitReason}`;
+      try {
+        const response = await fetch(url, { signal: AbortSignal.timeout(500) });
+        await response.arrayBuffer();
+        if (response.status === 200) return undefined;
+      } catch {
+        // not listening yet
+      }
+      await sleep(100);
+    }
+    return `${this.name} did not answer 200 on ${url} within ${timeoutMs / 1000} s`;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#exitReason !== undefined) return;
+    this.#process.kill('SIGTERM');
+    await Promise.race([this.#exited, sleep(CHILD_STOP_GRACE_MS)]);
+    this.killNow();
+    await this.#exited;
+  }
+
+  /** For the synchronous `exit` hook: no waiting possible there. */
+  killNow(): void {
+    if (this.#exitReason === undefined) this.#process.kill('SIGKILL');
+  }
+}
+
+async function startLineReadyChild(name: string, nodeArgs: readonly string[], cpu: number | undefined): Promise<Child> {
+  const child = new Child(name, nodeArgs, { cpu, stdout: 'pipe' });
+  await child.waitForReadyLine();
+  return child;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolvePort, rejectPort) => {
+    const server = createServer();
+    server.once('error', rejectPort);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : rejectPort(new Error('no port'))));
+    });
+  });
+}
+
+function canConnect(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolveProbe) => {
+    const socket = connect({ host: hostname, port: Number(port), timeout: 500 });
+    const settle = (reachable: boolean): void => {
+      socket.destroy();
+      resolveProbe(reachable);
+    };
+    socket.once('connect', () => settle(true)).once('error', () => settle(false)).once('timeout', () => settle(false));
+  });
+}
+
+// ── scenarios ──────────────────────────────────────────────────────────────────────────────────
+
+type Topology = Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
+
+interface Scenario {
+  readonly name: ScenarioName;
+  readonly summary: string;
+  readonly topology: Topology;
+  /** zones of the upstream instances; the first one is also the bare forwarder's upstream */
+  readonly instanceZones: readonly string[];
+  /** route keys beyond name/match/service */
+  readonly routePolicy: Readonly<Record<string, unknown>>;
+  readonly redis?: { readonly url: string; readonly keyPrefix: string };
+  /** what every connection sends, in turn */
+  readonly requests: readonly RequestSpec[];
+}
+
+const SINGLE_ZONE: Topology = { 'cn-east': { shanghai: ['sh-a'] } };
+const THREE_ZONES: Topology = { 'cn-east': { shanghai: ['sh-a', 'sh-b'] }, 'cn-north': { beijing: ['bj-a'] } };
+
+function requestsPerUser(extraHeaders: Readonly<Record<string, string>>): RequestSpec[] {
+  return USER_IDS.map((userId) => ({ method: 'GET', path: BENCH_PATH, headers: { 'x-user-id': userId, ...extraHeaders } }));
+}
+
+function scenario(name: ScenarioName): Scenario {
+  switch (name) {
+    case 'plain':
+      return {
+        name,
+        summary: 'one instance, no sticky key, no rate limit',
+        topology: SINGLE_ZONE,
+        instanceZones: ['sh-a'],
+        routePolicy: {},
+        requests: [{ method: 'GET', path: BENCH_PATH }],
+      };
+    case 'sticky':
+      return {
+        name,
+        summary: `sticky on X-User-ID (${USER_IDS.length} users), X-Region-ID: sh-a, instances in sh-a, sh-b, bj-a`,
+        topology: THREE_ZONES,
+        instanceZones: ['sh-a', 'sh-b', 'bj-a'],
+        routePolicy: { sticky: { header: 'X-User-ID' } },
+        requests: requestsPerUser({ 'x-region-id': 'sh-a' }),
+      };
+    case 'ratelimit':
+      return {
+        name,
+        summary: `Redis token bucket per X-User-ID (${USER_IDS.length} users), limit never reached`,
+        topology: SINGLE_ZONE,
+        instanceZones: ['sh-a'],
+        routePolicy: { rateLimit: { key: 'header:X-User-ID', rate: '1000000/s', burst: 1_000_000 } },
+        // A fresh prefix per run, so buckets left by an earlier run never change this one.
+        redis: { url: REDIS_URL, keyPrefix: `zonegate-bench-${process.pid}-${Date.now()}` },
+        requests: requestsPerUser({}),
+      };
+  }
+}
+
+/** The one upstream process listens on this many ports, enough for the scenario with the most instances. */
+const UPSTREAM_PORT_COUNT = Math.max(...SCENARIO_NAMES.map((name) => scenario(name).instanceZones.length));
+
+function gatewayConfig(current: Scenario, ports: { listen: number; admin: number; upstreams: readonly number[] }): unknown {
+  return {
+    gateway: { listen: `${LOOPBACK}:${ports.listen}`, admin: `${LOOPBACK}:${ports.admin}`, zone: 'sh-a' },
+    topology: current.topology,
+    discovery: {
+      static: {
+        bench: current.instanceZones.map((zone, index) => ({ address: `${LOOPBACK}:${ports.upstreams[index]}`, zone })),
+      },
+    },
+    ...(current.redis ? { redis: current.redis } : {}),
+    routes: [{ name: 'bench', match: { prefix: '/' }, service: 'bench', ...current.routePolicy }],
+  };
+}
+
+// ── load ───────────────────────────────────────────────────────────────────────────────────────
+
+/** One measured run as the load generator saw it. */
+interface RunStats {
+  readonly requestsPerSecond: number;
+  /** responses the load generator counted; requests still in flight when it stops are not among them */
+  readonly responses: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** connection errors and timeouts */
+  readonly errors: number;
+  readonly non2xx: number;
+}
+
+/** What the run cost the proxy under test: unlike req/s, this holds even when the load side is the limit. */
+interface ProxyCost {
+  /** share of one core the proxy kept busy */
+  readonly busyShare?: number;
+  readonly cpuMicrosPerResponse?: number;
+}
+
+type RoundStats = RunStats & ProxyCost;
+
+let activeLoad: Instance | undefined;
+
+function drive(url: string, requests: readonly RequestSpec[], connections: number, seconds: number): Promise<RunStats> {
+  // autocannon's own latency histogram has 1 ms buckets, too coarse for a proxy on loopback.
+  const latencyMicros = createHistogram();
+  return new Promise((resolveRun, rejectRun) => {
+    activeLoad = autocannon({ url, connections, duration: seconds, requests }, (error, result) => {
+      activeLoad = undefined;
+      if (error) {
+        rejectRun(error);
+        return;
+      }
+      resolveRun({
+        requestsPerSecond: result.requests.average,
+        responses: result.requests.total,
+        p50Ms: latencyMicros.count === 0 ? 0 : latencyMicros.percentile(50) / 1000,
+        p99Ms: latencyMicros.count === 0 ? 0 : latencyMicros.percentile(99) / 1000,
+        errors: result.errors,
+        non2xx: result.non2xx,
+      });
+    });
+    activeLoad.on('response', (_client, _status, _bytes, responseTimeMs) => {
+      latencyMicros.record(Math.max(1, Math.round(responseTimeMs * 1000)));
+    });
+  });
+}
+
+/** A 2xx for the scenario's first request, or why not. */
+async function preflight(baseUrl: string, request: RequestSpec): Promise<string | undefined> {
+  try {
+    const response = await fetch(new URL(request.path ?? '/', baseUrl), {
+      headers: request.headers,
+      signal: AbortSignal.timeout(5_000),
+    });
+    const body = await response.text();
+    return response.ok ? undefined : `GET ${request.path} answered ${response.status}: ${body.slice(0, 300)}`;
+  } catch (error) {
+    return `GET ${request.path} failed: ${(error as Error).message}`;
+  }
+}
+
+async function measure(target: Target, requests: readonly RequestSpec[], options: BenchOptions): Promise<RoundStats> {
+  const cpuBefore = target.child.cpuSeconds();
+  const startedAt = performance.now();
+  const stats = await drive(target.url, requests, options.connections, options.durationSeconds);
+  const elapsedSeconds = (performance.now() - startedAt) / 1000;
+  const cpuAfter = target.child.cpuSeconds();
+  if (cpuBefore === undefined || cpuAfter === undefined || stats.responses === 0) return stats;
+  const cpuSeconds = cpuAfter - cpuBefore;
+  return { ...stats, busyShare: cpuSeconds / elapsedSeconds, cpuMicrosPerResponse: (cpuSeconds * 1e6) / stats.responses };
+}
+
+async function countLines(file: string): Promise<number> {
+  let lines = 0;
+  for await (const chunk of createReadStream(file)) {
+    const bytes = chunk as Buffer;
+    for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) lines += 1;
+  }
+  return lines;
+}
+
+// ── report ─────────────────────────────────────────────────────────────────────────────────────
+
+interface Measured {
+  readonly scenario: ScenarioName;
+  readonly target: TargetName;
+  /** the round with the most requests per second */
+  readonly best: RoundStats;
+  /** over every measured round, so a noisy round cannot hide failures */
+  readonly errors: number;
+  readonly non2xx: number;
+}
+
+/** why is printed when it happens; the table only marks the row */
+interface Skipped {
+  readonly scenario: ScenarioName;
+  readonly target: TargetName;
+}
+
+type Outcome = Measured | Skipped;
+
+function summarize(scenarioName: ScenarioName, target: TargetName, rounds: readonly RoundStats[]): Measured {
+  const best = rounds.reduce((winner, round) => (round.requestsPerSecond > winner.requestsPerSecond ? round : winner));
+  return {
+    scenario: scenarioName,
+    target,
+    best,
+    errors: rounds.reduce((sum, round) => sum + round.errors, 0),
+    non2xx: rounds.reduce((sum, round) => sum + round.non2xx, 0),
+  };
+}
+
+const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function formatMs(value: number): string {
+  return value.toFixed(value < 100 ? 2 : 0);
+}
+
+function formatRatio(numerator: number | undefined, denominator: number | undefined): string {
+  return numerator === undefined || denominator === undefined ? '-' : (numerator / denominator).toFixed(2);
+}
+
+function reportRows(outcomes: readonly Outcome[]): string[][] {
+  return outcomes.map((outcome) => {
+    if (!('best' in outcome)) {
+      return [outcome.scenario, outcome.target, 'skipped', ...Array<string>(TABLE_HEADER.length - 3).fill('-')];
+    }
+    const { best } = outcome;
+    const bare = outcome.target === 'bare' ? undefined : outcomes.find(
+      (other): other is Measured => other.scenario === outcome.scenario && other.target === 'bare' && 'best' in other,
+    );
+    return [
+      outcome.scenario,
+      outcome.target,
+      integer.format(best.requestsPerSecond),
+      formatMs(best.p50Ms),
+      formatMs(best.p99Ms),
+      `${outcome.errors}/${outcome.non2xx}`,
+      best.busyShare === undefined ? '-' : `${Math.round(best.busyShare * 100)}%`,
+      best.cpuMicrosPerResponse === undefined ? '-' : best.cpuMicrosPerResponse.toFixed(0),
+      bare ? formatRatio(best.requestsPerSecond, bare.best.requestsPerSecond) : '',
+      bare ? formatRatio(best.cpuMicrosPerResponse, bare.best.cpuMicrosPerResponse) : '',
+    ];
+  });
+}
+
+/** Below this share of its core, the proxy was waiting for load, not working flat out. */
+const SATURATED_PERCENT = 90;
+
+function loadBoundNotes(outcomes: readonly Outcome[]): string[] {
+  return outcomes.flatMap((outcome) => {
+    const busyShare = 'best' in outcome ? outcome.best.busyShare : undefined;
+    // Compared as printed, so a row showing 90% never gets the note.
+    const busyPercent = busyShare === undefined ? undefined : Math.round(busyShare * 100);
+    if (busyPercent === undefined || busyPercent >= SATURATED_PERCENT) return [];
+    return [
+      `note: ${outcome.target} (${outcome.scenario}) kept its core only ${busyPercent}% busy, so something else ` +
+        '(the load core, other work on the machine) capped its req/s; CPU µs/req still compares fairly',
+    ];
+  });
+}
+
+function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));
+  // The first two columns are names; the rest are numbers and read best right-aligned.
+  const line = (cells: readonly string[]): string =>
+    cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!))).join('  ').trimEnd();
+  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
+}
+
+const TABLE_HEADER = [
+  'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors/non-2xx', 'proxy CPU', 'CPU µs/req', 'req/s ÷ bare', 'CPU/req ÷ bare',
+];
+
+function printReport(title: string, outcomes: readonly Outcome[]): void {
+  console.log(`\n${title}\n${formatTable(TABLE_HEADER, reportRows(outcomes))}`);
+  for (const note of loadBoundNotes(outcomes)) console.log(note);
+}
+
+// ── the run ────────────────────────────────────────────────────────────────────────────────────
+
+interface Target {
+  readonly name: TargetName;
+  readonly url: string;
+  readonly child: Child;
+}
+
+interface Bench {
+  readonly options: BenchOptions;
+  readonly cpus: CpuLayout;
+  readonly workDir: string;
+  readonly bare: Target;
+  readonly upstreamPorts: readonly number[];
+}
+
+async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]> {
+  const { options } = bench;
+  const current = scenario(name);
+  console.log(`\n[${name}] ${current.summary}`);
+
+  const bareProblem = await preflight(bench.bare.url, current.requests[0]!);
+  if (bareProblem) throw new Error(`the bare forwarder fails the ${name} preflight: ${bareProblem}`);
+
+  const gateway = await startGateway(bench, current);
+  const targets: Target[] = [bench.bare];
+  const outcomes: Outcome[] = [];
+  if ('skipReason' in gateway) {
+    console.log(`  zonegate skipped: ${gateway.skipReason}`);
+    outcomes.push({ scenario: name, target: 'zonegate' });
+  } else {
+    targets.push(gateway);
+  }
+
+  const rounds = new Map<TargetName, RoundStats[]>(targets.map((target) => [target.name, []]));
+  let gatewayResponses = 1; // the preflight
+  try {
+    // Alternating targets spreads slow drifts of the machine (thermal, neighbours) over both.
+    for (let round = 1; round <= options.rounds; round += 1) {
+      for (const target of targets) {
+        if (options.warmupSeconds > 0) {
+          const warmup = await drive(target.url, current.requests, options.connections, options.warmupSeconds);
+          if (target.name === 'zonegate') gatewayResponses += warmup.responses;
+        }
+        const result = await measure(target, current.requests, options);
+        if (target.name === 'zonegate') gatewayResponses += result.responses;
+        rounds.get(target.name)!.push(result);
+        console.log(
+          `  ${target.name.padEnd(8)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
+            `p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms, ${result.errors} errors, ${result.non2xx} non-2xx` +
+            (result.cpuMicrosPerResponse === undefined ? '' : `, ${result.cpuMicrosPerResponse.toFixed(0)} CPU µs/req`),
+        );
+      }
+    }
+  } finally {
+    if (!('skipReason' in gateway)) await gateway.child.stop();
+  }
+  if (!('skipReason' in gateway)) {
+    const logLines = await countLines(gateway.accessLog);
+    // Should be close: only requests in flight when each run stopped are logged but not counted.
+    console.log(
+      `  zonegate stdout: ${integer.format(logLines)} lines for ${integer.format(gatewayResponses)} counted responses (${gateway.accessLog})`,
+    );
+  }
+  const measured = targets.map((target) => summarize(name, target.name, rounds.get(target.name)!));
+  return [...measured, ...outcomes];
+}
+
+type GatewayStart = (Target & { readonly accessLog: string }) | { readonly skipReason: string };
+
+async function startGateway(bench: Bench, current: Scenario): Promise<GatewayStart> {
+  if (current.redis && !(await canConnect(current.redis.url))) {
+    console.log(`  note: nothing listens on ${current.redis.url}; the gateway's redis.onError policy decides what is measured`);
+  }
+  const [listen, admin] = [await freePort(), await freePort()];
+  const configFile = join(bench.workDir, `${current.name}.routes.yaml`);
+  writeFileSync(configFile, toYaml(gatewayConfig(current, { listen, admin, upstreams: bench.upstreamPorts })));
+  const accessLog = join(bench.workDir, `${current.name}.access.log`);
+  // Access logging stays on: writing it is part of what a request costs.
+  const logFd = openSync(accessLog, 'w');
+  const child = new Child('zonegate', ['src/cli.ts', 'run', '--config', configFile], { cpu: bench.cpus.proxyCpu, stdout: logFd });
+  closeSync(logFd);
+  const notReady = await child.waitForHttpReady(`http://${LOOPBACK}:${admin}/readyz`, CHILD_START_TIMEOUT_MS);
+  const url = `http://${LOOPBACK}:${listen}`;
+  const problem = notReady ?? (await preflight(url, current.requests[0]!));
+  if (problem === undefined) return { name: 'zonegate', child, url, accessLog };
+  const stderr = child.stderrTail();
+  await child.stop();
+  keepWorkDir = true;
+  const details = stderr ? `\n  stderr (tail):\n${stderr.replace(/^/gm, '    | ')}` : '';
+  return { skipReason: `${problem}${details}\n  config: ${configFile}` };
+}
+
+function timeBudgetSeconds(options: BenchOptions): number {
+  const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
+  const perScenario = 2 * perTarget + CHILD_START_TIMEOUT_MS / 1000 + 2 * (CHILD_STOP_GRACE_MS / 1000);
+  return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
+}
+
+let shuttingDown = false;
+let keepWorkDir = false;
+let workDir: string | undefined;
+
+/** Files are kept after a failure or a skipped gateway (for the logs), dropped after success or an interrupt. */
+async function shutDown(exitCode: number, message?: string, interrupted = false): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  if (message) console.error(message);
+  activeLoad?.stop();
+  await Promise.all([...running].map((child) => child.stop()));
+  if (workDir !== undefined) {
+    if (!interrupted && (keepWorkDir || exitCode !== 0)) console.error(`files kept in ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+  process.exit(exitCode);
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const budget = timeBudgetSeconds(options);
+  setTimeout(() => void shutDown(1, `the benchmark ran past its ${budget} s time budget`), budget * 1000).unref();
+
+  const cpus = pinCpus();
+  workDir = mkdtempSync(join(tmpdir(), 'zonegate-bench-'));
+  console.log(`zonegate benchmark: Node ${process.version}; ${cpus.description}`);
+  console.log(
+    `${options.durationSeconds} s per run after a ${options.warmupSeconds} s warm-up, ${options.connections} connections, ` +
+      `best of ${options.rounds} alternating runs per target`,
+  );
+
+  const upstreamPorts = await Promise.all(Array.from({ length: UPSTREAM_PORT_COUNT }, freePort));
+  await startLineReadyChild('upstream', ['bench/upstream.ts', ...upstreamPorts.map(String)], cpus.loadCpu);
+  const barePort = await freePort();
+  const bareForwarder = await startLineReadyChild(
+    'bare forwarder',
+    ['bench/bare-forwarder.ts', String(barePort), String(upstreamPorts[0])],
+    cpus.proxyCpu,
+  );
+  const bare: Target = { name: 'bare', url: `http://${LOOPBACK}:${barePort}`, child: bareForwarder };
+  const bench: Bench = { options, cpus, workDir, bare, upstreamPorts };
+
+  const outcomes: Outcome[] = [];
+  for (const name of options.scenarios) {
+    const scenarioOutcomes = await runScenario(bench, name);
+    outcomes.push(...scenarioOutcomes);
+    printReport(`${name}: best of ${options.rounds}`, scenarioOutcomes);
+  }
+  if (options.scenarios.length > 1) printReport('all scenarios', outcomes);
+}
+
+process.once('SIGINT', () => void shutDown(130, 'interrupted', true));
+process.once('SIGTERM', () => void shutDown(143, 'terminated', true));
+process.on('exit', () => {
+  for (const child of running) child.killNow();
+});
+
+main().then(
+  () => shutDown(0),
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`${error.message}\n${USAGE}`);
+      return shutDown(2);
+    }
+    return shutDown(1, String((error as Error).stack ?? error));
+  },
+);
