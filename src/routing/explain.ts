@@ -40,10 +40,11 @@ export interface Explanation {
   readonly outcome: string;
 }
 
-const REASONS: Record<StepVerdict, (r: { healthy: number; registered: number; threshold: number }) => string> = {
-  eligible: ({ healthy, registered, threshold }) => `${healthy}/${registered} healthy, at or above the ${threshold} threshold`,
-  'no-healthy-instance': ({ registered }) => `none of ${registered} instances is healthy`,
-  'below-threshold': ({ healthy, registered, threshold }) => `${healthy}/${registered} healthy is below the ${threshold} threshold`,
+// The counts are reported beside the reason (TierReport.healthy / .registered), so reasons leave them out.
+const REASONS: Record<StepVerdict, (threshold: number) => string> = {
+  eligible: (threshold) => `healthy share at or above the ${threshold} threshold`,
+  'no-healthy-instance': () => 'no healthy instance',
+  'below-threshold': (threshold) => `healthy share below the ${threshold} threshold`,
   'remote-never': () => 'route has locality.remote: never',
   'remote-write': () => 'remote tier serves GET/HEAD/OPTIONS only (locality.remote: read-only)',
 };
@@ -68,16 +69,19 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
   const service = chooseService(route, keyHash);
   const snapshot = context.upstreams.registry.snapshot(service);
   const named = { ...base, route: route.name, service, balancing } as const;
-  if (snapshot === undefined) return { ...named, outcome: `503 no_healthy_upstream (no snapshot of ${service} yet)` };
+  // The request path answers both refusals with the route's fallback when it has one.
+  const refused = (code: string): string =>
+    route.config.fallback ? `${route.config.fallback.status} fallback (instead of 503 ${code})` : `503 ${code}`;
+  if (snapshot === undefined) return { ...named, outcome: `${refused('no_healthy_upstream')} (no snapshot of ${service} yet)` };
 
   const threshold = route.config.locality.failoverThreshold;
   const tiers: TierReport[] = [];
   for (const step of context.upstreams.tiers.of(snapshot).plan(resolved)) {
     const { healthy, registered } = step.group;
     const verdict = judgeStep(step, route.config.locality, method);
-    const reason = REASONS[verdict]({ healthy: healthy.length, registered, threshold });
+    const reason = REASONS[verdict](threshold);
     tiers.push({ tier: step.label, scope: step.scope, healthy: healthy.length, registered, verdict, reason });
-    if (verdict === 'remote-write') return { ...named, tiers, outcome: '503 remote_write_refused' };
+    if (verdict === 'remote-write') return { ...named, tiers, outcome: refused('remote_write_refused') };
     if (verdict !== 'eligible') continue;
     const member =
       keyHash === undefined ? step.group.picker.pick(context.upstreams.inFlight.load) : rendezvous(step.group.members, keyHash);
@@ -89,8 +93,7 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
       outcome: `forwarded to ${instance.id} (${step.label} tier)`,
     };
   }
-  const outcome = route.config.fallback ? `${route.config.fallback.status} fallback` : '503 no_healthy_upstream';
-  return { ...named, tiers, outcome };
+  return { ...named, tiers, outcome: refused('no_healthy_upstream') };
 }
 
 /** The explanation as the CLI prints it. */
@@ -104,7 +107,8 @@ export function formatExplanation(e: Explanation): string {
   if (e.tiers.length > 0) lines.push('tiers');
   for (const t of e.tiers) {
     const mark = t.verdict === 'eligible' ? '✓' : '✗';
-    lines.push(`  ${mark} ${t.tier.padEnd(6)} ${t.scope.padEnd(28)} ${t.reason}`);
+    const counts = `${t.healthy}/${t.registered} healthy`;
+    lines.push(`  ${mark} ${t.tier.padEnd(6)} ${t.scope.padEnd(28)} ${counts.padEnd(14)} ${t.reason}`);
   }
   if (e.instance) lines.push(`instance  ${e.instance.id} at ${e.instance.address}, zone ${e.instance.zone}`);
   lines.push(`outcome   ${e.outcome}`);
