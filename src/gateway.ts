@@ -11,9 +11,13 @@ import { createProxyServer } from './listener/server.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
+import { RateLimiter } from './ratelimit/limiter.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
+
+/** How long a starting gateway waits for Redis before it serves from `redis.onError` (logged). */
+const REDIS_START_WAIT_MS = 2000;
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -32,6 +36,7 @@ export class Gateway {
   readonly upstreams: Upstreams;
   #topology: Topology;
   #consul: ConsulDiscovery | undefined;
+  readonly #limiter: RateLimiter;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -48,13 +53,20 @@ export class Gateway {
     this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
     loadStatic(this.registry, config.discovery);
     this.#watchConsul(config, new RouteTable(config.routes).services());
-    this.#pipeline = new Pipeline(compileState(config, this.#topology, this.logger), this.upstreams, this.pools, this.logger);
+    this.#limiter = new RateLimiter(config.redis, this.logger);
+    this.#pipeline = new Pipeline(
+      compileState(config, this.#topology, this.logger, this.#limiter),
+      this.upstreams,
+      this.pools,
+      this.logger,
+    );
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
     this.#admin = createAdminServer({ isReady: () => this.isReady(), token: () => this.config.gateway.adminToken });
   }
 
   static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
     const gateway = new Gateway(config, options);
+    await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
     gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
     gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
     gateway.logger.info(
@@ -101,7 +113,8 @@ export class Gateway {
     this.registry.setTopology(this.#topology);
     this.pools.configure(config.gateway.upstream);
     loadStatic(this.registry, config.discovery);
-    const state = compileState(config, this.#topology, this.logger);
+    this.#limiter.configure(config.redis);
+    const state = compileState(config, this.#topology, this.logger, this.#limiter);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#watchConsul(config, state.routes.services(), previous);
     this.#pipeline.state = state;
@@ -129,6 +142,7 @@ export class Gateway {
     await Promise.race([closed, expired]);
     await closed;
     await this.pools.close();
+    await this.#limiter.close();
     this.logger.info('zonegate stopped');
     await flushLogger(this.logger);
   }

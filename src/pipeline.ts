@@ -15,6 +15,9 @@ import { startAttempt, UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
 import type { UpstreamPools } from './proxy/pools.ts';
+import type { Admission } from './ratelimit/decision.ts';
+import { enforceAdmission } from './ratelimit/enforce.ts';
+import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
 import { hashKey } from './routing/hash.ts';
 import { chooseUpstream, type Upstreams } from './routing/pick.ts';
 import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
@@ -27,14 +30,17 @@ export interface PipelineState {
   readonly routes: RouteTable;
   readonly trusted: TrustedPeers;
   readonly callers: CallerLocality;
+  /** by route name; routes without `rateLimit` are absent */
+  readonly rateLimits: RouteLimits;
 }
 
-export function compileState(config: Config, topology: Topology, logger: Logger): PipelineState {
+export function compileState(config: Config, topology: Topology, logger: Logger, limiter: RateLimiter): PipelineState {
   return {
     config,
     routes: new RouteTable(config.routes),
     trusted: new TrustedPeers(config.gateway.trustedProxies),
     callers: new CallerLocality(topology, config.gateway, logger),
+    rateLimits: limiter.compile(config.routes),
   };
 }
 
@@ -86,7 +92,10 @@ export class Pipeline {
     this.#admit(req, res, ctx, route, headers, peerTrusted);
   };
 
-  /** Admission control between routing and forwarding (the rate limit stage goes here). */
+  /**
+   * Admission control between routing and forwarding: the route's rate limit, checked before any
+   * upstream work. No limit, no wait; the in-memory bucket answers synchronously; Redis is one await.
+   */
   #admit(
     req: IncomingMessage,
     res: ServerResponse,
@@ -95,7 +104,14 @@ export class Pipeline {
     headers: string[],
     peerTrusted: boolean,
   ): void {
-    this.#forward(req, res, ctx, route, headers, peerTrusted);
+    const limit = this.state.rateLimits.get(route.name);
+    if (limit === undefined) return this.#forward(req, res, ctx, route, headers, peerTrusted);
+    const proceed = (admission: Admission): void => {
+      if (enforceAdmission(res, ctx, limit.policy, admission)) this.#forward(req, res, ctx, route, headers, peerTrusted);
+    };
+    const admission = limit.check(req, this.state.trusted);
+    if (admission instanceof Promise) void admission.then(proceed);
+    else proceed(admission);
   }
 
   /** Picks the instance by locality and key, and streams the exchange. */

@@ -1,5 +1,5 @@
 // Rules that span several parts of the config, run once the schema has accepted every part on its own.
-import type { Config } from './schema.ts';
+import { rateLimitBurst, type Config, type RateLimitConfig } from './schema.ts';
 import { formatConfigPath } from './errors.ts';
 import type { ConfigPath, ConfigPathIssue } from './errors.ts';
 
@@ -84,12 +84,7 @@ function checkRoutes(config: Config): ConfigPathIssue[] {
     route.weighted?.forEach((entry, i) => issues.push(...checkServiceKnown(config, entry.service, [...path, 'weighted', i, 'service'])));
 
     const { rateLimit, retries, timeout } = route;
-    if (rateLimit?.burst !== undefined && rateLimit.burst < rateLimit.cost) {
-      issues.push({
-        path: [...path, 'rateLimit', 'burst'],
-        message: `burst ${rateLimit.burst} is smaller than cost ${rateLimit.cost}, so no request could ever pass`,
-      });
-    }
+    if (rateLimit !== undefined) issues.push(...checkBurst(rateLimit, [...path, 'rateLimit']));
     if (retries.perTryTimeout !== undefined && retries.perTryTimeout > timeout) {
       issues.push({
         path: [...path, 'retries', 'perTryTimeout'],
@@ -98,6 +93,17 @@ function checkRoutes(config: Config): ConfigPathIssue[] {
     }
   });
   return issues;
+}
+
+/** A bucket smaller than one request's cost would refuse every request. */
+function checkBurst(rateLimit: RateLimitConfig, path: ConfigPath): ConfigPathIssue[] {
+  const burst = rateLimitBurst(rateLimit);
+  if (burst >= rateLimit.cost) return [];
+  if (rateLimit.burst === undefined) {
+    const message = `cost ${rateLimit.cost} is larger than the default burst ${burst} (one second of ${rateLimit.rate.text}), so no request could ever pass; set burst`;
+    return [{ path: [...path, 'cost'], message }];
+  }
+  return [{ path: [...path, 'burst'], message: `burst ${burst} is smaller than cost ${rateLimit.cost}, so no request could ever pass` }];
 }
 
 function checkServiceKnown(config: Config, service: string, path: ConfigPath): ConfigPathIssue[] {

@@ -187,6 +187,7 @@ const rateLimitKey = z.string().regex(/^(ip|route|header:[!#$%&'*+.^_`|~0-9A-Za-
 const rateLimit = z.strictObject({
   key: rateLimitKey.default('ip'),
   rate,
+  /** bucket capacity; absent → `rateLimitBurst` (one second of rate, at least 1) */
   burst: z.number().positive().optional(),
   cost: z.number().positive().default(1),
 });
@@ -259,6 +260,11 @@ export type StickyConfig = NonNullable<RouteConfig['sticky']>;
 export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;
 export type BreakerConfig = RouteConfig['breaker'];
 export type FallbackConfig = NonNullable<RouteConfig['fallback']>;
+
+/** A bucket's capacity: `burst`, or one second of rate (at least one token) when it is not set. */
+export function rateLimitBurst(limit: RateLimitConfig): number {
+  return limit.burst ?? Math.max(1, limit.rate.perSecond);
+}
 
 export function configJsonSchema(): unknown {
   return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });

@@ -25,6 +25,8 @@ export interface Instance extends InstanceSpec {
   /** undefined when the zone is not in the topology: such an instance is always remote */
   readonly city: string | undefined;
   readonly region: string | undefined;
+  /** its breaker is open: `healthy` is false whatever discovery says */
+  readonly ejected: boolean;
 }
 
 export interface ServiceSnapshot {
@@ -40,11 +42,12 @@ function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-export function toInstance(spec: InstanceSpec, topology: Topology): Instance {
+export function toInstance(spec: InstanceSpec, topology: Topology, ejected = false): Instance {
   const place = topology.zone(spec.zone);
   const address = formatAddress(spec.host, spec.port);
   return Object.freeze({
     ...spec,
+    ejected,
     tags: Object.freeze([...spec.tags]),
     meta: Object.freeze({ ...spec.meta }),
     address,

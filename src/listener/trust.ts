@@ -1,5 +1,6 @@
 // Which peers may speak for someone else (X-Forwarded-*, Forwarded, and X-Region-ID under `peers`).
 // The verdict is cached per socket: keep-alive connections pay for the CIDR lookup once.
+import type { IncomingMessage } from 'node:http';
 import { BlockList, isIPv4, isIPv6, type Socket } from 'node:net';
 
 const MAPPED_V4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
@@ -40,4 +41,26 @@ export class TrustedPeers {
     }
     return trusted;
   }
+}
+
+/**
+ * The client's address after `trustedProxies`: a trusted peer speaks for the request, so walk its
+ * X-Forwarded-For from the right (the entries trusted proxies appended) to the first hop that is not
+ * a trusted proxy. An untrusted peer is the client, whatever it claims.
+ */
+export function clientAddress(req: IncomingMessage, trusted: TrustedPeers): string {
+  const peer = canonicalAddress(req.socket.remoteAddress ?? '');
+  if (!trusted.isTrustedSocket(req.socket)) return peer;
+  const header = req.headers['x-forwarded-for'];
+  if (header === undefined) return peer;
+  const hops = (Array.isArray(header) ? header.join(',') : header).split(',');
+  let nearest = peer;
+  for (let i = hops.length - 1; i >= 0; i--) {
+    const hop = canonicalAddress(hops[i]!.trim());
+    if (hop === '') continue;
+    if (!trusted.isTrusted(hop)) return hop;
+    nearest = hop;
+  }
+  // every hop is a trusted proxy: the one farthest from us is the best guess at the client
+  return nearest;
 }

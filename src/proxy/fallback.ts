@@ -16,5 +16,7 @@ export function sendFallback(res: ServerResponse, ctx: RequestContext, fallback:
     'x-request-id': ctx.requestId,
     'x-trace-id': ctx.traceId,
   });
-  res.end(ctx.method === 'HEAD' ? undefined : body);
+  if (ctx.method === 'HEAD') return void res.end();
+  ctx.bytesOut = Buffer.byteLength(body);
+  res.end(body);
 }

@@ -10,6 +10,8 @@ export const GATEWAY_ERRORS = {
   upstream_unavailable: 502,
   no_healthy_upstream: 503,
   remote_write_refused: 503,
+  /** zonegate's addition: Redis cannot decide and `redis.onError: deny` */
+  rate_limit_unavailable: 503,
   upstream_timeout: 504,
 } as const;
 
@@ -42,5 +44,7 @@ export function sendGatewayError(
     'x-request-id': ctx.requestId,
     'x-trace-id': ctx.traceId,
   });
-  res.end(ctx.method === 'HEAD' ? undefined : body);
+  if (ctx.method === 'HEAD') return void res.end();
+  ctx.bytesOut = Buffer.byteLength(body);
+  res.end(body);
 }

@@ -5,7 +5,7 @@ import type { Instance } from '../discovery/instance.ts';
 import { Registry } from '../discovery/registry.ts';
 import type { RouteConfig } from '../config/schema.ts';
 import type { Locality, Topology } from '../topology.ts';
-import { rendezvous, weightedRandom } from './balancer.ts';
+import { LeastRequestPicker, rendezvous, weightedRandom, type Member } from './balancer.ts';
 import { InFlight } from './in-flight.ts';
 import type { CompiledRoute } from './route-table.ts';
 import { TierIndexes, type TierLabel, type TierStep } from './tiers.ts';
@@ -30,6 +30,10 @@ export interface UpstreamRequest {
   readonly caller: Locality;
   /** hashKey(sticky key), or undefined when the request carries none */
   readonly keyHash: number | undefined;
+  /** a retry stays on the service of the first attempt */
+  readonly service?: string;
+  /** instances already tried by this request: a retry goes elsewhere */
+  readonly exclude?: ReadonlySet<string>;
 }
 
 export type UpstreamChoice =
@@ -57,7 +61,7 @@ export function chooseService(route: CompiledRoute, keyHash: number | undefined)
 }
 
 export function chooseUpstream(route: CompiledRoute, request: UpstreamRequest, upstreams: Upstreams): UpstreamChoice {
-  const service = chooseService(route, request.keyHash);
+  const service = request.service ?? chooseService(route, request.keyHash);
   const snapshot = upstreams.registry.snapshot(service);
   if (snapshot === undefined) return { service, instance: undefined, refusal: 'no_healthy_upstream' };
   const locality = route.config.locality;
@@ -65,11 +69,20 @@ export function chooseUpstream(route: CompiledRoute, request: UpstreamRequest, u
     const verdict = judgeStep(step, locality, request.method);
     if (verdict === 'remote-write') return { service, instance: undefined, refusal: 'remote_write_refused' };
     if (verdict !== 'eligible') continue;
-    const member =
-      request.keyHash === undefined
-        ? step.group.picker.pick(upstreams.inFlight.load)
-        : rendezvous(step.group.members, request.keyHash);
-    return { service, instance: member!.item, tier: step.label };
+    const member = request.exclude?.size ? pickExcluding(step.group.members, request, upstreams) : pick(step.group, request, upstreams);
+    if (member === undefined) continue; // every healthy instance of this tier was already tried
+    return { service, instance: member.item, tier: step.label };
   }
   return { service, instance: undefined, refusal: 'no_healthy_upstream' };
+}
+
+function pick(group: TierStep['group'], request: UpstreamRequest, upstreams: Upstreams): Member<Instance> | undefined {
+  return request.keyHash === undefined ? group.picker.pick(upstreams.inFlight.load) : rendezvous(group.members, request.keyHash);
+}
+
+/** Retries only: the tier minus the instances already tried (a sticky key then lands on its next choice). */
+function pickExcluding(list: readonly Member<Instance>[], request: UpstreamRequest, upstreams: Upstreams): Member<Instance> | undefined {
+  const rest = list.filter((m) => !request.exclude!.has(m.item.id));
+  if (rest.length === 0) return undefined;
+  return request.keyHash === undefined ? new LeastRequestPicker(rest).pick(upstreams.inFlight.load) : rendezvous(rest, request.keyHash);
 }

@@ -1,0 +1,105 @@
+// Decides which bucket answers for a route: Redis when configured and healthy, otherwise the in-memory
+// bucket or the `redis.onError` verdict. Lives as long as the gateway; a reload recompiles the routes'
+// limits and keeps the in-memory buckets whose policy did not change.
+import type { IncomingMessage } from 'node:http';
+import type { RedisConfig, RouteConfig } from '../config/schema.ts';
+import type { TrustedPeers } from '../listener/trust.ts';
+import type { Logger } from '../observability/logger.ts';
+import { UNCOUNTED_ALLOW, UNCOUNTED_DENY, type Admission } from './decision.ts';
+import { LocalBuckets } from './local-buckets.ts';
+import { compilePolicy, requestKey, type RateLimitPolicy } from './policy.ts';
+import { RedisStore } from './redis-store.ts';
+
+/** One route's limit, ready for the request path. */
+export interface RouteLimit {
+  readonly policy: RateLimitPolicy;
+  /** A promise only when Redis decides; the in-memory bucket answers synchronously. The promise never rejects. */
+  check(req: IncomingMessage, trusted: TrustedPeers): Admission | Promise<Admission>;
+}
+
+export type RouteLimits = ReadonlyMap<string, RouteLimit>;
+
+export class RateLimiter {
+  readonly #logger: Logger;
+  #redis: RedisStore | undefined;
+  /** by policy signature: the store of every limited route, or its fallback when Redis is configured */
+  #local = new Map<string, LocalBuckets>();
+
+  constructor(redis: RedisConfig | undefined, logger: Logger) {
+    this.#logger = logger;
+    this.#redis = connect(redis, logger);
+  }
+
+  /** Applies a reloaded `redis` section; an unchanged one keeps its connection. */
+  configure(redis: RedisConfig | undefined): void {
+    if (JSON.stringify(usableRedis(redis)) === JSON.stringify(this.#redis?.config)) return;
+    const previous = this.#redis;
+    this.#redis = connect(redis, this.#logger);
+    void previous?.close();
+    this.#local.clear(); // fallback buckets are divided by gatewayCount, which may have changed
+  }
+
+  /** Waits (at most `ms`) for Redis to answer, so a starting gateway does not serve its first requests from the fallback. */
+  async whenReady(ms: number): Promise<void> {
+    await this.#redis?.whenAvailable(ms);
+  }
+
+  /** The limits of the routes that have one; in-memory buckets of policies that no longer exist are dropped. */
+  compile(routes: readonly RouteConfig[]): RouteLimits {
+    const local = new Map<string, LocalBuckets>();
+    const limits = new Map<string, RouteLimit>();
+    for (const route of routes) {
+      if (route.rateLimit === undefined) continue;
+      const policy = compilePolicy(route.name, route.rateLimit);
+      const buckets = this.#local.get(policy.signature) ?? this.#localBuckets(policy);
+      if (buckets) local.set(policy.signature, buckets);
+      limits.set(route.name, this.#routeLimit(policy, buckets));
+    }
+    this.#local = local;
+    return limits;
+  }
+
+  async close(): Promise<void> {
+    await this.#redis?.close();
+    this.#redis = undefined;
+  }
+
+  /** Without Redis: the route's own bucket. With Redis: the `local` fallback, its share of the shared limit. */
+  #localBuckets(policy: RateLimitPolicy): LocalBuckets | undefined {
+    const redis = this.#redis?.config;
+    if (redis === undefined) return new LocalBuckets(policy.capacity, policy.perSecond);
+    if (redis.onError !== 'local') return undefined;
+    const share = redis.gatewayCount;
+    // never below one request's cost, or the fallback would refuse everything
+    return new LocalBuckets(Math.max(policy.cost, policy.capacity / share), policy.perSecond / share);
+  }
+
+  #routeLimit(policy: RateLimitPolicy, local: LocalBuckets | undefined): RouteLimit {
+    const store = this.#redis;
+    const cost = policy.cost;
+    if (store === undefined) {
+      // without Redis, #localBuckets gives every route its own buckets
+      const own = local!;
+      return { policy, check: (req, trusted) => own.take(requestKey(policy.key, req, trusted), cost) };
+    }
+    const unavailable = store.config.onError === 'allow' ? UNCOUNTED_ALLOW : UNCOUNTED_DENY;
+    return {
+      policy,
+      check(req, trusted) {
+        const key = requestKey(policy.key, req, trusted);
+        return store.decide(policy, key, () => (local ? local.take(key, cost) : unavailable));
+      },
+    };
+  }
+}
+
+function connect(config: RedisConfig | undefined, logger: Logger): RedisStore | undefined {
+  const usable = usableRedis(config);
+  return usable === undefined ? undefined : new RedisStore(usable, logger);
+}
+
+/** `redis` with neither `url` nor `cluster` (e.g. `url: ${REDIS_URL:-}` left empty) means in-memory limits. */
+function usableRedis(config: RedisConfig | undefined): RedisConfig | undefined {
+  if (config === undefined) return undefined;
+  return config.url !== '' || (config.cluster?.length ?? 0) > 0 ? config : undefined;
+}

@@ -1,0 +1,86 @@
+// Two `zonegate run` processes share one Redis bucket: together they admit exactly the burst, and
+// refill at the configured rate however the load is split between them.
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, it } from 'node:test';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { HEALTH_LOG } from '../../src/ratelimit/redis-health.ts';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.ts';
+import { configInput } from '../support/http.ts';
+import { deleteKeys, inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { burst, countBy, hammer, loadClient, type Answer, type LoadClient } from './support.ts';
+
+const BURST = 100;
+const REFILL_PER_SECOND = 100;
+/** room for the tokens that refill between two arrivals: a bucket at capacity would waste refill */
+const REFILL_BURST = 10;
+/** long enough that the count is dominated by refill, not by the single starting token */
+const REFILL_MEASURE_MS = 2000;
+
+describe('two gateway processes sharing the Redis bucket', () => {
+  const prefix = uniqueKeyPrefix('accuracy');
+  let upstream: TestUpstream;
+  let gateways: GatewayProcess[] = [];
+  let clients: LoadClient[] = [];
+
+  before(async () => {
+    upstream = await startUpstream();
+    const config: ConfigInput = {
+      ...configInput({
+        services: { app: [upstream.address] },
+        routes: [
+          // 1/h over a test of a few seconds adds about a thousandth of a token
+          { name: 'burst', match: { prefix: '/burst' }, service: 'app', rateLimit: { key: 'route', rate: '1/h', burst: BURST } },
+          { name: 'refill', match: { prefix: '/refill' }, service: 'app', rateLimit: { key: 'route', rate: `${REFILL_PER_SECOND}/s`, burst: REFILL_BURST } },
+        ],
+      }),
+      // This suite measures the shared bucket, not outages: a generous timeout keeps a loaded machine from
+      // sending decisions to a fallback, and `deny` would make any that still did show up as 503s.
+      redis: { url: SHARED_REDIS_URL, keyPrefix: prefix, commandTimeout: '2s', onError: 'deny' },
+    };
+    gateways = await Promise.all([startGatewayProcess(config), startGatewayProcess(config)]);
+    // 50 sockets in all, 25 to each gateway
+    clients = gateways.map((gateway) => loadClient(gateway.url, 25));
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await Promise.all(gateways.map((gateway) => gateway.stop()));
+    await upstream.close();
+    const inspect = await inspectRedis(SHARED_REDIS_URL);
+    await deleteKeys(inspect, prefix);
+    inspect.disconnect();
+  });
+
+  it('admits exactly the burst of 100 out of 1,000 concurrent requests', async () => {
+    const answers = (await Promise.all(clients.map((client) => burst(client, 500, '/burst')))).flat();
+    // two buckets of their own would have admitted 200
+    assert.deepEqual(countBy(answers), { '200': BURST, '429': 1000 - BURST });
+    assert.equal(upstream.requests.filter((request) => request.url === '/burst').length, BURST);
+    for (const gateway of gateways) {
+      const health = gateway.lines.filter((line) => String(line.msg).startsWith('rate limits:')).map((line) => line.msg);
+      assert.deepEqual(health, [HEALTH_LOG.ready], 'every decision was Redis\'s');
+    }
+  });
+
+  it('refills at the configured rate, within 5 %, with the load split over both processes', async (t) => {
+    const hammers = clients.map((client) => hammer(client, 10, '/refill'));
+    const startedAt = performance.now();
+    await sleep(REFILL_MEASURE_MS); // the refill is what is measured: it needs time to pass
+    const answers: Answer[] = (await Promise.all(hammers.map((load) => load.stop()))).flat();
+    const elapsedSeconds = (Math.max(...answers.map((answer) => answer.at)) - startedAt) / 1000;
+
+    const counts = countBy(answers);
+    assert.deepEqual(Object.keys(counts).sort(), ['200', '429'], JSON.stringify(counts));
+    const admitted = counts['200']!;
+    const expected = REFILL_BURST + REFILL_PER_SECOND * elapsedSeconds;
+    const error = Math.abs(admitted - expected) / expected;
+    t.diagnostic(`admitted ${admitted} of ${answers.length} in ${elapsedSeconds.toFixed(3)} s; expected ${expected.toFixed(1)}`);
+    assert.ok(
+      error < 0.05,
+      `admitted ${admitted} in ${elapsedSeconds.toFixed(3)} s, expected ${expected.toFixed(1)} (error ${(error * 100).toFixed(2)} %)`,
+    );
+    assert.ok(counts['429']! > admitted, `the load exceeded the rate, so the rate is what was measured: ${JSON.stringify(counts)}`);
+  });
+});

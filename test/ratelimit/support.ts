@@ -1,0 +1,123 @@
+// Shared by the rate-limit suites: route configs with a limit, and load generators that record every
+// answer (status, latency, RateLimit headers) over a fixed number of keep-alive sockets.
+import type { IncomingHttpHeaders } from 'node:http';
+import { Pool } from 'undici';
+import type { ConfigInput } from '../../src/config/schema.ts';
+import { configInput, type GatewayInput, type RouteInput } from '../support/http.ts';
+
+export type RateLimitInput = NonNullable<RouteInput['rateLimit']>;
+export type RedisInput = NonNullable<ConfigInput['redis']>;
+
+/** One service `app` at `upstream`; route `app` (every path) carries `rateLimit`, route `open` (/open) none. */
+export function limitedConfig(
+  upstream: string,
+  rateLimit: RateLimitInput,
+  options: { redis?: RedisInput; gateway?: GatewayInput } = {},
+): ConfigInput {
+  const config = configInput({
+    services: { app: [upstream] },
+    routes: [
+      { name: 'open', match: { prefix: '/open' }, service: 'app' },
+      { name: 'app', match: { prefix: '/' }, service: 'app', rateLimit },
+    ],
+    gateway: options.gateway,
+  });
+  return options.redis === undefined ? config : { ...config, redis: options.redis };
+}
+
+export function yamlOf(config: ConfigInput): string {
+  return JSON.stringify(config, null, 2);
+}
+
+export interface Answer {
+  /** 0 when the request failed without a response (reset, refused) */
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** the gateway's error code, for answers it gave itself */
+  readonly error: string | undefined;
+  /** from sending the request to the end of the response body */
+  readonly ms: number;
+  /** performance.now() when the response ended */
+  readonly at: number;
+  readonly failure: string | undefined;
+}
+
+export interface LoadClient {
+  send(path?: string, headers?: Record<string, string>): Promise<Answer>;
+  close(): Promise<void>;
+}
+
+/** A keep-alive client over exactly `sockets` connections; requests beyond that queue for a free one. */
+export function loadClient(baseUrl: string, sockets: number): LoadClient {
+  const pool = new Pool(baseUrl, { connections: sockets, pipelining: 1 });
+  return {
+    async send(path = '/', headers = {}) {
+      const started = performance.now();
+      try {
+        const response = await pool.request({ method: 'GET', path, headers });
+        const body = await response.body.text();
+        const error = response.headers['content-type']?.includes('application/json') && response.statusCode >= 400
+          ? (JSON.parse(body) as { error?: string }).error
+          : undefined;
+        const at = performance.now();
+        return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, error, ms: at - started, at, failure: undefined };
+      } catch (err) {
+        const at = performance.now();
+        return { status: 0, headers: {}, error: undefined, ms: at - started, at, failure: (err as Error).message };
+      }
+    },
+    close: () => pool.close(),
+  };
+}
+
+/** `count` requests issued at once (the pool spreads them over its sockets). */
+export function burst(client: LoadClient, count: number, path = '/'): Promise<Answer[]> {
+  return Promise.all(Array.from({ length: count }, () => client.send(path)));
+}
+
+export interface Hammer {
+  /** every answer so far, in completion order */
+  readonly answers: Answer[];
+  /** stops issuing; resolves once the requests in flight have answered */
+  stop(): Promise<Answer[]>;
+}
+
+/** `concurrency` loops, each sending its next request as soon as the previous one answered, until stopped. */
+export function hammer(client: LoadClient, concurrency: number, path = '/'): Hammer {
+  const answers: Answer[] = [];
+  let running = true;
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) answers.push(await client.send(path));
+  });
+  return {
+    answers,
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      return answers;
+    },
+  };
+}
+
+/** `concurrency` loops of `perLoop` requests each, every request sent as soon as the loop's previous one answered. */
+export async function loops(
+  client: LoadClient,
+  options: { concurrency: number; perLoop: number; path?: string; headers?: Record<string, string> },
+): Promise<Answer[]> {
+  const answers: Answer[] = [];
+  await Promise.all(
+    Array.from({ length: options.concurrency }, async () => {
+      for (let i = 0; i < options.perLoop; i++) answers.push(await client.send(options.path, options.headers));
+    }),
+  );
+  return answers;
+}
+
+export function countBy(answers: readonly Answer[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const answer of answers) {
+    const label = answer.status === 0 ? `failed: ${answer.failure}` : String(answer.status);
+    counts[label] = (counts[label] ?? 0) + 1;
+  }
+  return counts;
+}

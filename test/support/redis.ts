@@ -1,0 +1,126 @@
+// Redis for the rate-limit tests. The shared server at 127.0.0.1:6379 is used under a key prefix unique
+// to the run, and a test deletes only its own keys; tests that kill, pause or flush Redis start a
+// private `redis-server` on a free port and stop it themselves.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Redis } from 'ioredis';
+import { pollUntil, refusedPort, within } from './http.ts';
+
+export const SHARED_REDIS_URL = process.env.ZONEGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A prefix no other run uses (letters, digits and dashes only, so it is safe in a SCAN pattern). */
+export function uniqueKeyPrefix(label: string): string {
+  return `zonegate-test-${label}-${process.pid}-${Date.now().toString(36)}`;
+}
+
+/** Deletes every key under `prefix:` and nothing else. */
+export async function deleteKeys(client: Redis, prefix: string): Promise<number> {
+  let deleted = 0;
+  for await (const keys of client.scanStream({ match: `${prefix}:*`, count: 1000 }) as AsyncIterable<string[]>) {
+    if (keys.length > 0) deleted += await client.unlink(...keys);
+  }
+  return deleted;
+}
+
+/** A client for inspecting what the gateway wrote (waits for the connection, unlike the gateway's). */
+export async function inspectRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  // reconnect errors while a test has its server down are expected; commands still report theirs
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+const START_TIMEOUT_MS = 5000;
+
+export interface PrivateRedis {
+  readonly port: number;
+  readonly url: string;
+  /** the running server's process, replaced by restart() */
+  readonly pid: number;
+  /** SIGKILL: connections drop at once, as when a host dies */
+  kill(): Promise<void>;
+  /** SIGSTOP: connections stay open and nothing answers, as when Redis hangs */
+  pause(): void;
+  /** SIGCONT after pause() */
+  resume(): void;
+  /** a new, empty server on the same port */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * `redis-server` on a free loopback port, without persistence. With `cluster`, it is a one-node
+ * Cluster that owns every slot, which is enough for ioredis' Cluster client and `CLUSTER KEYSLOT`.
+ */
+export async function startPrivateRedis(options: { cluster?: boolean } = {}): Promise<PrivateRedis> {
+  const port = await refusedPort();
+  const dir = await mkdtemp(join(tmpdir(), 'zonegate-redis-'));
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  if (options.cluster) {
+    // without an announced address a lone node lists itself with an empty host, which ioredis cannot dial
+    args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
+  }
+  let server = await spawnServer(args);
+  const url = `redis://127.0.0.1:${port}`;
+  if (options.cluster) await assignAllSlots(url);
+
+  const exit = async (signal: NodeJS.Signals): Promise<void> => {
+    if (server.exitCode !== null || server.signalCode !== null) return;
+    const exited = once(server, 'exit');
+    server.kill(signal);
+    await within(exited, 5000, `redis-server to exit after ${signal}`);
+  };
+  return {
+    port,
+    url,
+    get pid() {
+      return server.pid!;
+    },
+    kill: () => exit('SIGKILL'),
+    pause: () => void server.kill('SIGSTOP'),
+    resume: () => void server.kill('SIGCONT'),
+    async restart() {
+      await exit('SIGKILL');
+      server = await spawnServer(args);
+    },
+    async stop() {
+      server.kill('SIGCONT'); // a paused server would never handle SIGTERM
+      await exit('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Resolves once the server logs that it accepts connections. */
+async function spawnServer(args: readonly string[]): Promise<ChildProcess> {
+  const server = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const { promise, resolve, reject } = Promise.withResolvers<void>();
+  createInterface({ input: server.stdout! }).on('line', (line) => {
+    output.push(line);
+    if (line.includes('Ready to accept connections')) resolve();
+  });
+  server.once('exit', (code) => reject(new Error(`redis-server exited (${code}) before it was ready:\n${output.join('\n')}`)));
+  server.once('error', reject);
+  await within(promise, START_TIMEOUT_MS, 'redis-server to accept connections');
+  return server;
+}
+
+async function assignAllSlots(url: string): Promise<void> {
+  const client = await inspectRedis(url);
+  try {
+    await client.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    await pollUntil(
+      async () => ((await client.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok') || undefined,
+      START_TIMEOUT_MS,
+      'the one-node cluster to report cluster_state:ok',
+    );
+  } finally {
+    client.disconnect();
+  }
+}
