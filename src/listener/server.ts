@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config/schema.ts';
+import { traceIds } from '../observability/trace.ts';
 
 type Limits = GatewayConfig['limits'];
 
@@ -19,10 +20,13 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
   }
   const [status, message] = PARSER_STATUS[err.code ?? ''] ?? [400, 'the request could not be parsed as HTTP/1.1'];
   const error = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
-  const body = JSON.stringify({ error, message, requestId: null, traceId: null });
+  // Nothing of the request can be trusted, so its ids are fresh; every response carries them (DESIGN.md "Headers").
+  const { requestId, traceId } = traceIds(undefined, undefined, undefined);
+  const body = JSON.stringify({ error, message, requestId, traceId });
   socket.end(
     `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n` +
+      `x-request-id: ${requestId}\r\nx-trace-id: ${traceId}\r\nconnection: close\r\n\r\n${body}`,
   );
 }
 
@@ -38,7 +42,8 @@ export function createProxyServer(
       keepAliveTimeout: limits.keepAliveTimeout,
       // Timeouts are only enforced on this tick; Node's 30 s default lets slow clients linger far longer.
       connectionsCheckingInterval: 1000,
-      requireHostHeader: true,
+      // parseTarget refuses a missing Host with the gateway's JSON error; Node's check answers a bare 400
+      requireHostHeader: false,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
     },

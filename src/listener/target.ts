@@ -28,10 +28,12 @@ function normalisePath(path: string): string {
 /**
  * Parses `req.url`. Absolute-form targets are accepted only when their authority names the same host as
  * the Host header (RFC 9112 §3.2.2 makes the target win; a mismatch is how cache-poisoning starts).
- * Returns an error message for a target the gateway refuses.
+ * Returns an error message for a target the gateway refuses, and for an HTTP/1.1 request without Host
+ * (RFC 9112 §3.2; Node's own check would answer a bare 400 instead of the gateway's JSON).
  */
 export function parseTarget(req: IncomingMessage): RequestTarget | string {
   let url = req.url ?? '/';
+  if (req.headers.host === undefined && req.httpVersion !== '1.0') return 'an HTTP/1.1 request needs a Host header';
   const hostHeader = req.headers.host ?? '';
   if (url.charCodeAt(0) !== 47) {
     const absolute = ABSOLUTE_FORM.exec(url);

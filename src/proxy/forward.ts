@@ -39,7 +39,7 @@ export interface AttemptRequest {
   readonly path: string;
   readonly headers: string[];
   readonly body: Readable | null;
-  /** longest wait for the response head */
+  /** longest wait for the response head, enforced to the millisecond (undici's own timer ticks every ~0.5 s) */
   readonly headersTimeout: number;
   /** longest gap between two response body chunks */
   readonly bodyTimeout: number;
@@ -55,6 +55,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
+  #headDeadline: NodeJS.Timeout | undefined;
   #committed = false;
   #done = false;
 
@@ -69,6 +70,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#ctx = ctx;
     this.#settle = settle;
     res.once('close', this.#onClientClose);
+  }
+
+  /** Fails the attempt with a timeout unless the response head arrives within `ms`. */
+  armHeadDeadline(ms: number): void {
+    this.#headDeadline = setTimeout(this.#headTimedOut, ms);
   }
 
   /** Aborts the exchange; before undici hands us a controller the abort waits in #pendingAbort. */
@@ -92,6 +98,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       if (statusCode === 103 && headers.link !== undefined) this.#res.writeEarlyHints({ link: headers.link });
       return;
     }
+    clearTimeout(this.#headDeadline);
     const ctx = this.#ctx;
     ctx.status = statusCode;
     const head = downstreamResponseHeaders(headers, ctx);
@@ -134,9 +141,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   #finish(): void {
+    clearTimeout(this.#headDeadline);
     this.#done = true;
     this.#res.off('close', this.#onClientClose);
   }
+
+  readonly #headTimedOut = (): void => {
+    this.abort(new UpstreamFailure('timeout'));
+  };
 
   readonly #resume = (): void => {
     this.#controller?.resume();
@@ -161,6 +173,7 @@ export function startAttempt(
 ): Attempt {
   const settle = Promise.withResolvers<void>();
   const relay = new ResponseRelay(res, ctx, settle, request.responseHeaders);
+  relay.armHeadDeadline(request.headersTimeout);
   try {
     dispatcher.dispatch(
       {

@@ -1,0 +1,117 @@
+// Upstream failures: refused, silent, truncated, garbage and reset upstreams. The gateway answers
+// 502/504 with its JSON error when nothing was sent yet, cuts the connection when a body fails midway,
+// and keeps serving afterwards.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Socket } from 'node:net';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+import {
+  assertGatewayError,
+  configYaml,
+  json,
+  readRequestHead,
+  refusedPort,
+  send,
+  startRawUpstream,
+  type RawUpstream,
+  type RouteInput,
+} from '../support/http.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+
+const PER_TRY_TIMEOUT_MS = 250;
+/** undici's own header timer ticks every ~0.5 s; the gateway's deadline must be much closer than that */
+const TIMEOUT_SLACK_MS = 250;
+
+/** Raw upstreams, each misbehaving in one way after reading the request head. */
+const MISBEHAVIOURS = {
+  /** reads the request and never answers */
+  silent: () => {},
+  /** declares 1000 bytes, sends 100, then closes */
+  truncated: (socket: Socket) => {
+    socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1000\r\n\r\n${'x'.repeat(100)}`);
+    socket.destroy();
+  },
+  /** answers with bytes that are not HTTP */
+  garbage: (socket: Socket) => {
+    socket.end('\x00\x01 definitely not HTTP \xff\r\n\r\n');
+  },
+  /** starts a chunked body, then resets the connection */
+  reset: (socket: Socket) => {
+    socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+    setImmediate(() => socket.resetAndDestroy());
+  },
+} satisfies Record<string, (socket: Socket) => void>;
+
+type Misbehaviour = keyof typeof MISBEHAVIOURS;
+
+describe('upstream failures', () => {
+  const raw = new Map<Misbehaviour, RawUpstream>();
+  let healthy: TestUpstream;
+  let gateway: TestGateway;
+
+  before(async () => {
+    healthy = await startUpstream('healthy');
+    const services: Record<string, string[]> = { healthy: [healthy.address], refused: [`127.0.0.1:${await refusedPort()}`] };
+    const routes: RouteInput[] = [
+      { name: 'healthy', match: { prefix: '/healthy' }, service: 'healthy' },
+      { name: 'refused', match: { prefix: '/refused' }, service: 'refused' },
+    ];
+    for (const [name, misbehave] of Object.entries(MISBEHAVIOURS) as [Misbehaviour, (socket: Socket) => void][]) {
+      const upstream = await startRawUpstream((socket) => void readRequestHead(socket).then(() => misbehave(socket), () => {}));
+      raw.set(name, upstream);
+      services[name] = [upstream.address];
+      routes.push({ name, match: { prefix: `/${name}` }, service: name, retries: { perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } });
+    }
+    gateway = await startGateway(configYaml({ services, routes }));
+  });
+
+  after(async () => {
+    await gateway.close();
+    await Promise.all([healthy.close(), ...[...raw.values()].map((upstream) => upstream.close())]);
+  });
+
+  async function assertStillServing(): Promise<void> {
+    const result = await send(gateway.url, { path: '/healthy' });
+    assert.equal(result.status, 200);
+    assert.equal(json(result).upstream, 'healthy');
+  }
+
+  it('answers 502 upstream_unavailable when the upstream refuses the connection', async () => {
+    assertGatewayError(await send(gateway.url, { path: '/refused/orders' }), 502, 'upstream_unavailable');
+    await assertStillServing();
+  });
+
+  it('answers 504 upstream_timeout once retries.perTryTimeout passes without a response head', async () => {
+    const started = performance.now();
+    const result = await send(gateway.url, { path: '/silent' });
+    const elapsed = performance.now() - started;
+    assertGatewayError(result, 504, 'upstream_timeout');
+    assert.ok(raw.get('silent')!.connections() > 0, 'the request reached the silent upstream');
+    const onTime = elapsed >= PER_TRY_TIMEOUT_MS - 20 && elapsed < PER_TRY_TIMEOUT_MS + TIMEOUT_SLACK_MS;
+    assert.ok(onTime, `answered after ${elapsed.toFixed(0)} ms`);
+    await assertStillServing();
+  });
+
+  it('answers 502 upstream_unavailable to a response that is not HTTP', async () => {
+    assertGatewayError(await send(gateway.url, { path: '/garbage' }), 502, 'upstream_unavailable');
+    await assertStillServing();
+  });
+
+  it('cuts the client connection when the upstream body is shorter than its content-length', async () => {
+    await assert.rejects(send(gateway.url, { path: '/truncated' }), { code: 'ECONNRESET' });
+    await assertStillServing();
+  });
+
+  it('cuts the client connection when the upstream resets mid-body', async () => {
+    await assert.rejects(send(gateway.url, { path: '/reset' }), { code: 'ECONNRESET' });
+    await assertStillServing();
+  });
+
+  it('logs why a response failed midway', async () => {
+    for (const path of ['/truncated', '/reset']) {
+      const line = await gateway.log.waitFor((entry) => entry.msg === 'access' && entry.path === path);
+      assert.equal(line.status, 200, path);
+      assert.equal(line.error, 'upstream_body_failed', path);
+    }
+  });
+});

@@ -1,0 +1,104 @@
+// HTTP message semantics across the gateway (RFC 9112 §6.3, RFC 9110 §10.1.1): responses without
+// content stay without content, chunked bodies and their trailers pass through, 100-continue works.
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+import { json, mirror, rawExchange, send, singleRouteYaml, within, type Mirrored, type RawResponse } from '../support/http.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+
+const DECLARED_LENGTH = 1234;
+
+/** Answers by path: the no-content statuses, a chunked body with a trailer, or a mirror of the request. */
+function byPath(req: IncomingMessage, res: ServerResponse): void {
+  switch (req.url) {
+    case '/document':
+      // HEAD: the length a GET would have, and no body
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': DECLARED_LENGTH });
+      return void res.end(req.method === 'HEAD' ? undefined : 'x'.repeat(DECLARED_LENGTH));
+    case '/no-content':
+      res.writeHead(204, { 'x-deleted': 'order-7' });
+      return void res.end();
+    case '/not-modified':
+      res.writeHead(304, { etag: '"v7"', 'cache-control': 'max-age=60' });
+      return void res.end();
+    case '/chunked':
+      res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
+      res.write('part one, ');
+      res.write('part two');
+      res.addTrailers({ 'x-checksum': 'sha256=abc123' });
+      return void res.end();
+    default:
+      mirror(req, res);
+  }
+}
+
+describe('HTTP semantics through the gateway', () => {
+  let upstream: TestUpstream;
+  let gateway: TestGateway;
+  before(async () => {
+    upstream = await startUpstream('semantics', byPath);
+    gateway = await startGateway(singleRouteYaml(upstream.address));
+  });
+  after(async () => {
+    await gateway.close();
+    await upstream.close();
+  });
+
+  /** The exact bytes of a response to `method path` on a connection the gateway closes afterwards. */
+  function exchange(method: string, path: string): Promise<RawResponse> {
+    return rawExchange(gateway.url, [`${method} ${path} HTTP/1.1`, `Host: ${new URL(gateway.url).host}`, 'Connection: close']);
+  }
+
+  function assertNoContent(response: RawResponse): void {
+    assert.equal(response.body.length, 0, `bytes after the head: ${JSON.stringify(response.body.toString())}`);
+    assert.equal(response.headers['transfer-encoding'], undefined);
+  }
+
+  it('answers HEAD with the upstream content-length and no body', async () => {
+    const response = await exchange('HEAD', '/document');
+    assert.equal(response.status, 200);
+    assert.equal(response.headers['content-length'], String(DECLARED_LENGTH));
+    assertNoContent(response);
+    assert.equal(upstream.requests.at(-1)?.method, 'HEAD');
+  });
+
+  it('passes 204 through without a body', async () => {
+    const response = await exchange('DELETE', '/no-content');
+    assert.equal(response.status, 204);
+    assert.equal(response.headers['x-deleted'], 'order-7');
+    assertNoContent(response);
+  });
+
+  it('passes 304 through without a body', async () => {
+    const response = await exchange('GET', '/not-modified');
+    assert.equal(response.status, 304);
+    assert.equal(response.headers.etag, '"v7"');
+    assertNoContent(response);
+  });
+
+  it('passes a chunked body through, and its trailers to a client that reads them', async () => {
+    const result = await send(gateway.url, { path: '/chunked', headers: { te: 'trailers' } });
+    assert.equal(result.status, 200);
+    assert.equal(result.headers['transfer-encoding'], 'chunked');
+    assert.equal(result.headers['content-length'], undefined);
+    assert.equal(result.body.toString(), 'part one, part two');
+    assert.equal(result.trailers['x-checksum'], 'sha256=abc123');
+  });
+
+  it('answers Expect: 100-continue, then forwards the body it released', async () => {
+    const body = JSON.stringify({ item: 'tea', quantity: 2 });
+    const sent = send(gateway.url, {
+      method: 'POST',
+      path: '/orders',
+      headers: { expect: '100-continue', 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      body,
+      awaitContinue: true,
+    });
+    const result = await within(sent, 3000, 'the exchange (the body is only sent after 100 Continue)');
+    assert.equal(result.status, 200);
+    const seen = json<Mirrored>(result);
+    assert.equal(seen.body, body);
+    assert.equal(seen.headers.expect, undefined);
+  });
+});
