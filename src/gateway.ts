@@ -1,5 +1,6 @@
 // Wires config → discovery → pipeline → listeners, and owns start, reload and stop.
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
@@ -11,6 +12,8 @@ import { createProxyServer } from './listener/server.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
+import { Breakers } from './resilience/breakers.ts';
+import { RetryBudget } from './resilience/retry.ts';
 import { RateLimiter } from './ratelimit/limiter.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
@@ -18,6 +21,7 @@ import { Topology } from './topology.ts';
 
 /** How long a starting gateway waits for Redis before it serves from `redis.onError` (logged). */
 const REDIS_START_WAIT_MS = 2000;
+const POOL_CLOSE_WAIT_MS = 2000;
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -37,6 +41,7 @@ export class Gateway {
   #topology: Topology;
   #consul: ConsulDiscovery | undefined;
   readonly #limiter: RateLimiter;
+  readonly breakers: Breakers;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -54,10 +59,10 @@ export class Gateway {
     loadStatic(this.registry, config.discovery);
     this.#watchConsul(config, new RouteTable(config.routes).services());
     this.#limiter = new RateLimiter(config.redis, this.logger);
+    this.breakers = new Breakers(this.registry, this.logger);
     this.#pipeline = new Pipeline(
       compileState(config, this.#topology, this.logger, this.#limiter),
-      this.upstreams,
-      this.pools,
+      { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budget: new RetryBudget() },
       this.logger,
     );
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
@@ -141,7 +146,10 @@ export class Gateway {
     this.#consul?.stop();
     await Promise.race([closed, expired]);
     await closed;
-    await this.pools.close();
+    this.breakers.close();
+    // In-flight exchanges ended with their connections; a pool that still will not close is destroyed.
+    await Promise.race([this.pools.close(), sleep(POOL_CLOSE_WAIT_MS)]);
+    await this.pools.destroy();
     await this.#limiter.close();
     this.logger.info('zonegate stopped');
     await flushLogger(this.logger);

@@ -11,7 +11,7 @@ import { logAccess } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import { traceIds } from './observability/trace.ts';
 import { sendFallback } from './proxy/fallback.ts';
-import { startAttempt, UpstreamFailure } from './proxy/forward.ts';
+import { UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
 import type { UpstreamPools } from './proxy/pools.ts';
@@ -19,7 +19,9 @@ import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
 import { hashKey } from './routing/hash.ts';
-import { chooseUpstream, type Upstreams } from './routing/pick.ts';
+import { runAttempts, type AttemptDeps, type ExchangePlan } from './resilience/attempts.ts';
+import { isIdempotent } from './resilience/retry.ts';
+import { chooseUpstream, type UpstreamChoice } from './routing/pick.ts';
 import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
 import { stickyKey } from './routing/sticky-key.ts';
 import type { Topology } from './topology.ts';
@@ -55,14 +57,12 @@ async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes:
 
 export class Pipeline {
   state: PipelineState;
-  readonly #upstreams: Upstreams;
-  readonly #pools: UpstreamPools;
+  readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
 
-  constructor(state: PipelineState, upstreams: Upstreams, pools: UpstreamPools, logger: Logger) {
+  constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger) {
     this.state = state;
-    this.#upstreams = upstreams;
-    this.#pools = pools;
+    this.#attempts = attempts;
     this.#logger = logger;
   }
 
@@ -136,33 +136,33 @@ export class Pipeline {
     const choice = chooseUpstream(
       route,
       { method: ctx.method, caller, keyHash: key === undefined ? undefined : hashKey(key) },
-      this.#upstreams,
+      this.#attempts.upstreams,
     );
     ctx.service = choice.service;
     if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
-    const instance = choice.instance;
-    ctx.instance = instance;
-    ctx.tier = choice.tier;
-    ctx.attempts = 1;
-    this.#upstreams.inFlight.begin(instance);
-    res.once('close', () => this.#upstreams.inFlight.end(instance));
-
-    const routeConfig = route.config;
-    const attempt = startAttempt(
-      this.#pools.get(choice.instance.origin),
-      {
-        method: ctx.method,
-        path: route.upstreamPath(ctx.path) + ctx.query,
-        headers,
-        body,
-        headersTimeout: Math.min(routeConfig.retries.perTryTimeout ?? routeConfig.timeout, routeConfig.timeout),
-        bodyTimeout: routeConfig.idleTimeout,
-        responseHeaders: state.config.gateway.routingHeaders ? routingHeaders(ctx) : undefined,
-      },
+    const plan: ExchangePlan = {
+      req,
       res,
       ctx,
-    );
-    attempt.committed.then(undefined, (failure: UpstreamFailure) => this.#upstreamFailed(res, ctx, failure));
+      route,
+      headers,
+      caller,
+      keyHash: key === undefined ? undefined : hashKey(key),
+      body,
+      routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
+    };
+    void this.#exchange(plan, choice);
+  }
+
+  async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
+    const { req, res, ctx, route } = plan;
+    if (keepsBodyForRetry(req, ctx, route)) {
+      // Small enough to keep: a failed attempt can then be retried with the same bytes.
+      plan = { ...plan, body: Buffer.concat(await (plan.body as Readable).toArray()) };
+    }
+    const outcome = await runAttempts(this.#attempts, plan, first);
+    if (outcome.kind === 'refused') return this.#refuse(res, ctx, route, outcome.refusal);
+    if (outcome.kind === 'failed') this.#upstreamFailed(res, ctx, outcome.failure);
   }
 
   /** The body to stream upstream, null for none, false when its declared length is over the limit. */
@@ -192,6 +192,7 @@ export class Pipeline {
   }
 
   #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {
+    if (failure.committed) return; // the upstream's own answer went out; the breaker counted it
     switch (failure.kind) {
       case 'client-closed':
         return; // logged by #finish, which runs first (on the response's 'close')
@@ -213,6 +214,16 @@ export class Pipeline {
     if (!res.writableFinished) ctx.error ??= 'client_closed';
     logAccess(this.#logger, ctx);
   }
+}
+
+function noHeaders(): undefined {
+  return undefined;
+}
+
+/** Retries need the body again: keep it when it is declared small and the request may be retried at all. */
+function keepsBodyForRetry(req: IncomingMessage, ctx: RequestContext, route: CompiledRoute): boolean {
+  const retries = route.config.retries;
+  return ctx.bytesIn > 0 && ctx.bytesIn <= retries.bufferBodyBytes && retries.attempts > 0 && isIdempotent(ctx.method) && req.headers['content-length'] !== undefined;
 }
 
 function routingHeaders(ctx: RequestContext): OutgoingHttpHeaders {

@@ -24,6 +24,8 @@ export class RequestContext {
   clientLocality: string | null = null;
   sticky = false;
   attempts = 0;
+  /** the instance id of each attempt, in order */
+  readonly tries: string[] = [];
   rateLimited = false;
   breaker: string | null = null;
   bytesIn = 0;

@@ -19,6 +19,8 @@ export interface AccessLogLine {
   regionHeader: string | null;
   sticky: boolean;
   attempts: number;
+  /** the instance of each attempt (zonegate adds this to DESIGN.md's fields) */
+  tries: readonly string[];
   rateLimited: boolean;
   breaker: string | null;
   bytesIn: number;
@@ -46,6 +48,7 @@ export function accessLogLine(ctx: RequestContext): AccessLogLine {
     regionHeader: ctx.regionHeader,
     sticky: ctx.sticky,
     attempts: ctx.attempts,
+    tries: ctx.tries,
     rateLimited: ctx.rateLimited,
     breaker: ctx.breaker,
     bytesIn: ctx.bytesIn,

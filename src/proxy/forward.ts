@@ -7,14 +7,27 @@ import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
 import { downstreamResponseHeaders, downstreamTrailers } from './headers.ts';
 
-export type FailureKind = 'connect-failure' | 'reset' | 'timeout' | 'bad-response' | 'client-closed' | 'body-too-large';
+export type FailureKind =
+  | 'connect-failure'
+  | 'reset'
+  | 'timeout'
+  | 'bad-response'
+  | 'status'
+  | 'client-closed'
+  | 'body-too-large';
 
 export class UpstreamFailure extends Error {
   readonly kind: FailureKind;
-  constructor(kind: FailureKind, cause?: unknown) {
-    super(cause instanceof Error ? cause.message : kind, { cause });
+  /** the upstream's status, for kind `status` */
+  readonly status: number | undefined;
+  /** the response already went to the client (a failure status counted by the breaker, nothing left to answer) */
+  readonly committed: boolean;
+  constructor(kind: FailureKind, cause?: unknown, status?: number, committed = false) {
+    super(cause instanceof Error ? cause.message : status === undefined ? kind : `${kind} ${status}`, { cause });
     this.name = 'UpstreamFailure';
     this.kind = kind;
+    this.status = status;
+    this.committed = committed;
   }
 }
 
@@ -38,21 +51,25 @@ export interface AttemptRequest {
   /** path and query as sent upstream */
   readonly path: string;
   readonly headers: string[];
-  readonly body: Readable | null;
+  /** a Buffer can be sent again by a retry; a stream cannot */
+  readonly body: Readable | Buffer | null;
   /** longest wait for the response head, enforced to the millisecond (undici's own timer ticks every ~0.5 s) */
   readonly headersTimeout: number;
   /** longest gap between two response body chunks */
   readonly bodyTimeout: number;
   /** added to the response head (routing headers) */
   readonly responseHeaders: OutgoingHttpHeaders | undefined;
+  /** statuses to discard instead of passing on (another attempt will be made): the attempt fails with kind `status` */
+  readonly holdStatuses?: ReadonlySet<number> | undefined;
 }
 
 /** Bridges one undici exchange to the client response, with backpressure in both directions. */
 class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #ctx: RequestContext;
-  readonly #settle: PromiseWithResolvers<void>;
+  readonly #settle: PromiseWithResolvers<number>;
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
+  readonly #holdStatuses: ReadonlySet<number> | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
@@ -62,11 +79,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(
     res: ServerResponse,
     ctx: RequestContext,
-    settle: PromiseWithResolvers<void>,
-    extraHeaders: OutgoingHttpHeaders | undefined,
+    settle: PromiseWithResolvers<number>,
+    request: AttemptRequest,
   ) {
     this.#res = res;
-    this.#extraHeaders = extraHeaders;
+    this.#extraHeaders = request.responseHeaders;
+    this.#holdStatuses = request.holdStatuses;
     this.#ctx = ctx;
     this.#settle = settle;
     res.once('close', this.#onClientClose);
@@ -99,13 +117,17 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       return;
     }
     clearTimeout(this.#headDeadline);
+    if (this.#holdStatuses?.has(statusCode)) {
+      controller.abort(new UpstreamFailure('status', undefined, statusCode));
+      return;
+    }
     const ctx = this.#ctx;
     ctx.status = statusCode;
     const head = downstreamResponseHeaders(headers, ctx);
     if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
     this.#res.writeHead(statusCode, head);
     this.#committed = true;
-    this.#settle.resolve();
+    this.#settle.resolve(statusCode);
     if (this.#res.destroyed) controller.abort(new UpstreamFailure('client-closed'));
   }
 
@@ -160,8 +182,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 }
 
 export interface Attempt {
-  /** resolves once the response head is written to the client; rejects with UpstreamFailure before that */
-  readonly committed: Promise<void>;
+  /** resolves with the status once the response head is written to the client; rejects with UpstreamFailure before that */
+  readonly committed: Promise<number>;
   abort(reason: UpstreamFailure): void;
 }
 
@@ -171,8 +193,8 @@ export function startAttempt(
   res: ServerResponse,
   ctx: RequestContext,
 ): Attempt {
-  const settle = Promise.withResolvers<void>();
-  const relay = new ResponseRelay(res, ctx, settle, request.responseHeaders);
+  const settle = Promise.withResolvers<number>();
+  const relay = new ResponseRelay(res, ctx, settle, request);
   relay.armHeadDeadline(request.headersTimeout);
   try {
     dispatcher.dispatch(

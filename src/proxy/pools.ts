@@ -48,10 +48,17 @@ export class UpstreamPools {
     return this.#pools.size;
   }
 
+  /** Closes every pool once its in-flight requests are done. */
   async close(): Promise<void> {
+    await Promise.allSettled([...this.#pools.values()].map((pool) => pool.close()));
+    this.#pools.clear();
+  }
+
+  /** Destroys whatever pools are left, aborting their requests. */
+  async destroy(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
-    await Promise.allSettled(pools.map((pool) => pool.close()));
+    await Promise.allSettled(pools.filter((pool) => !pool.destroyed).map((pool) => pool.destroy()));
   }
 
   #retire(origin: string): void {

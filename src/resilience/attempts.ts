@@ -1,0 +1,163 @@
+// The attempts of one request: breaker gate → forward → on a retryable failure, another instance (same
+// tier first, then the next eligible tier under the same locality rules), after jittered backoff, within
+// the route timeout and the service's retry budget.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Instance } from '../discovery/instance.ts';
+import type { RequestContext } from '../listener/context.ts';
+import { classifyFailure, startAttempt, UpstreamFailure } from '../proxy/forward.ts';
+import type { UpstreamPools } from '../proxy/pools.ts';
+import { chooseUpstream, type UpstreamChoice, type Upstreams } from '../routing/pick.ts';
+import type { CompiledRoute } from '../routing/route-table.ts';
+import type { Locality } from '../topology.ts';
+import type { Breakers } from './breakers.ts';
+import { backoffDelay, isIdempotent, retryableStatuses, retryCondition, type RetryBudget } from './retry.ts';
+
+export interface AttemptDeps {
+  readonly upstreams: Upstreams;
+  readonly pools: UpstreamPools;
+  readonly breakers: Breakers;
+  readonly budget: RetryBudget;
+}
+
+export interface ExchangePlan {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly ctx: RequestContext;
+  readonly route: CompiledRoute;
+  readonly headers: string[];
+  readonly caller: Locality;
+  readonly keyHash: number | undefined;
+  /** a Buffer when the body was small enough to keep for a retry */
+  readonly body: Readable | Buffer | null;
+  readonly routingHeaders: (ctx: RequestContext) => OutgoingHttpHeaders | undefined;
+}
+
+export type ExchangeOutcome =
+  | { readonly kind: 'served' }
+  | { readonly kind: 'refused'; readonly refusal: 'no_healthy_upstream' | 'remote_write_refused' }
+  | { readonly kind: 'failed'; readonly failure: UpstreamFailure };
+
+/** What the breaker counts as an instance failure among answered statuses. */
+function failureStatuses(route: CompiledRoute): ReadonlySet<number> {
+  return route.config.breaker.failOn500 ? FAILURE_STATUSES_WITH_500 : FAILURE_STATUSES;
+}
+const FAILURE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+const FAILURE_STATUSES_WITH_500: ReadonlySet<number> = new Set([500, 502, 503, 504]);
+
+function isOpenBreaker(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'EOPENBREAKER';
+}
+
+export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: UpstreamChoice): Promise<ExchangeOutcome> {
+  const { ctx, route, res } = plan;
+  const policy = route.config.retries;
+  const deadline = ctx.startedAt + route.config.timeout;
+  const retriesAllowed = policy.attempts > 0 && isIdempotent(ctx.method) && !(plan.body !== null && !Buffer.isBuffer(plan.body));
+  const holdStatuses = retriesAllowed ? retryableStatuses(policy) : undefined;
+  const counted = failureStatuses(route);
+  const tried = new Set<string>();
+  let choice = first;
+  let last: UpstreamFailure | undefined;
+  let retries = 0;
+  const service = first.service;
+  deps.budget.begin(service);
+  try {
+    for (;;) {
+      if (choice.instance === undefined) return last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal };
+      const instance: Instance = choice.instance;
+      tried.add(instance.id);
+      ctx.instance = instance;
+      ctx.tier = choice.tier;
+      ctx.attempts++;
+      ctx.tries.push(instance.id);
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
+      const mayRetry = retriesAllowed && retries < policy.attempts;
+      try {
+        await deps.breakers.fire(instance, route.config.breaker, () =>
+          attemptOn(deps, plan, instance, Math.min(policy.perTryTimeout ?? remaining, remaining), mayRetry ? holdStatuses : undefined, counted),
+        );
+        ctx.breaker = deps.breakers.state(instance);
+        return { kind: 'served' };
+      } catch (err) {
+        ctx.breaker = deps.breakers.state(instance);
+        if (isOpenBreaker(err)) {
+          // The instance is ejected or its single half-open probe is out: not an attempt, pick another.
+          ctx.attempts--;
+          ctx.tries.pop();
+        } else {
+          const failure = classifyFailure(err);
+          if (failure.committed || failure.kind === 'client-closed' || failure.kind === 'body-too-large') {
+            return { kind: 'failed', failure };
+          }
+          last = failure;
+          const condition = retryCondition(failure);
+          if (!mayRetry || condition === undefined || !policy.on.includes(condition)) return { kind: 'failed', failure };
+          if (!deps.budget.tryRetry(service)) return { kind: 'failed', failure };
+          retries++;
+          try {
+            await sleep(backoffDelay(policy, retries));
+          } finally {
+            deps.budget.releaseRetry(service);
+          }
+          if (res.destroyed) return { kind: 'failed', failure: new UpstreamFailure('client-closed') };
+        }
+      }
+      choice = chooseUpstream(
+        route,
+        { method: ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried },
+        deps.upstreams,
+      );
+    }
+  } finally {
+    deps.budget.end(service);
+  }
+}
+
+/** One attempt; rejects (so the breaker counts it) on a failure status even when it was passed through. */
+async function attemptOn(
+  deps: AttemptDeps,
+  plan: ExchangePlan,
+  instance: Instance,
+  headersTimeout: number,
+  holdStatuses: ReadonlySet<number> | undefined,
+  counted: ReadonlySet<number>,
+): Promise<number> {
+  const { ctx, route } = plan;
+  const inFlight = deps.upstreams.inFlight;
+  // In flight until the response is through (not just its head): that is the load P2C compares.
+  inFlight.begin(instance);
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    inFlight.end(instance);
+  };
+  plan.res.once('close', end);
+  let status: number;
+  try {
+    status = await startAttempt(
+      deps.pools.get(instance.origin),
+      {
+        method: ctx.method,
+        path: route.upstreamPath(ctx.path) + ctx.query,
+        headers: plan.headers,
+        body: plan.body,
+        headersTimeout,
+        bodyTimeout: route.config.idleTimeout,
+        responseHeaders: plan.routingHeaders(ctx),
+        holdStatuses,
+      },
+      plan.res,
+      ctx,
+    ).committed;
+  } catch (err) {
+    plan.res.off('close', end);
+    end();
+    throw err;
+  }
+  if (counted.has(status)) throw new UpstreamFailure('status', undefined, status, true);
+  return status;
+}

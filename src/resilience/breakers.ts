@@ -1,0 +1,151 @@
+// One opossum CircuitBreaker per upstream instance (outlier detection). An open breaker ejects its
+// instance from tiers and balancing through the registry's overlay; half-open readmits it so one probe
+// can reach it. Settings follow what matters at one breaker per instance: no percentiles (a failure would
+// sort the window), no snapshots and one shared bucket timer (not two timers per breaker), no opossum
+// timeout (its abort controller is shared by every call of a breaker; undici's timeouts do that job).
+import { EventEmitter } from 'node:events';
+import CircuitBreaker from 'opossum';
+import type { BreakerConfig } from '../config/schema.ts';
+import type { Instance } from '../discovery/instance.ts';
+import type { Registry } from '../discovery/registry.ts';
+import type { Logger } from '../observability/logger.ts';
+import { UpstreamFailure } from '../proxy/forward.ts';
+
+export type BreakerState = 'closed' | 'open' | 'half-open';
+
+const MAX_OPEN_MS = 5 * 60_000;
+
+/** The failures a breaker counts; anything else (4xx, client aborts, the gateway's own refusals) is a success. */
+function countsAsFailure(err: unknown): boolean {
+  if (!(err instanceof UpstreamFailure)) return true;
+  return err.kind !== 'client-closed' && err.kind !== 'body-too-large';
+}
+
+type Attempt = () => Promise<unknown>;
+
+/** opossum reads `options.resetTimeout` each time it opens; @types/opossum does not declare `options`. */
+function setOpenTime(breaker: CircuitBreaker<[Attempt], unknown>, ms: number): void {
+  (breaker as unknown as { options: { resetTimeout: number } }).options.resetTimeout = ms;
+}
+
+interface Entry {
+  readonly breaker: CircuitBreaker<[Attempt], unknown>;
+  readonly instance: Instance;
+  readonly settings: BreakerConfig;
+  trips: number;
+}
+
+export class Breakers {
+  readonly #entries = new Map<string, Entry>();
+  readonly #registry: Registry;
+  readonly #logger: Logger;
+  /** rotates every breaker's rolling window from one interval */
+  readonly #rotation = new EventEmitter();
+  readonly #rotationTimer: NodeJS.Timeout;
+
+  constructor(registry: Registry, logger: Logger) {
+    this.#registry = registry;
+    this.#logger = logger;
+    this.#rotation.setMaxListeners(0);
+    this.#rotationTimer = setInterval(() => this.#rotation.emit('rotate'), 1000);
+    this.#rotationTimer.unref();
+    registry.on('change', () => this.#disposeDeparted());
+  }
+
+  state(instance: Instance): BreakerState {
+    const breaker = this.#entries.get(instance.id)?.breaker;
+    if (breaker === undefined || breaker.closed) return 'closed';
+    return breaker.halfOpen ? 'half-open' : 'open';
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Runs one attempt through the instance's breaker. Rejects with opossum's EOPENBREAKER (without running
+   * the attempt) when the breaker is open or its half-open probe is already out.
+   */
+  fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
+    return this.#entry(instance, settings).breaker.fire(attempt);
+  }
+
+  /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
+  close(): void {
+    clearInterval(this.#rotationTimer);
+    for (const id of [...this.#entries.keys()]) this.#dispose(id);
+  }
+
+  #entry(instance: Instance, settings: BreakerConfig): Entry {
+    let entry = this.#entries.get(instance.id);
+    if (entry !== undefined) return entry;
+    const breaker = new CircuitBreaker((attempt: Attempt) => attempt(), {
+      timeout: false,
+      volumeThreshold: settings.volumeThreshold,
+      errorThresholdPercentage: settings.errorThresholdPercentage,
+      resetTimeout: settings.resetTimeout,
+      rollingCountTimeout: settings.rollingCountTimeout,
+      rollingCountBuckets: 10,
+      rollingPercentilesEnabled: false,
+      enableSnapshots: false,
+      rotateBucketController: this.#rotation,
+      errorFilter: (err: unknown) => !countsAsFailure(err),
+    });
+    entry = { breaker, instance, settings, trips: 0 };
+    const current = entry;
+    breaker.on('open', () => this.#opened(current));
+    breaker.on('halfOpen', () => this.#halfOpened(current, settings.resetTimeout));
+    breaker.on('close', () => this.#closed(current, settings.resetTimeout));
+    this.#entries.set(instance.id, entry);
+    return entry;
+  }
+
+  #opened(entry: Entry): void {
+    const { instance } = entry;
+    const ejected = this.#mayEject(instance, entry.settings.maxEjectionPercent);
+    this.#registry.setEjected(instance.service, instance.id, ejected);
+    if (ejected) this.#logger.warn({ service: instance.service, instance: instance.id, trips: entry.trips }, 'breaker opened; instance ejected');
+    else this.#logger.warn({ service: instance.service, instance: instance.id }, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
+  }
+
+  /** The open time grows on each consecutive trip (×2, jittered, capped at 5 min); a close resets it. */
+  #halfOpened(entry: Entry, baseMs: number): void {
+    entry.trips++;
+    setOpenTime(entry.breaker, Math.min(MAX_OPEN_MS, baseMs * 2 ** entry.trips) * (0.8 + Math.random() * 0.4));
+    this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
+  }
+
+  #closed(entry: Entry, baseMs: number): void {
+    entry.trips = 0;
+    setOpenTime(entry.breaker, baseMs);
+    this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
+    this.#logger.info({ service: entry.instance.service, instance: entry.instance.id }, 'breaker closed; instance readmitted');
+  }
+
+  /**
+   * Ejection cap: at most `maxEjectionPercent` of a zone's instances of a service may be ejected at once,
+   * so a cascading failure cannot empty a tier by itself.
+   */
+  #mayEject(instance: Instance, maxEjectionPercent: number): boolean {
+    const snapshot = this.#registry.snapshot(instance.service);
+    if (snapshot === undefined) return true;
+    const zone = snapshot.instances.filter((i) => i.zone === instance.zone);
+    const alreadyEjected = zone.filter((i) => i.ejected && i.id !== instance.id).length;
+    return (alreadyEjected + 1) / zone.length <= maxEjectionPercent / 100;
+  }
+
+  #disposeDeparted(): void {
+    if (this.#entries.size === 0) return;
+    const live = new Set<string>();
+    for (const service of this.#registry.services()) for (const i of this.#registry.snapshot(service)!.instances) live.add(i.id);
+    for (const id of [...this.#entries.keys()]) if (!live.has(id)) this.#dispose(id);
+  }
+
+  #dispose(id: string): void {
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    this.#entries.delete(id);
+    entry.breaker.shutdown();
+    this.#registry.setEjected(entry.instance.service, id, false);
+  }
+}
