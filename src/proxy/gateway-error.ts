@@ -33,18 +33,26 @@ export function sendGatewayError(
     res.destroy();
     return;
   }
-  const status = GATEWAY_ERRORS[code];
-  ctx.status = status;
   const body = JSON.stringify({ error: code, message, requestId: ctx.requestId, traceId: ctx.traceId });
-  res.writeHead(status, {
+  sendOwnAnswer(res, ctx, GATEWAY_ERRORS[code], body, {
     ...extraHeaders,
     'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    'x-request-id': ctx.requestId,
-    'x-trace-id': ctx.traceId,
   });
+}
+
+/** An answer the gateway writes itself: the body (never for HEAD), its length and the id headers. */
+export function sendOwnAnswer(
+  res: ServerResponse,
+  ctx: RequestContext,
+  status: number,
+  body: string,
+  headers: OutgoingHttpHeaders,
+): void {
+  ctx.status = status;
+  const length = Buffer.byteLength(body);
+  res.writeHead(status, { ...headers, 'content-length': length, 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId });
   if (ctx.method === 'HEAD') return void res.end();
-  ctx.bytesOut = Buffer.byteLength(body);
+  ctx.bytesOut = length;
   res.end(body);
 }

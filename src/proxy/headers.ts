@@ -4,14 +4,14 @@ import { canonicalAddress } from '../listener/trust.ts';
 
 export const VIA = '1.1 zonegate';
 
+/** Hop-by-hop in both directions (RFC 9110 §7.6.1, plus the legacy Proxy-Connection). */
+const HOP_BY_HOP = ['connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade'];
+/** The gateway's own headers: rebuilt on requests, replaced on responses. */
+const GATEWAY_OWNED = ['via', 'x-request-id', 'x-trace-id'];
+
 /** Hop-by-hop request headers, plus the ones undici refuses or that must not leave the edge. */
 const REQUEST_DROPPED = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'transfer-encoding',
-  'upgrade',
+  ...HOP_BY_HOP,
   'trailer',
   'expect',
   'http2-settings',
@@ -24,24 +24,11 @@ const REQUEST_REBUILT = new Set([
   'x-forwarded-proto',
   'x-forwarded-host',
   'forwarded',
-  'via',
-  'x-request-id',
-  'x-trace-id',
   'traceparent',
+  ...GATEWAY_OWNED,
 ]);
 
-const RESPONSE_DROPPED = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'te',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authenticate',
-  'x-request-id',
-  'x-trace-id',
-  'via',
-]);
+const RESPONSE_DROPPED = new Set([...HOP_BY_HOP, 'proxy-authenticate', ...GATEWAY_OWNED]);
 
 export type UnderscorePolicy = 'drop' | 'reject' | 'allow';
 
