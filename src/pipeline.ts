@@ -59,6 +59,8 @@ export class Pipeline {
   state: PipelineState;
   readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
+  /** exchanges by request: the access line is written once its exchange has settled */
+  readonly #settling = new WeakMap<RequestContext, Promise<void>>();
 
   constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger) {
     this.state = state;
@@ -151,14 +153,19 @@ export class Pipeline {
       body,
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
-    void this.#exchange(plan, choice);
+    this.#settling.set(ctx, this.#exchange(plan, choice));
   }
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
     const { req, res, ctx, route } = plan;
     if (keepsBodyForRetry(req, ctx, route)) {
-      // Small enough to keep: a failed attempt can then be retried with the same bytes.
-      plan = { ...plan, body: Buffer.concat(await (plan.body as Readable).toArray()) };
+      // Small enough to keep: a failed attempt can then be retried with the same bytes. A client that
+      // goes away mid-body ends the request here (#finish logs it as closed by the client).
+      try {
+        plan = { ...plan, body: Buffer.concat(await (plan.body as Readable).toArray()) };
+      } catch {
+        return void res.destroy();
+      }
     }
     const outcome = await runAttempts(this.#attempts, plan, first);
     if (outcome.kind === 'refused') return this.#refuse(res, ctx, route, outcome.refusal);
@@ -212,7 +219,11 @@ export class Pipeline {
     if (ctx.status === 0 || !res.headersSent) ctx.status = 499;
     // A response that never finished was cut short by the client, unless the gateway already said why.
     if (!res.writableFinished) ctx.error ??= 'client_closed';
-    logAccess(this.#logger, ctx);
+    // A small response can close before its exchange has settled; the line waits for the breaker's verdict.
+    const settling = this.#settling.get(ctx);
+    if (settling === undefined) return logAccess(this.#logger, ctx);
+    const write = (): void => logAccess(this.#logger, ctx);
+    void settling.then(write, write);
   }
 }
 

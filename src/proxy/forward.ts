@@ -59,8 +59,11 @@ export interface AttemptRequest {
   readonly bodyTimeout: number;
   /** added to the response head (routing headers) */
   readonly responseHeaders: OutgoingHttpHeaders | undefined;
-  /** statuses to discard instead of passing on (another attempt will be made): the attempt fails with kind `status` */
-  readonly holdStatuses?: ReadonlySet<number> | undefined;
+  /**
+   * Asked for each final status before it is passed on: true discards the answer (another attempt will be
+   * made) and fails the attempt with kind `status`.
+   */
+  readonly holdStatus?: ((status: number) => boolean) | undefined;
 }
 
 /** Bridges one undici exchange to the client response, with backpressure in both directions. */
@@ -69,7 +72,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #ctx: RequestContext;
   readonly #settle: PromiseWithResolvers<number>;
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
-  readonly #holdStatuses: ReadonlySet<number> | undefined;
+  readonly #holdStatus: ((status: number) => boolean) | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
@@ -84,7 +87,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   ) {
     this.#res = res;
     this.#extraHeaders = request.responseHeaders;
-    this.#holdStatuses = request.holdStatuses;
+    this.#holdStatus = request.holdStatus;
     this.#ctx = ctx;
     this.#settle = settle;
     res.once('close', this.#onClientClose);
@@ -117,7 +120,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       return;
     }
     clearTimeout(this.#headDeadline);
-    if (this.#holdStatuses?.has(statusCode)) {
+    if (this.#holdStatus?.(statusCode)) {
       controller.abort(new UpstreamFailure('status', undefined, statusCode));
       return;
     }

@@ -62,6 +62,17 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
   let last: UpstreamFailure | undefined;
   let retries = 0;
   const service = first.service;
+  /** the attempt's answer was held back, and its retry slot taken, by `holdStatus` */
+  let held = false;
+  // An answer is discarded only when another attempt will be made: a retryable status, an instance left
+  // to try, and a slot in the retry budget (kept for that retry). Otherwise the client gets it as it is.
+  const holdStatus = (status: number): boolean => {
+    if (!holdStatuses!.has(status)) return false;
+    const next = chooseUpstream(route, { method: ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried }, deps.upstreams);
+    if (next.instance === undefined || !deps.budget.tryRetry(service)) return false;
+    held = true;
+    return true;
+  };
   deps.budget.begin(service);
   try {
     for (;;) {
@@ -77,12 +88,14 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
       const mayRetry = retriesAllowed && retries < policy.attempts;
       try {
         await deps.breakers.fire(instance, route.config.breaker, () =>
-          attemptOn(deps, plan, instance, Math.min(policy.perTryTimeout ?? remaining, remaining), mayRetry ? holdStatuses : undefined, counted),
+          attemptOn(deps, plan, instance, Math.min(policy.perTryTimeout ?? remaining, remaining), mayRetry ? holdStatus : undefined, counted),
         );
         ctx.breaker = deps.breakers.state(instance);
         return { kind: 'served' };
       } catch (err) {
         ctx.breaker = deps.breakers.state(instance);
+        const slotTaken = held;
+        held = false;
         if (isOpenBreaker(err)) {
           // The instance is ejected or its single half-open probe is out: not an attempt, pick another.
           ctx.attempts--;
@@ -90,12 +103,15 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
         } else {
           const failure = classifyFailure(err);
           if (failure.committed || failure.kind === 'client-closed' || failure.kind === 'body-too-large') {
+            if (slotTaken) deps.budget.releaseRetry(service);
             return { kind: 'failed', failure };
           }
           last = failure;
-          const condition = retryCondition(failure);
-          if (!mayRetry || condition === undefined || !policy.on.includes(condition)) return { kind: 'failed', failure };
-          if (!deps.budget.tryRetry(service)) return { kind: 'failed', failure };
+          if (!slotTaken) {
+            const condition = retryCondition(failure);
+            if (!mayRetry || condition === undefined || !policy.on.includes(condition)) return { kind: 'failed', failure };
+            if (!deps.budget.tryRetry(service)) return { kind: 'failed', failure };
+          }
           retries++;
           try {
             await sleep(backoffDelay(policy, retries));
@@ -122,7 +138,7 @@ async function attemptOn(
   plan: ExchangePlan,
   instance: Instance,
   headersTimeout: number,
-  holdStatuses: ReadonlySet<number> | undefined,
+  holdStatus: ((status: number) => boolean) | undefined,
   counted: ReadonlySet<number>,
 ): Promise<number> {
   const { ctx, route } = plan;
@@ -148,7 +164,7 @@ async function attemptOn(
         headersTimeout,
         bodyTimeout: route.config.idleTimeout,
         responseHeaders: plan.routingHeaders(ctx),
-        holdStatuses,
+        holdStatus,
       },
       plan.res,
       ctx,

@@ -1,8 +1,8 @@
 // One opossum CircuitBreaker per upstream instance (outlier detection). An open breaker ejects its
 // instance from tiers and balancing through the registry's overlay; half-open readmits it so one probe
 // can reach it. Settings follow what matters at one breaker per instance: no percentiles (a failure would
-// sort the window), no snapshots and one shared bucket timer (not two timers per breaker), no opossum
-// timeout (its abort controller is shared by every call of a breaker; undici's timeouts do that job).
+// sort the window), no snapshots and one bucket timer per window length (not two timers per breaker), no
+// opossum timeout (its abort controller is shared by every call of a breaker; undici's timeouts do that job).
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { BreakerConfig } from '../config/schema.ts';
@@ -14,10 +14,21 @@ import { UpstreamFailure } from '../proxy/forward.ts';
 export type BreakerState = 'closed' | 'open' | 'half-open';
 
 const MAX_OPEN_MS = 5 * 60_000;
+/** buckets of a rolling window */
+const BUCKETS = 10;
 
-/** The failures a breaker counts; anything else (4xx, client aborts, the gateway's own refusals) is a success. */
-function countsAsFailure(err: unknown): boolean {
+interface Rotation {
+  readonly emitter: EventEmitter;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * The failures a breaker counts; anything else (4xx, client aborts, the gateway's own refusals, a 500 held
+ * back for a retry unless `failOn500`) is a success.
+ */
+function countsAsFailure(err: unknown, settings: BreakerConfig): boolean {
   if (!(err instanceof UpstreamFailure)) return true;
+  if (err.kind === 'status' && err.status === 500) return settings.failOn500;
   return err.kind !== 'client-closed' && err.kind !== 'body-too-large';
 }
 
@@ -33,22 +44,20 @@ interface Entry {
   readonly instance: Instance;
   readonly settings: BreakerConfig;
   trips: number;
+  /** opened while the ejection cap kept its instance eligible (panic mode): its traffic passes through */
+  capped: boolean;
 }
 
 export class Breakers {
   readonly #entries = new Map<string, Entry>();
   readonly #registry: Registry;
   readonly #logger: Logger;
-  /** rotates every breaker's rolling window from one interval */
-  readonly #rotation = new EventEmitter();
-  readonly #rotationTimer: NodeJS.Timeout;
+  /** by rolling window length: one interval rotates the buckets of every breaker with that window */
+  readonly #rotations = new Map<number, Rotation>();
 
   constructor(registry: Registry, logger: Logger) {
     this.#registry = registry;
     this.#logger = logger;
-    this.#rotation.setMaxListeners(0);
-    this.#rotationTimer = setInterval(() => this.#rotation.emit('rotate'), 1000);
-    this.#rotationTimer.unref();
     registry.on('change', () => this.#disposeDeparted());
   }
 
@@ -64,15 +73,17 @@ export class Breakers {
 
   /**
    * Runs one attempt through the instance's breaker. Rejects with opossum's EOPENBREAKER (without running
-   * the attempt) when the breaker is open or its half-open probe is already out.
+   * the attempt) when the breaker is open or its half-open probe is already out, except in panic mode: an
+   * open breaker whose instance the ejection cap kept eligible runs the attempt uncounted.
    */
   fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
-    return this.#entry(instance, settings).breaker.fire(attempt);
+    const entry = this.#entry(instance, settings);
+    if (entry.capped && entry.breaker.opened) return attempt();
+    return entry.breaker.fire(attempt);
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
   close(): void {
-    clearInterval(this.#rotationTimer);
     for (const id of [...this.#entries.keys()]) this.#dispose(id);
   }
 
@@ -85,13 +96,13 @@ export class Breakers {
       errorThresholdPercentage: settings.errorThresholdPercentage,
       resetTimeout: settings.resetTimeout,
       rollingCountTimeout: settings.rollingCountTimeout,
-      rollingCountBuckets: 10,
+      rollingCountBuckets: BUCKETS,
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
-      rotateBucketController: this.#rotation,
-      errorFilter: (err: unknown) => !countsAsFailure(err),
+      rotateBucketController: this.#rotation(settings.rollingCountTimeout),
+      errorFilter: (err: unknown) => !countsAsFailure(err, settings),
     });
-    entry = { breaker, instance, settings, trips: 0 };
+    entry = { breaker, instance, settings, trips: 0, capped: false };
     const current = entry;
     breaker.on('open', () => this.#opened(current));
     breaker.on('halfOpen', () => this.#halfOpened(current, settings.resetTimeout));
@@ -103,6 +114,7 @@ export class Breakers {
   #opened(entry: Entry): void {
     const { instance } = entry;
     const ejected = this.#mayEject(instance, entry.settings.maxEjectionPercent);
+    entry.capped = !ejected;
     this.#registry.setEjected(instance.service, instance.id, ejected);
     if (ejected) this.#logger.warn({ service: instance.service, instance: instance.id, trips: entry.trips }, 'breaker opened; instance ejected');
     else this.#logger.warn({ service: instance.service, instance: instance.id }, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
@@ -117,6 +129,7 @@ export class Breakers {
 
   #closed(entry: Entry, baseMs: number): void {
     entry.trips = 0;
+    entry.capped = false;
     setOpenTime(entry.breaker, baseMs);
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
     this.#logger.info({ service: entry.instance.service, instance: entry.instance.id }, 'breaker closed; instance readmitted');
@@ -147,5 +160,25 @@ export class Breakers {
     this.#entries.delete(id);
     entry.breaker.shutdown();
     this.#registry.setEjected(entry.instance.service, id, false);
+    const windowMs = entry.settings.rollingCountTimeout;
+    const rotation = this.#rotations.get(windowMs);
+    if (rotation !== undefined && rotation.emitter.listenerCount('rotate') === 0) {
+      clearInterval(rotation.timer);
+      this.#rotations.delete(windowMs);
+    }
+  }
+
+  /** The rotation of `windowMs` windows: a bucket every tenth of the window, started with its first breaker. */
+  #rotation(windowMs: number): EventEmitter {
+    let rotation = this.#rotations.get(windowMs);
+    if (rotation === undefined) {
+      const emitter = new EventEmitter();
+      emitter.setMaxListeners(0);
+      const timer = setInterval(() => emitter.emit('rotate'), Math.max(1, windowMs / BUCKETS));
+      timer.unref();
+      rotation = { emitter, timer };
+      this.#rotations.set(windowMs, rotation);
+    }
+    return rotation.emitter;
   }
 }

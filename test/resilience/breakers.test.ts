@@ -1,0 +1,200 @@
+// Per-instance breakers end to end: an instance that fails trips its breaker after `volumeThreshold`
+// failures and is ejected (no more traffic); after `resetTimeout` one probe decides between closing and
+// a longer open period; answers that say nothing about the instance's health (4xx, 429, a client that
+// goes away) never trip it.
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { describe, it, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../support/http.ts';
+import { echo } from '../support/upstream.ts';
+import {
+  accessLines,
+  answer,
+  failWith,
+  received,
+  recover,
+  requestUntil,
+  stateOf,
+  triesOf,
+  waitForState,
+  zonedGateway,
+  type FailureMode,
+} from './support.ts';
+
+const VOLUME = 5;
+
+describe('breaker trip and ejection', () => {
+  for (const mode of ['503', 'refuse'] as const satisfies readonly FailureMode[]) {
+    it(`ejects an instance after ${VOLUME} failures (${mode}) and sends it nothing more`, async (t) => {
+      // No retries: each failure reaches the client, so the access line of every attempt shows its breaker.
+      const zoned = await zonedGateway(t, {
+        services: { app: { 'sh-a': 3 } },
+        route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, errorThresholdPercentage: 50, resetTimeout: '10s' } },
+      });
+      const [bad, ...good] = zoned.ids();
+      await failWith(zoned.upstreams.get(bad!)!, mode);
+
+      const replies = await requestUntil(zoned, () => stateOf(zoned, bad!) === 'open');
+      const lines = await accessLines(zoned, replies);
+      const onBad = lines.filter((line) => triesOf(line)[0] === bad);
+      assert.equal(onBad.length, VOLUME, 'the breaker opens on the failure that reaches volumeThreshold');
+      assert.deepEqual(
+        onBad.map((line) => line.breaker),
+        [...Array<string>(VOLUME - 1).fill('closed'), 'open'],
+        'the failure that trips it logs breaker "open"; the ones before, "closed"',
+      );
+      for (const line of onBad) assert.equal(line.status, mode === '503' ? 503 : 502);
+      for (const line of lines.filter((l) => triesOf(l)[0] !== bad)) {
+        assert.equal(line.status, 200);
+        assert.equal(line.breaker, 'closed');
+      }
+      if (mode === '503') assert.equal(received(zoned, bad!), VOLUME, 'the upstream saw exactly the tripping failures');
+      assert.deepEqual(zoned.ids().filter((id) => zoned.gateway.registry.isEjected(id)), [bad]);
+
+      const after = await zoned.client.sequential(30, () => ({}));
+      assert.deepEqual(after.map((r) => r.status), Array<number>(30).fill(200));
+      assert.ok(after.every((r) => good.includes(r.upstream)), 'an ejected instance serves nothing');
+      if (mode === '503') assert.equal(received(zoned, bad!), VOLUME, 'no request reached the ejected instance');
+      assert.equal(stateOf(zoned, bad!), 'open');
+    });
+  }
+});
+
+describe('rolling window', () => {
+  it('forgets failures older than rollingCountTimeout', async (t) => {
+    const WINDOW_MS = 300;
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1 } },
+      route: {
+        retries: { attempts: 0 },
+        breaker: { volumeThreshold: VOLUME, rollingCountTimeout: `${WINDOW_MS}ms`, resetTimeout: '10s', maxEjectionPercent: 100 },
+      },
+    });
+    const [only] = zoned.ids() as [string];
+    await failWith(zoned.upstreams.get(only)!, '503');
+    await zoned.client.sequential(VOLUME - 1, () => ({}));
+    assert.equal(stateOf(zoned, only), 'closed', 'fewer failures than volumeThreshold');
+
+    // Two windows later, those failures have rotated out: one more is again below volumeThreshold.
+    await sleep(WINDOW_MS * 2);
+    await zoned.client.request();
+    assert.equal(stateOf(zoned, only), 'closed', 'failures from an earlier window still counted');
+    await zoned.client.sequential(VOLUME - 1, () => ({}));
+    assert.equal(stateOf(zoned, only), 'open', 'volumeThreshold failures within one window trip it');
+  });
+});
+
+describe('half-open probe', () => {
+  const RESET_MS = 250;
+
+  async function trippedPair(t: TestContext) {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 2 } },
+      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
+    });
+    const [bad, good] = zoned.ids() as [string, string];
+    await failWith(zoned.upstreams.get(bad)!, '503');
+    await requestUntil(zoned, () => stateOf(zoned, bad) === 'open');
+    return { zoned, bad, good };
+  }
+
+  it('lets one probe through, closes when it succeeds, and the instance gets traffic again', async (t) => {
+    const { zoned, bad, good } = await trippedPair(t);
+    await waitForState(zoned, bad, 'half-open', RESET_MS * 4);
+    assert.equal(zoned.gateway.registry.isEjected(bad), false, 'half-open readmits the instance for its probe');
+
+    // The recovered instance holds its first request (the probe) until 19 others have been served.
+    const release = Promise.withResolvers<void>();
+    const recovered = echo(bad);
+    zoned.upstreams.get(bad)!.handle((req, res) => void release.promise.then(() => recovered(req, res)));
+    const [badBefore, goodBefore] = [received(zoned, bad), received(zoned, good)];
+    const batch = zoned.client.many(20, () => ({}), 20);
+    await pollUntil(() => (received(zoned, good) === goodBefore + 19 ? true : undefined), 3000, 'the other requests to be served');
+    assert.equal(received(zoned, bad), badBefore + 1, 'while its probe is out, nothing else reaches the instance');
+    assert.equal(stateOf(zoned, bad), 'half-open');
+    release.resolve();
+    assert.ok((await batch).every((r) => r.status === 200));
+    assert.equal(stateOf(zoned, bad), 'closed');
+
+    const replies = await zoned.client.sequential(40, () => ({}));
+    assert.ok(replies.every((r) => r.status === 200));
+    assert.ok(replies.some((r) => r.upstream === bad), 'traffic returns to the recovered instance');
+  });
+
+  it('re-opens after a failed probe, for a longer open period', async (t) => {
+    const { zoned, bad } = await trippedPair(t);
+    const firstOpen = await waitForState(zoned, bad, 'half-open', RESET_MS * 4);
+    const before = received(zoned, bad);
+    const probe = await requestUntil(zoned, () => stateOf(zoned, bad) !== 'half-open');
+    assert.equal(stateOf(zoned, bad), 'open', 'a failed probe opens the breaker again');
+    assert.equal(received(zoned, bad), before + 1, 'one probe only');
+    assert.equal(probe.at(-1)!.status, 503);
+    assert.equal(zoned.gateway.registry.isEjected(bad), true);
+
+    // The second open period is 2 × resetTimeout with ±20% jitter: at least 1.6 × resetTimeout.
+    const secondOpen = await waitForState(zoned, bad, 'half-open', RESET_MS * 6);
+    assert.ok(
+      secondOpen >= RESET_MS * 1.6 - 5,
+      `the second open period (${secondOpen.toFixed(0)} ms) is longer than the first (${firstOpen.toFixed(0)} ms)`,
+    );
+  });
+});
+
+describe('answers that do not trip a breaker', () => {
+  it('never opens on 4xx or 429, however many', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1 } },
+      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
+    });
+    const [only] = zoned.ids() as [string];
+    const statuses = [400, 404, 409, 429, 499];
+    let next = 0;
+    zoned.upstreams.get(only)!.handle((req, res) => answer(statuses[next++ % statuses.length]!)(req, res));
+
+    const replies = await zoned.client.sequential(VOLUME * 6, () => ({}));
+    assert.deepEqual(replies.map((r) => r.status), Array.from({ length: VOLUME * 6 }, (_, i) => statuses[i % statuses.length]));
+    assert.equal(received(zoned, only), VOLUME * 6, 'every request reached the instance');
+    assert.equal(stateOf(zoned, only), 'closed');
+    assert.equal(zoned.gateway.registry.isEjected(only), false);
+  });
+
+  for (const failOn500 of [false, true]) {
+    it(`${failOn500 ? 'counts' : 'does not count'} a 500 with failOn500: ${failOn500}, even one held back for a retry`, async (t) => {
+      const zoned = await zonedGateway(t, {
+        services: { app: { 'sh-a': 2 } },
+        route: { retries: { attempts: 1, backoff: '1ms', on: [500] }, breaker: { volumeThreshold: VOLUME, failOn500, maxEjectionPercent: 100 } },
+      });
+      for (const upstream of zoned.upstreams.values()) upstream.handle(answer(500));
+      const replies = await zoned.client.sequential(VOLUME * 2, () => ({}));
+      assert.ok(replies.every((r) => r.status === 500 || r.status === 503), replies.map((r) => r.status).join());
+      const states = zoned.ids().map((id) => stateOf(zoned, id));
+      assert.deepEqual(states, failOn500 ? ['open', 'open'] : ['closed', 'closed']);
+    });
+  }
+
+  it('does not count a client that goes away as a failure', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1 } },
+      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
+    });
+    const [only] = zoned.ids() as [string];
+    const upstream = zoned.upstreams.get(only)!;
+    await failWith(upstream, 'hang');
+    const url = new URL(zoned.url);
+    for (let i = 0; i < VOLUME * 2; i++) {
+      const client = request({ host: url.hostname, port: url.port, path: `/leave/${i}`, agent: false });
+      client.on('error', () => {});
+      client.end();
+      await pollUntil(() => (upstream.requests.length === i + 1 ? true : undefined), 3000, `request ${i} to reach the upstream`);
+      client.destroy();
+      await zoned.log.waitFor((line) => line.msg === 'access' && line.path === `/leave/${i}`);
+    }
+    assert.equal(stateOf(zoned, only), 'closed', 'client aborts are not instance failures');
+
+    recover(zoned, only);
+    const reply = await zoned.client.request();
+    assert.equal(reply.status, 200);
+    assert.equal(reply.upstream, only);
+  });
+});

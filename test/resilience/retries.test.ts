@@ -1,0 +1,194 @@
+// Retries on another instance: which requests may be retried (idempotent method, body still at hand),
+// where the retry goes (a different instance, same tier first, never a remote tier for a write), and
+// that a GET load rides through an instance dying mid-run.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { describe, it, type TestContext } from 'node:test';
+import { mirror, send, type Mirrored } from '../support/http.ts';
+import type { TestUpstream, UpstreamHandler } from '../support/upstream.ts';
+import {
+  accessLines,
+  answer,
+  ejectedIds,
+  failWith,
+  requestUntil,
+  stateOf,
+  triesOf,
+  zonedGateway,
+  type ZonedGateway,
+} from './support.ts';
+
+/** Breakers that never trip within these tests, so only the retry policy decides. */
+const NO_TRIP = { volumeThreshold: 1000 };
+
+describe('retry on another instance under load', () => {
+  // Sequential, so the retry budget (at least 3 concurrent retries) never refuses one: with 20 requests at
+  // a time it allows 4, fewer than the requests a dying instance fails at once (budget.test.ts covers that).
+  it('serves 300 GETs without a client error while one of 3 instances is killed mid-run', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 3 } },
+      route: { retries: { attempts: 2, backoff: '5ms' }, breaker: { volumeThreshold: 10, resetTimeout: '10s' } },
+    });
+    const victim = zoned.ids()[2]!;
+    let killed: Promise<void> | undefined;
+    const replies = await zoned.client.sequential(300, (i) => {
+      if (i === 100) killed = failWith(zoned.upstreams.get(victim)!, 'refuse');
+      return {};
+    });
+    await killed;
+    const failed = replies.filter((r) => r.status !== 200);
+    assert.deepEqual(failed.map((r) => `${r.status} ${r.text}`), [], 'no client saw the instance die');
+    assert.ok(replies.slice(0, 100).some((r) => r.upstream === victim), 'the victim served before it died');
+    const lines = await accessLines(zoned, replies.slice(100));
+    assert.ok(lines.some((line) => triesOf(line)[0] === victim), 'requests were retried away from the dead instance');
+    assert.equal(stateOf(zoned, victim), 'open');
+    assert.deepEqual(ejectedIds(zoned), [victim]);
+
+    const later = await accessLines(zoned, await zoned.client.many(60, () => ({}), 20));
+    assert.ok(later.every((line) => !triesOf(line).includes(victim)), 'no attempt goes to the ejected instance');
+  });
+});
+
+/** Makes the first request any of `upstreams` receives fail (503 after reading its body); later ones are mirrored. */
+function failFirstRequest(upstreams: Iterable<TestUpstream>): { bodies: string[] } {
+  const bodies: string[] = [];
+  let failed = false;
+  const handler: UpstreamHandler = (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => bodies.push(Buffer.concat(chunks).toString()));
+    if (failed) return mirror(req, res);
+    failed = true;
+    answer(503)(req, res);
+  };
+  for (const upstream of upstreams) upstream.handle(handler);
+  return { bodies };
+}
+
+describe('which requests are retried', () => {
+  const BUFFER = 1024;
+  const small = 'x'.repeat(BUFFER);
+  const large = 'y'.repeat(BUFFER * 4);
+
+  async function twoInstances(t: TestContext): Promise<ZonedGateway> {
+    return zonedGateway(t, {
+      services: { app: { 'sh-a': 2 } },
+      route: { retries: { attempts: 2, backoff: '1ms', bufferBodyBytes: BUFFER }, breaker: NO_TRIP },
+    });
+  }
+
+  const notRetried = [
+    { what: 'a POST whose body is larger than bufferBodyBytes', method: 'POST', body: () => large },
+    { what: 'a chunked POST', method: 'POST', body: () => Readable.from([Buffer.from(small)]) },
+    { what: 'a small POST (not idempotent)', method: 'POST', body: () => small },
+    { what: 'a PUT whose body is larger than bufferBodyBytes', method: 'PUT', body: () => large },
+    { what: 'a chunked PUT (its body was streamed)', method: 'PUT', body: () => Readable.from([Buffer.from(small)]) },
+  ];
+  for (const { what, method, body } of notRetried) {
+    it(`does not retry ${what}: the client sees the 503, one upstream attempt`, async (t) => {
+      const zoned = await twoInstances(t);
+      failFirstRequest(zoned.upstreams.values());
+      const result = await send(zoned.url, { method, path: '/write', body: body() });
+      assert.equal(result.status, 503);
+      assert.equal(zoned.upstreamRequestCount(), 1);
+    });
+  }
+
+  it('does not retry a streamed PUT whose upstream resets: 502, one attempt', async (t) => {
+    const zoned = await twoInstances(t);
+    for (const upstream of zoned.upstreams.values()) await failWith(upstream, 'reset');
+    const result = await send(zoned.url, { method: 'PUT', path: '/write', body: large });
+    assert.equal(result.status, 502);
+    assert.equal(zoned.upstreamRequestCount(), 1);
+  });
+
+  it('retries a small PUT on the other instance with the same body bytes', async (t) => {
+    const zoned = await twoInstances(t);
+    const { bodies } = failFirstRequest(zoned.upstreams.values());
+    const reply = await zoned.client.request({ method: 'PUT', path: '/write', body: small });
+    assert.equal(reply.status, 200, reply.text);
+    assert.equal((JSON.parse(reply.text) as Mirrored).body, small);
+    assert.deepEqual(bodies, [small, small], 'both attempts carried the whole body');
+    const [line] = await accessLines(zoned, [reply]);
+    assert.equal(line!.attempts, 2);
+    assert.equal(new Set(triesOf(line!)).size, 2, 'the retry went to the other instance');
+    assert.deepEqual([...zoned.upstreams.values()].map((u) => u.requests.length), [1, 1]);
+  });
+});
+
+describe('a body kept for a retry', () => {
+  it('is logged as closed by the client when the client leaves mid-body, and the gateway goes on', async (t) => {
+    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 2 } } });
+    const url = new URL(zoned.url);
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    // Node answers 100 Continue as it hands the request to the gateway: the gateway is reading the body then.
+    socket.write('PUT /leaving HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n');
+    const [interim] = (await once(socket, 'data')) as [Buffer];
+    assert.match(interim.toString(), /^HTTP\/1\.1 100 Continue/);
+    socket.write('abc');
+    socket.destroy();
+
+    const line = await zoned.log.waitFor((l) => l.msg === 'access' && l.path === '/leaving');
+    assert.equal(line.status, 499);
+    assert.equal(line.error, 'client_closed');
+    assert.equal(zoned.upstreamRequestCount(), 0, 'nothing was sent upstream');
+    assert.equal((await zoned.client.request()).status, 200);
+  });
+});
+
+describe('where a retry goes', () => {
+  it('tries the other instance of the zone first, then the city', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 2, 'sh-b': 1 } },
+      route: { retries: { attempts: 2, backoff: '1ms' }, breaker: NO_TRIP },
+    });
+    const [a1, a2] = zoned.ids(['sh-a']) as [string, string];
+    const [b1] = zoned.ids(['sh-b']) as [string];
+
+    await failWith(zoned.upstreams.get(a1)!, '503');
+    // Until one request has landed on the failing instance first (P2C chooses between the two).
+    const replies = await requestUntil(zoned, () => zoned.upstreams.get(a1)!.requests.length > 0);
+    const lines = await accessLines(zoned, replies);
+    for (const [i, line] of lines.entries()) {
+      assert.equal(replies[i]!.status, 200);
+      assert.equal(replies[i]!.tier, 'zone');
+      assert.deepEqual(triesOf(line), triesOf(line)[0] === a1 ? [a1, a2] : [a2]);
+    }
+
+    await failWith(zoned.upstreams.get(a2)!, '503');
+    const both = await zoned.client.request();
+    assert.equal(both.status, 200, both.text);
+    assert.equal(both.tier, 'city');
+    assert.equal(both.upstream, b1);
+    const [line] = await accessLines(zoned, [both]);
+    assert.deepEqual(triesOf(line!).slice(0, 2).sort(), [a1, a2].sort());
+    assert.equal(triesOf(line!)[2], b1);
+    assert.equal(line!.tier, 'city');
+  });
+
+  it('retries a GET on a remote tier but never a write (remote: read-only)', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1, 'hz-a': 1 } },
+      route: { retries: { attempts: 2, backoff: '1ms' }, locality: { remote: 'read-only' }, breaker: NO_TRIP },
+    });
+    const [local] = zoned.ids(['sh-a']) as [string];
+    const [remote] = zoned.ids(['hz-a']) as [string];
+    await failWith(zoned.upstreams.get(local)!, '503');
+
+    const read = await zoned.client.request();
+    assert.equal(read.status, 200);
+    assert.equal(read.upstream, remote);
+    assert.equal(read.tier, 'remote');
+
+    const write = await zoned.client.request({ method: 'PUT', body: 'small' });
+    assert.equal(write.status, 503, 'with nowhere left to retry, the client gets the upstream answer');
+    assert.equal(zoned.upstreams.get(remote)!.requests.filter((r) => r.method === 'PUT').length, 0, 'no write reached the remote tier');
+    assert.equal(zoned.upstreams.get(local)!.requests.filter((r) => r.method === 'PUT').length, 1);
+    const [line] = await accessLines(zoned, [write]);
+    assert.deepEqual(triesOf(line!), [local]);
+  });
+});
