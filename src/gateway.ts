@@ -55,7 +55,9 @@ export class Gateway {
     this.upstreams = createUpstreams(this.#topology);
     this.registry = this.upstreams.registry;
     this.pools = new UpstreamPools(config.gateway.upstream);
-    this.registry.on('change', () => this.pools.retain(this.#liveOrigins()));
+    const retainPools = (): void => this.pools.retain(this.#liveOrigins());
+    this.registry.on('change', retainPools);
+    this.registry.on('removed', retainPools);
     loadStatic(this.registry, config.discovery);
     this.#watchConsul(config, new RouteTable(config.routes).services());
     this.#limiter = new RateLimiter(config.redis, this.logger);

@@ -59,8 +59,6 @@ export class Pipeline {
   state: PipelineState;
   readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
-  /** exchanges by request: the access line is written once its exchange has settled */
-  readonly #settling = new WeakMap<RequestContext, Promise<void>>();
 
   constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger) {
     this.state = state;
@@ -153,7 +151,7 @@ export class Pipeline {
       body,
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
-    this.#settling.set(ctx, this.#exchange(plan, choice));
+    ctx.exchange = this.#exchange(plan, choice);
   }
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
@@ -220,10 +218,9 @@ export class Pipeline {
     // A response that never finished was cut short by the client, unless the gateway already said why.
     if (!res.writableFinished) ctx.error ??= 'client_closed';
     // A small response can close before its exchange has settled; the line waits for the breaker's verdict.
-    const settling = this.#settling.get(ctx);
-    if (settling === undefined) return logAccess(this.#logger, ctx);
+    if (ctx.exchange === null) return logAccess(this.#logger, ctx);
     const write = (): void => logAccess(this.#logger, ctx);
-    void settling.then(write, write);
+    void ctx.exchange.then(write, write);
   }
 }
 

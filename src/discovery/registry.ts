@@ -6,6 +6,8 @@ import { buildSnapshot, toInstance, type InstanceSpec, type ServiceSnapshot } fr
 
 export interface RegistryEvents {
   change: [snapshot: ServiceSnapshot, previous: ServiceSnapshot | undefined];
+  /** a service no source provides any more: its instances, breakers and pools go */
+  removed: [service: string];
 }
 
 export class Registry extends EventEmitter<RegistryEvents> {
@@ -62,6 +64,7 @@ export class Registry extends EventEmitter<RegistryEvents> {
       if (services.has(service)) continue;
       this.#snapshots.delete(service);
       this.#specs.delete(service);
+      this.emit('removed', service);
     }
   }
 

@@ -33,6 +33,8 @@ export class RequestContext {
   status = 0;
   /** the gateway's error code when it answered itself */
   error: string | null = null;
+  /** the upstream exchange, settled once the last attempt's verdict is in (the access line waits for it) */
+  exchange: Promise<void> | null = null;
 
   constructor(req: IncomingMessage, path: string, query: string, host: string) {
     this.method = req.method ?? 'GET';

@@ -59,6 +59,7 @@ export class Breakers {
     this.#registry = registry;
     this.#logger = logger;
     registry.on('change', () => this.#disposeDeparted());
+    registry.on('removed', () => this.#disposeDeparted());
   }
 
   state(instance: Instance): BreakerState {

@@ -97,7 +97,7 @@ describe('access log', () => {
     assert.equal(line.error, null);
   });
 
-  it('logs the chosen instance breaker state', { todo: 'per-instance breakers are not wired into the request path yet' }, async () => {
+  it('logs the chosen instance breaker state', async () => {
     const { line } = await logged('GET', '/api/orders/7');
     assert.equal(line.breaker, 'closed');
   });
