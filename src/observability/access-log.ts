@@ -1,7 +1,7 @@
 // One flat JSON line per request, written once when the response is done (DESIGN.md "Access log").
 // Built from the request context by hand: no child logger, no header serialisation.
 import type { RequestContext } from '../listener/context.ts';
-import type { Logger } from './logger.ts';
+import { writeInfoLine, type Logger } from './logger.ts';
 
 export interface AccessLogLine {
   reqId: string;
@@ -60,5 +60,5 @@ export function accessLogLine(ctx: RequestContext): AccessLogLine {
 }
 
 export function logAccess(logger: Logger, ctx: RequestContext): void {
-  logger.info(accessLogLine(ctx), 'access');
+  writeInfoLine(logger, accessLogLine(ctx), 'access');
 }

@@ -21,3 +21,18 @@ export function createLogger(options: { destination?: DestinationStream; level?:
 export function flushLogger(logger: Logger): Promise<void> {
   return new Promise((resolve) => logger.flush(() => resolve()));
 }
+
+type PinoInternals = Record<symbol, { write(line: string): void }>;
+
+/**
+ * Writes `fields` as one info line in pino's own format (`{"level":30,"time":…,…fields,"msg":…}`) to the
+ * logger's destination. For the per-request access line only: pino's per-key serialiser costs ~10 µs per
+ * 23-field line under load, one JSON.stringify of a flat object of plain values about 1 µs, and the bytes
+ * are the same. Honours the logger's level.
+ */
+export function writeInfoLine(logger: Logger, fields: object, msg: string): void {
+  if (!logger.isLevelEnabled('info')) return;
+  const json = JSON.stringify(fields);
+  const stream = (logger as unknown as PinoInternals)[pino.symbols.streamSym]!;
+  stream.write(`{"level":30,"time":${Date.now()},${json.slice(1, -1)},"msg":${JSON.stringify(msg)}}\n`);
+}
