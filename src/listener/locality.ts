@@ -28,7 +28,7 @@ export class CallerLocality {
   }
 
   resolve(header: string | null, peerTrusted: boolean): Locality {
-    if (header === null || this.#policy === 'never' || (this.#policy === 'peers' && !peerTrusted)) return this.#home;
+    if (header === null || header === '' || this.#policy === 'never' || (this.#policy === 'peers' && !peerTrusted)) return this.#home;
     const locality = this.#topology.resolve(header);
     if (locality !== undefined) return locality;
     this.#unknown(header);

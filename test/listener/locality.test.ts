@@ -57,6 +57,14 @@ describe('X-Region-ID trust', () => {
     assert.equal(zoned.log.lines.filter(isUnknownRegionWarning).length, 0);
   });
 
+  it('treats an empty X-Region-ID as absent: the gateway zone, no warning', async (t) => {
+    const zoned = await localityGateway(t);
+    const reply = await getWith(zoned, { 'x-region-id': '' });
+    assert.ok(zoned.ids(['sh-a']).includes(reply.upstream), `served by ${reply.upstream}`);
+    await accessLineOf(zoned.log, reply);
+    assert.equal(zoned.log.lines.filter(isUnknownRegionWarning).length, 0);
+  });
+
   it('ignores the header under trustRegionHeader: never', async (t) => {
     const zoned = await localityGateway(t, { trustRegionHeader: 'never' });
     const reply = await getWith(zoned, { 'x-region-id': 'bj-a' });
