@@ -55,6 +55,17 @@ async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes:
   }
 }
 
+/** A request that matched a route, on its way to admission and forwarding. */
+interface RoutedRequest {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly ctx: RequestContext;
+  readonly route: CompiledRoute;
+  /** the headers to send upstream */
+  readonly headers: string[];
+  readonly peerTrusted: boolean;
+}
+
 export class Pipeline {
   state: PipelineState;
   readonly #attempts: AttemptDeps;
@@ -89,40 +100,26 @@ export class Pipeline {
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 
-    this.#admit(req, res, ctx, route, headers, peerTrusted);
+    this.#admit({ req, res, ctx, route, headers, peerTrusted });
   };
 
   /**
    * Admission control between routing and forwarding: the route's rate limit, checked before any
    * upstream work. No limit, no wait; the in-memory bucket answers synchronously; Redis is one await.
    */
-  #admit(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    route: CompiledRoute,
-    headers: string[],
-    peerTrusted: boolean,
-  ): void {
-    const limit = this.state.rateLimits.get(route.name);
-    if (limit === undefined) return this.#forward(req, res, ctx, route, headers, peerTrusted);
+  #admit(routed: RoutedRequest): void {
+    const limit = this.state.rateLimits.get(routed.route.name);
+    if (limit === undefined) return this.#forward(routed);
     const proceed = (admission: Admission): void => {
-      if (enforceAdmission(res, ctx, limit.policy, admission)) this.#forward(req, res, ctx, route, headers, peerTrusted);
+      if (enforceAdmission(routed.res, routed.ctx, limit.policy, admission)) this.#forward(routed);
     };
-    const admission = limit.check(req, this.state.trusted);
+    const admission = limit.check(routed.req, this.state.trusted);
     if (admission instanceof Promise) void admission.then(proceed);
     else proceed(admission);
   }
 
   /** Picks the instance by locality and key, and streams the exchange. */
-  #forward(
-    req: IncomingMessage,
-    res: ServerResponse,
-    ctx: RequestContext,
-    route: CompiledRoute,
-    headers: string[],
-    peerTrusted: boolean,
-  ): void {
+  #forward({ req, res, ctx, route, headers, peerTrusted }: RoutedRequest): void {
     const state = this.state;
     const body = this.#requestBody(req, ctx, state.config.gateway.limits.maxBodyBytes);
     if (body === false) {
