@@ -2,10 +2,11 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
-import { configJsonSchema } from './config/schema.ts';
+import { configJsonSchema, type Config } from './config/schema.ts';
+import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { CallerLocality } from './listener/locality.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
 import { explain, formatExplanation } from './routing/explain.ts';
 import { createUpstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
@@ -53,10 +54,22 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
   const topology = new Topology(config.topology);
   const upstreams = createUpstreams(topology);
   loadStatic(upstreams.registry, config.discovery);
-  const callers = new CallerLocality(topology, config.gateway, createLogger({ level: 'silent' }));
-  const explanation = explain({ routes: new RouteTable(config.routes), callers, upstreams }, { ...args, path: args.path });
+  const logger = createLogger({ level: 'silent' });
+  const routes = new RouteTable(config.routes);
+  if (config.discovery.consul) await snapshotFromConsul(config, routes, upstreams.registry, logger);
+  const callers = new CallerLocality(topology, config.gateway, logger);
+  const explanation = explain({ routes, callers, upstreams }, { ...args, path: args.path });
   console.log(args.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
   return 0;
+}
+
+/** One round of Consul answers (every datacenter) for the routed services without a static list. */
+async function snapshotFromConsul(config: Config, routes: RouteTable, registry: Registry, logger: Logger): Promise<void> {
+  const { ConsulDiscovery } = await import('./discovery/consul.ts');
+  const consul = new ConsulDiscovery(config.discovery.consul!, registry, logger);
+  consul.watch(new Set([...routes.services()].filter((service) => !(service in config.discovery.static))));
+  await consul.firstRound();
+  consul.stop();
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -132,15 +132,25 @@ class ServiceState {
     return true;
   }
 
+  #pending: (() => void) | undefined;
+
   #schedulePublish(specs: readonly InstanceSpec[]): void {
     clearTimeout(this.#timer);
     const wait = this.#lastPublishAt + MIN_PUBLISH_INTERVAL_MS - performance.now();
     const publish = (): void => {
+      clearTimeout(this.#timer);
+      this.#pending = undefined;
       this.#lastPublishAt = performance.now();
       this.owner.publish(this.service, specs);
     };
-    if (wait <= 0) publish();
-    else this.#timer = setTimeout(publish, wait);
+    if (wait <= 0) return publish();
+    this.#pending = publish;
+    this.#timer = setTimeout(publish, wait);
+  }
+
+  /** Publishes a coalesced update now instead of when its interval ends. */
+  flush(): void {
+    this.#pending?.();
   }
 
   stop(): void {
@@ -151,6 +161,7 @@ class ServiceState {
 /** One blocking-query loop for a (service, datacenter). */
 class Watch {
   readonly #cancel = new EventEmitter();
+  readonly #firstRound = Promise.withResolvers<void>();
   #stopped = false;
   #failures = 0;
   readonly owner: ConsulDiscovery;
@@ -167,6 +178,12 @@ class Watch {
   stop(): void {
     this.#stopped = true;
     this.#cancel.emit('cancel');
+    this.#firstRound.resolve();
+  }
+
+  /** Settles once the first query has been answered or has failed. */
+  get firstRound(): Promise<void> {
+    return this.#firstRound.promise;
   }
 
   async #loop(): Promise<void> {
@@ -182,6 +199,7 @@ class Watch {
         index = nextIndex > 0 && nextIndex >= index ? nextIndex : 0;
         const specs = entries.map((entry) => entryToSpec(entry, this.datacenter, this.owner.config));
         if (!this.state.update(this.datacenter, specs)) index = 0;
+        this.#firstRound.resolve();
         const elapsed = performance.now() - started;
         if (elapsed < MIN_QUERY_INTERVAL_MS) await this.#pause(MIN_QUERY_INTERVAL_MS - elapsed);
       } catch (err) {
@@ -193,6 +211,7 @@ class Watch {
           );
           await this.owner.fallBackToFile(this.state.service);
         }
+        this.#firstRound.resolve();
         await this.#pause(jitter(Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.#failures - 1))));
       }
     }
@@ -257,6 +276,12 @@ export class ConsulDiscovery {
       const watches = this.config.datacenters.map((dc) => new Watch(this, state, dc));
       this.#states.set(service, { state, watches });
     }
+  }
+
+  /** Settles once every watch has had its first answer (or failure): what a one-shot reader waits for. */
+  async firstRound(): Promise<void> {
+    await Promise.all([...this.#states.values()].flatMap(({ watches }) => watches.map((watch) => watch.firstRound)));
+    for (const { state } of this.#states.values()) state.flush();
   }
 
   /** Seconds since each watched service last heard from Consul (Infinity: never). */

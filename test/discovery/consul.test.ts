@@ -1,14 +1,18 @@
 // Consul discovery end to end: the real `consul` client in the gateway against the Consul API fixture,
 // real loopback upstreams, requests through the gateway.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+
+const run = promisify(execFile);
 
 const TOPOLOGY = `
 topology:
@@ -185,6 +189,22 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
       await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
       assert.deepEqual(await servedBy(gw), { status: 200, upstream: 'a1@dc1' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('explain answers from Consul without starting a gateway', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    register('a1', 'sh-a');
+    register('j1', 'bj-a', 'dc2');
+    const dir = await mkdtemp(join(tmpdir(), 'zonegate-explain-'));
+    try {
+      const file = join(dir, 'routes.yaml');
+      writeFileSync(file, gatewayYaml(consul));
+      const { stdout } = await run(process.execPath, ['src/cli.ts', 'explain', '--config', file, '--path', '/x', '--region', 'bj-a']);
+      assert.match(stdout, /✓ zone\s+bj-a\s/);
+      assert.match(stdout, /instance\s+j1@dc2 at 127\.0\.0\.1:\d+, zone bj-a/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
