@@ -9,7 +9,7 @@ import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
 import { logAccess } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
-import { traceIds } from './observability/trace.ts';
+import { traceIds, type TraceIds } from './observability/trace.ts';
 import { sendFallback } from './proxy/fallback.ts';
 import { UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
@@ -78,7 +78,6 @@ export class Pipeline {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const state = this.state;
     const target = parseTarget(req);
     const ctx = typeof target === 'string' ? new RequestContext(req, req.url ?? '', '', '') : new RequestContext(req, target.path, target.query, target.host);
     const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
@@ -87,7 +86,15 @@ export class Pipeline {
     ctx.traceparent = ids.traceparent;
     res.once('close', () => this.#finish(ctx, res));
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
+    try {
+      this.#route(req, res, ctx, ids);
+    } catch (err) {
+      this.#internalError(res, ctx, err);
+    }
+  };
 
+  #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, ids: TraceIds): void {
+    const state = this.state;
     const peerTrusted = state.trusted.isTrustedSocket(req.socket);
     const headers = upstreamRequestHeaders(
       req,
@@ -101,7 +108,7 @@ export class Pipeline {
     ctx.route = route.name;
 
     this.#admit({ req, res, ctx, route, headers, peerTrusted });
-  };
+  }
 
   /**
    * Admission control between routing and forwarding: the route's rate limit, checked before any
@@ -114,7 +121,7 @@ export class Pipeline {
       if (enforceAdmission(routed.res, routed.ctx, limit.policy, admission)) this.#forward(routed);
     };
     const admission = limit.check(routed.req, this.state.trusted);
-    if (admission instanceof Promise) void admission.then(proceed);
+    if (admission instanceof Promise) void admission.then(proceed).catch((err: unknown) => this.#internalError(routed.res, routed.ctx, err));
     else proceed(admission);
   }
 
@@ -148,7 +155,7 @@ export class Pipeline {
       body,
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
-    ctx.exchange = this.#exchange(plan, choice);
+    ctx.exchange = this.#exchange(plan, choice).catch((err: unknown) => this.#internalError(res, ctx, err));
   }
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
@@ -207,6 +214,12 @@ export class Pipeline {
       default:
         return sendGatewayError(res, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${failure.kind})`);
     }
+  }
+
+  /** A bug on the request path costs that request (502, logged), never the process. */
+  #internalError(res: ServerResponse, ctx: RequestContext, err: unknown): void {
+    this.#logger.error({ reqId: ctx.requestId, err: err instanceof Error ? err.stack : String(err) }, 'request failed inside the gateway');
+    if (!res.destroyed) sendGatewayError(res, ctx, 'upstream_unavailable', 'the gateway failed to handle this request');
   }
 
   #finish(ctx: RequestContext, res: ServerResponse): void {
