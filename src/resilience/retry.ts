@@ -28,8 +28,16 @@ export function retryCondition(failure: UpstreamFailure): RetryConfig['on'][numb
   }
 }
 
+const statusesByPolicy = new WeakMap<RetryConfig, ReadonlySet<number>>();
+
+/** The statuses in `on`, computed once per route config. */
 export function retryableStatuses(policy: RetryConfig): ReadonlySet<number> {
-  return new Set(policy.on.filter((c): c is 500 | 502 | 503 | 504 => typeof c === 'number'));
+  let statuses = statusesByPolicy.get(policy);
+  if (statuses === undefined) {
+    statuses = new Set(policy.on.filter((c): c is 500 | 502 | 503 | 504 => typeof c === 'number'));
+    statusesByPolicy.set(policy, statuses);
+  }
+  return statuses;
 }
 
 /** Exponential from `backoff`, full jitter between half and one and a half of it, capped at 10× the base. */
