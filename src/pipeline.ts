@@ -137,11 +137,8 @@ export class Pipeline {
     ctx.clientLocality = caller.name;
     const key = route.config.sticky ? stickyKey(route.config.sticky, req.headers, ctx.query) : undefined;
     ctx.sticky = key !== undefined;
-    const choice = chooseUpstream(
-      route,
-      { method: ctx.method, caller, keyHash: key === undefined ? undefined : hashKey(key) },
-      this.#attempts.upstreams,
-    );
+    const keyHash = key === undefined ? undefined : hashKey(key);
+    const choice = chooseUpstream(route, { method: ctx.method, caller, keyHash }, this.#attempts.upstreams);
     ctx.service = choice.service;
     if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
     const plan: ExchangePlan = {
@@ -151,7 +148,7 @@ export class Pipeline {
       route,
       headers,
       caller,
-      keyHash: key === undefined ? undefined : hashKey(key),
+      keyHash,
       body,
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
