@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
 import type { Config, HostPort } from './config/schema.ts';
-import { ConsulDiscovery } from './discovery/consul.ts';
+import type { ConsulDiscovery } from './discovery/consul.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
@@ -14,7 +14,7 @@ import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
 import { Breakers } from './resilience/breakers.ts';
 import { RetryBudget } from './resilience/retry.ts';
-import { RateLimiter } from './ratelimit/limiter.ts';
+import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
@@ -22,6 +22,19 @@ import { Topology } from './topology.ts';
 /** How long a starting gateway waits for Redis before it serves from `redis.onError` (logged). */
 const REDIS_START_WAIT_MS = 2000;
 const POOL_CLOSE_WAIT_MS = 2000;
+
+/** The consul client is loaded only by configs with `discovery.consul`. */
+let consulModule: typeof import('./discovery/consul.ts') | undefined;
+
+/** Loads what only some configs use (Redis, Consul clients), so a gateway without them stays small. */
+async function loadOptionalSupport(config: Config): Promise<void> {
+  await loadRedisSupport(config.redis);
+  if (config.discovery.consul) consulModule ??= await import('./discovery/consul.ts');
+}
+
+function optionalSupportReady(config: Config): boolean {
+  return redisSupportReady(config.redis) && (config.discovery.consul === undefined || consulModule !== undefined);
+}
 
 export interface GatewayOptions {
   readonly logger?: Logger;
@@ -72,6 +85,7 @@ export class Gateway {
   }
 
   static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
+    await loadOptionalSupport(config);
     const gateway = new Gateway(config, options);
     await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
     gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
@@ -110,6 +124,15 @@ export class Gateway {
    * listener limits take effect on restart only (logged when they differ).
    */
   reload(config: Config): void {
+    if (optionalSupportReady(config)) return this.#apply(config);
+    // A config that newly uses Redis or Consul: their clients load first, then it applies.
+    loadOptionalSupport(config).then(
+      () => this.#apply(config),
+      (err: unknown) => this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force'),
+    );
+  }
+
+  #apply(config: Config): void {
     const previous = this.config;
     if (JSON.stringify([previous.gateway.listen, previous.gateway.admin, previous.gateway.limits]) !==
       JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
@@ -165,7 +188,7 @@ export class Gateway {
       this.#consul = undefined;
     }
     if (!consul) return;
-    this.#consul ??= new ConsulDiscovery(consul, this.registry, this.logger);
+    this.#consul ??= new consulModule!.ConsulDiscovery(consul, this.registry, this.logger);
     this.#consul.watch(new Set([...routed].filter((service) => !(service in config.discovery.static))));
   }
 

@@ -8,7 +8,20 @@ import type { Logger } from '../observability/logger.ts';
 import { UNCOUNTED_ALLOW, UNCOUNTED_DENY, type Admission } from './decision.ts';
 import { LocalBuckets } from './local-buckets.ts';
 import { compilePolicy, requestKey, type RateLimitPolicy } from './policy.ts';
-import { RedisStore } from './redis-store.ts';
+import type { RedisStore } from './redis-store.ts';
+
+/** ioredis is loaded only by configs that use Redis (it costs ~20 MiB of memory otherwise unused). */
+let redisStoreModule: typeof import('./redis-store.ts') | undefined;
+
+/** Loads Redis support if `config` needs it; call before a RateLimiter is built or configured with it. */
+export async function loadRedisSupport(config: RedisConfig | undefined): Promise<void> {
+  if (usableRedis(config) !== undefined) redisStoreModule ??= await import('./redis-store.ts');
+}
+
+/** Whether `config` can be applied right away (no Redis, or Redis support already loaded). */
+export function redisSupportReady(config: RedisConfig | undefined): boolean {
+  return usableRedis(config) === undefined || redisStoreModule !== undefined;
+}
 
 /** One route's limit, ready for the request path. */
 export interface RouteLimit {
@@ -95,7 +108,9 @@ export class RateLimiter {
 
 function connect(config: RedisConfig | undefined, logger: Logger): RedisStore | undefined {
   const usable = usableRedis(config);
-  return usable === undefined ? undefined : new RedisStore(usable, logger);
+  if (usable === undefined) return undefined;
+  if (redisStoreModule === undefined) throw new Error('Redis support is not loaded: await loadRedisSupport(config) first');
+  return new redisStoreModule.RedisStore(usable, logger);
 }
 
 /** `redis` with neither `url` nor `cluster` (e.g. `url: ${REDIS_URL:-}` left empty) means in-memory limits. */

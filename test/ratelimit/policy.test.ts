@@ -7,7 +7,7 @@ import { loadConfigText } from '../../src/config/load.ts';
 import type { RateLimitConfig } from '../../src/config/schema.ts';
 import { TrustedPeers } from '../../src/listener/trust.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { RateLimiter } from '../../src/ratelimit/limiter.ts';
+import { loadRedisSupport, RateLimiter } from '../../src/ratelimit/limiter.ts';
 import { compilePolicy } from '../../src/ratelimit/policy.ts';
 import { assertIssue, configErrorOf, MINIMAL_CONFIG } from '../config/fixtures/config-files.ts';
 import { refusedPort } from '../support/http.ts';
@@ -69,6 +69,7 @@ describe('when a rate-limit check waits', () => {
 
   it('never while Redis is known to be unavailable: the fallback answers synchronously', async () => {
     const url = `redis://127.0.0.1:${await refusedPort()}`;
+    await loadRedisSupport({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1 });
     const limiter = new RateLimiter({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1 }, logger);
     const limit = limiter.compile(routes).get('orders')!;
     const decision = limit.check(request, trusted);
