@@ -98,11 +98,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#headDeadline = setTimeout(this.#headTimedOut, ms);
   }
 
-  /** Aborts the exchange; before undici hands us a controller the abort waits in #pendingAbort. */
+  /** Aborts the exchange. Before undici hands us a controller the attempt fails at once, and undici drops the request when it would start it. */
   abort(reason: UpstreamFailure): void {
     if (this.#done) return;
-    if (this.#controller) this.#controller.abort(reason);
-    else this.#pendingAbort = reason;
+    if (this.#controller) return this.#controller.abort(reason);
+    // Still queued in the pool (every connection busy) or connecting: the attempt fails now, and undici
+    // drops the request the moment it would have been sent.
+    this.#pendingAbort = reason;
+    this.fail(reason);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

@@ -9,6 +9,7 @@ import {
   assertGatewayError,
   configYaml,
   json,
+  pollUntil,
   readRequestHead,
   refusedPort,
   send,
@@ -113,5 +114,33 @@ describe('upstream failures', () => {
       assert.equal(line.status, 200, path);
       assert.equal(line.error, 'upstream_body_failed', path);
     }
+  });
+});
+
+describe('a request queued behind a saturated pool', () => {
+  it('times out on its own per-try deadline, not when the request ahead of it frees the connection', async (t) => {
+    const silent = await startRawUpstream((socket) => void readRequestHead(socket).catch(() => {}));
+    const gateway = await startGateway(
+      configYaml({
+        services: { app: [silent.address] },
+        gateway: { upstream: { maxConnections: 1 } },
+        routes: [
+          { name: 'slow', match: { prefix: '/slow' }, service: 'app', retries: { attempts: 0, perTryTimeout: '3s' } },
+          { name: 'fast', match: { prefix: '/fast' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } },
+        ],
+      }),
+    );
+    t.after(async () => {
+      await gateway.close();
+      await silent.close();
+    });
+    // The pool's one connection is held by a request that waits 3 s; the next one queues behind it.
+    const holding = send(gateway.url, { path: '/slow' });
+    await pollUntil(() => (silent.connections() > 0 ? true : undefined), 2000, 'the slow request reaching the upstream');
+    const started = performance.now();
+    assertGatewayError(await send(gateway.url, { path: '/fast' }), 504, 'upstream_timeout');
+    const elapsed = performance.now() - started;
+    assert.ok(elapsed < PER_TRY_TIMEOUT_MS + TIMEOUT_SLACK_MS, `answered after ${elapsed.toFixed(0)} ms`);
+    assertGatewayError(await holding, 504, 'upstream_timeout');
   });
 });
