@@ -80,7 +80,21 @@ export class Breakers {
   fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
     const entry = this.#entry(instance, settings);
     if (entry.capped && entry.breaker.opened) return attempt();
+    if (entry.breaker.halfOpen) return this.#probe(entry, attempt);
     return entry.breaker.fire(attempt);
+  }
+
+  /**
+   * A half-open probe whose client went away proves nothing about the instance, but opossum's errorFilter can
+   * only turn it into a success, which closes the breaker: it is opened again instead.
+   */
+  async #probe(entry: Entry, attempt: Attempt): Promise<unknown> {
+    try {
+      return await entry.breaker.fire(attempt);
+    } catch (err) {
+      if (err instanceof UpstreamFailure && err.kind === 'client-closed' && !entry.breaker.opened) entry.breaker.open();
+      throw err;
+    }
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */

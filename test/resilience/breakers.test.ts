@@ -141,6 +141,33 @@ describe('half-open probe', () => {
   });
 });
 
+describe('a half-open probe whose client goes away', () => {
+  it('proves nothing: the breaker opens again instead of closing', async (t) => {
+    const RESET_MS = 250;
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1 } },
+      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms`, maxEjectionPercent: 100 } },
+    });
+    const [only] = zoned.ids() as [string];
+    const upstream = zoned.upstreams.get(only)!;
+    await failWith(upstream, '503');
+    await requestUntil(zoned, () => stateOf(zoned, only) === 'open');
+    await waitForState(zoned, only, 'half-open', RESET_MS * 4);
+
+    await failWith(upstream, 'hang');
+    const before = upstream.requests.length;
+    const url = new URL(zoned.url);
+    const client = request({ host: url.hostname, port: url.port, path: '/probe', agent: false });
+    client.on('error', () => {});
+    client.end();
+    await pollUntil(() => (upstream.requests.length === before + 1 ? true : undefined), 3000, 'the probe to reach the instance');
+    client.destroy();
+    await zoned.log.waitFor((line) => line.msg === 'access' && line.path === '/probe');
+    assert.equal(stateOf(zoned, only), 'open');
+    assert.equal(zoned.gateway.registry.isEjected(only), true);
+  });
+});
+
 describe('answers that do not trip a breaker', () => {
   it('never opens on 4xx or 429, however many', async (t) => {
     const zoned = await zonedGateway(t, {
