@@ -32,7 +32,7 @@ function tryThis(base: string): string {
     curl("-H 'X-User-ID: u42' $URL/api/catalog/items", 'canary 80/20 split, consistent per user'),
     curl("-H 'X-Release: gray' $URL/api/order/7", 'traffic colouring: the gray release goes to order-v2'),
     curl('$URL/nowhere', '404 route_not_found as JSON'),
-    `  node src/cli.ts explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
+    `  npx zonegate explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
     'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why. Ctrl-C stops.',
     '',
   ].join('\n');
