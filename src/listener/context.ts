@@ -23,8 +23,7 @@ export class RequestContext {
   tier: string | null = null;
   clientLocality: string | null = null;
   sticky = false;
-  attempts = 0;
-  /** the instance id of each attempt, in order */
+  /** the instance id of each attempt, in order (their count is the log's `attempts`) */
   readonly tries: string[] = [];
   rateLimited = false;
   breaker: string | null = null;

@@ -47,7 +47,7 @@ export function accessLogLine(ctx: RequestContext): AccessLogLine {
     clientLocality: ctx.clientLocality,
     regionHeader: ctx.regionHeader,
     sticky: ctx.sticky,
-    attempts: ctx.attempts,
+    attempts: ctx.tries.length,
     tries: ctx.tries,
     rateLimited: ctx.rateLimited,
     breaker: ctx.breaker,

@@ -81,7 +81,6 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
       tried.add(instance.id);
       ctx.instance = instance;
       ctx.tier = choice.tier;
-      ctx.attempts++;
       ctx.tries.push(instance.id);
       const remaining = deadline - performance.now();
       if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
@@ -98,7 +97,6 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
         held = false;
         if (isOpenBreaker(err)) {
           // The instance is ejected or its single half-open probe is out: not an attempt, pick another.
-          ctx.attempts--;
           ctx.tries.pop();
         } else {
           const failure = classifyFailure(err);

@@ -4,8 +4,7 @@
 import type { CallerLocality } from '../listener/locality.ts';
 import type { Locality } from '../topology.ts';
 import { hashKey } from './hash.ts';
-import { chooseService, judgeStep, type StepVerdict, type Upstreams } from './pick.ts';
-import { rendezvous } from './balancer.ts';
+import { chooseService, judgeStep, pickInTier, type StepVerdict, type Upstreams } from './pick.ts';
 import type { RouteTable } from './route-table.ts';
 import type { TierLabel } from './tiers.ts';
 
@@ -83,9 +82,7 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
     tiers.push({ tier: step.label, scope: step.scope, healthy: healthy.length, registered, verdict, reason });
     if (verdict === 'remote-write') return { ...named, tiers, outcome: refused('remote_write_refused') };
     if (verdict !== 'eligible') continue;
-    const member =
-      keyHash === undefined ? step.group.picker.pick(context.upstreams.inFlight.load) : rendezvous(step.group.members, keyHash);
-    const instance = member!.item;
+    const instance = pickInTier(step.group, keyHash, context.upstreams.inFlight)!.item;
     return {
       ...named,
       tiers,

@@ -69,15 +69,16 @@ export function chooseUpstream(route: CompiledRoute, request: UpstreamRequest, u
     const verdict = judgeStep(step, locality, request.method);
     if (verdict === 'remote-write') return { service, instance: undefined, refusal: 'remote_write_refused' };
     if (verdict !== 'eligible') continue;
-    const member = request.exclude?.size ? pickExcluding(step.group.members, request, upstreams) : pick(step.group, request, upstreams);
+    const member = request.exclude?.size ? pickExcluding(step.group.members, request, upstreams) : pickInTier(step.group, request.keyHash, upstreams.inFlight);
     if (member === undefined) continue; // every healthy instance of this tier was already tried
     return { service, instance: member.item, tier: step.label };
   }
   return { service, instance: undefined, refusal: 'no_healthy_upstream' };
 }
 
-function pick(group: TierStep['group'], request: UpstreamRequest, upstreams: Upstreams): Member<Instance> | undefined {
-  return request.keyHash === undefined ? group.picker.pick(upstreams.inFlight.load) : rendezvous(group.members, request.keyHash);
+/** The instance of an eligible tier: rendezvous on the sticky key, else power of two choices on in-flight load. */
+export function pickInTier(group: TierStep['group'], keyHash: number | undefined, inFlight: InFlight): Member<Instance> | undefined {
+  return keyHash === undefined ? group.picker.pick(inFlight.load) : rendezvous(group.members, keyHash);
 }
 
 /** Retries only: the tier minus the instances already tried (a sticky key then lands on its next choice). */
