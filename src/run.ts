@@ -5,6 +5,7 @@ import { loadConfigFileWithText } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { watchConfig } from './config/watch.ts';
 import { Gateway } from './gateway.ts';
+import { startChunkReclaim } from './memory.ts';
 
 export interface RunOptions {
   /** adjusts every loaded config before it is applied (the demo turns routing headers on) */
@@ -30,6 +31,7 @@ export async function runGateway(configPath: string, options: RunOptions = {}): 
   }
   const stop = options.stopSignal ?? stopOnSignal();
   const gateway = await Gateway.start(prepare(loaded.config));
+  const reclaim = startChunkReclaim();
   const watcher = watchConfig(configPath, {
     initialText: loaded.text,
     onConfig: (config) => gateway.reload(prepare(config)),
@@ -46,5 +48,6 @@ export async function runGateway(configPath: string, options: RunOptions = {}): 
   process.off('SIGHUP', reloadOnHangup);
   watcher.close();
   await gateway.stop();
+  reclaim.stop();
   return 0;
 }

@@ -1,13 +1,28 @@
 // One pino logger for the process. The destination is asynchronous (SonicBoom, sync: false) so
-// logging never blocks the event loop; `flushLogger` drains it before exit. Lines are batched up to
-// 16 KiB (one write syscall per ~35 access lines under load), and the periodic flush bounds how long a line waits on a quiet gateway.
+// logging never blocks the event loop; `flushLogger` drains it before exit.
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
-export function createLogger(options: { destination?: DestinationStream; level?: string } = {}): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: 16384, maxWrite: 65536, periodicFlush: 1000 });
-  return pino(
+export interface LoggerOptions {
+  destination?: DestinationStream;
+  level?: string;
+  /**
+   * How long access lines may wait in memory before they are handed to the destination (they go at
+   * once when ACCESS_BATCH_BYTES have gathered). Like nginx's `access_log … flush=` and Envoy's access-log flush
+   * interval: batching is what keeps the access log cheap under load. 0 hands them over at the end of
+   * each event-loop turn.
+   */
+  accessFlushMs?: number;
+}
+
+const DEFAULT_ACCESS_FLUSH_MS = 100;
+/** Access text handed to the destination in one write; SonicBoom re-measures its pending buffer on every write, so few large writes matter. */
+export const ACCESS_BATCH_BYTES = 65_536;
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: ACCESS_BATCH_BYTES, maxWrite: 4 * ACCESS_BATCH_BYTES, periodicFlush: 1000 });
+  const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
       base: null,
@@ -16,6 +31,8 @@ export function createLogger(options: { destination?: DestinationStream; level?:
     },
     destination,
   );
+  batches.set(logger, new LineBatch(streamOf(logger), options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS));
+  return logger;
 }
 
 export function flushLogger(logger: Logger): Promise<void> {
@@ -28,24 +45,38 @@ interface Destination {
 }
 type PinoInternals = Record<symbol, Destination>;
 
-/**
- * Access lines of one event-loop turn, written to the destination in one call when the turn ends: the
- * destination's per-write bookkeeping (byte counting, buffer joins) is paid once per turn, not per request.
- */
+/** Access lines gathered in memory and written to the destination in few, large writes. */
 class LineBatch {
   readonly #destination: Destination;
+  readonly #flushMs: number;
   #text = '';
+  #timer: NodeJS.Timeout | undefined;
 
-  constructor(destination: Destination) {
+  constructor(destination: Destination, flushMs: number) {
     this.#destination = destination;
+    this.#flushMs = flushMs;
   }
 
   add(line: string): void {
-    if (this.#text === '') setImmediate(this.flush);
+    if (this.#text === '') this.#scheduleFlush();
     this.#text += line;
+    if (this.#text.length >= ACCESS_BATCH_BYTES) this.flush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushMs === 0) {
+      setImmediate(this.flush);
+    } else if (this.#timer === undefined) {
+      // unref: a pending access line never keeps the process alive; stop() flushes it.
+      this.#timer = setTimeout(this.flush, this.#flushMs).unref();
+    }
   }
 
   readonly flush = (): void => {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     if (this.#text === '') return;
     const text = this.#text;
     this.#text = '';
@@ -55,10 +86,15 @@ class LineBatch {
 
 const batches = new WeakMap<Logger, LineBatch>();
 
+function streamOf(logger: Logger): Destination {
+  return (logger as unknown as PinoInternals)[pino.symbols.streamSym]!;
+}
+
+/** A logger made elsewhere (a child, a caller's own pino) batches with the default window. */
 function batchOf(logger: Logger): LineBatch {
   let batch = batches.get(logger);
   if (batch === undefined) {
-    batch = new LineBatch((logger as unknown as PinoInternals)[pino.symbols.streamSym]!);
+    batch = new LineBatch(streamOf(logger), DEFAULT_ACCESS_FLUSH_MS);
     batches.set(logger, batch);
   }
   return batch;
@@ -68,7 +104,7 @@ function batchOf(logger: Logger): LineBatch {
  * Writes `fields` as one info line in pino's own format (`{"level":30,"time":…,…fields,"msg":…}`) to the
  * logger's destination. For the per-request access line only: pino's per-key serialiser costs ~10 µs per
  * 23-field line under load, one JSON.stringify of a flat object of plain values about 1 µs, and the bytes
- * are the same. Honours the logger's level; lines are batched per event-loop turn (LineBatch).
+ * are the same. Honours the logger's level; lines are batched (LineBatch).
  */
 export function writeInfoLine(logger: Logger, fields: object, msg: string): void {
   if (!logger.isLevelEnabled('info')) return;

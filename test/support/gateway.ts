@@ -56,7 +56,7 @@ export async function startGateway(yaml: string, env: Record<string, string> = {
   config.gateway.listen = { host: '127.0.0.1', port: 0 };
   config.gateway.admin = { host: '127.0.0.1', port: 0 };
   const { stream, capture } = captureLog();
-  const gateway = await Gateway.start(config, { logger: createLogger({ destination: stream, level: 'debug' }) });
+  const gateway = await Gateway.start(config, { logger: createLogger({ destination: stream, level: 'debug', accessFlushMs: 0 }) });
   return {
     gateway,
     url: `http://127.0.0.1:${gateway.address.port}`,
