@@ -306,3 +306,31 @@ export async function pollUntil<T>(check: () => T | undefined | Promise<T | unde
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+export interface StallMeter {
+  /** stops measuring; how long, in all, this process could not run its event loop (ms) */
+  stop(): number;
+}
+
+/**
+ * Measures the time this process lost to stalls: a 5 ms timer that fires late by more than 10 ms counts the
+ * lateness. Latency bounds on in-process gateways add it as slack, because a virtual machine whose CPU is
+ * taken away (steal time) delays every request in the process, which says nothing about the gateway.
+ */
+export function meterStalls(): StallMeter {
+  const TICK_MS = 5;
+  let stalled = 0;
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const late = now - last - TICK_MS;
+    if (late > 10) stalled += late;
+    last = now;
+  }, TICK_MS);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return stalled;
+    },
+  };
+}
