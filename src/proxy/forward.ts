@@ -64,6 +64,8 @@ export interface AttemptRequest {
    * made) and fails the attempt with kind `status`.
    */
   readonly holdStatus?: ((status: number) => boolean) | undefined;
+  /** called once when the exchange is over: the response went through, failed, or was aborted */
+  readonly onDone?: (() => void) | undefined;
 }
 
 /** Bridges one undici exchange to the client response, with backpressure in both directions. */
@@ -73,6 +75,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #settle: PromiseWithResolvers<number>;
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
   readonly #holdStatus: ((status: number) => boolean) | undefined;
+  readonly #onDone: (() => void) | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
@@ -88,6 +91,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#res = res;
     this.#extraHeaders = request.responseHeaders;
     this.#holdStatus = request.holdStatus;
+    this.#onDone = request.onDone;
     this.#ctx = ctx;
     this.#settle = settle;
     res.once('close', this.#onClientClose);
@@ -169,9 +173,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   #finish(): void {
+    if (this.#done) return;
     clearTimeout(this.#headDeadline);
     this.#done = true;
     this.#res.off('close', this.#onClientClose);
+    this.#onDone?.();
   }
 
   readonly #headTimedOut = (): void => {

@@ -143,35 +143,22 @@ async function attemptOn(
   const inFlight = deps.upstreams.inFlight;
   // In flight until the response is through (not just its head): that is the load P2C compares.
   inFlight.begin(instance);
-  let ended = false;
-  const end = (): void => {
-    if (ended) return;
-    ended = true;
-    inFlight.end(instance);
-  };
-  plan.res.once('close', end);
-  let status: number;
-  try {
-    status = await startAttempt(
-      deps.pools.get(instance.origin),
-      {
-        method: ctx.method,
-        path: route.upstreamPath(ctx.path) + ctx.query,
-        headers: plan.headers,
-        body: plan.body,
-        headersTimeout,
-        bodyTimeout: route.config.idleTimeout,
-        responseHeaders: plan.routingHeaders(ctx),
-        holdStatus,
-      },
-      plan.res,
-      ctx,
-    ).committed;
-  } catch (err) {
-    plan.res.off('close', end);
-    end();
-    throw err;
-  }
+  const status = await startAttempt(
+    deps.pools.get(instance.origin),
+    {
+      method: ctx.method,
+      path: route.upstreamPath(ctx.path) + ctx.query,
+      headers: plan.headers,
+      body: plan.body,
+      headersTimeout,
+      bodyTimeout: route.config.idleTimeout,
+      responseHeaders: plan.routingHeaders(ctx),
+      holdStatus,
+      onDone: () => inFlight.end(instance),
+    },
+    plan.res,
+    ctx,
+  ).committed;
   if (counted.has(status)) throw new UpstreamFailure('status', undefined, status, true);
   return status;
 }
