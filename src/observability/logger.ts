@@ -18,7 +18,7 @@ export interface LoggerOptions {
 
 const DEFAULT_ACCESS_FLUSH_MS = 100;
 /** Access text handed to the destination in one write; SonicBoom re-measures its pending buffer on every write, so few large writes matter. */
-export const ACCESS_BATCH_BYTES = 65_536;
+export const ACCESS_BATCH_BYTES = 262_144;
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: ACCESS_BATCH_BYTES, maxWrite: 4 * ACCESS_BATCH_BYTES, periodicFlush: 1000 });

@@ -53,21 +53,28 @@ export function traceIds(
 ): TraceIds {
   const requestId = safeId(requestIdHeader) ?? randomUUID();
   const clientTraceId = safeId(traceIdHeader);
-  const parent = TRACEPARENT.exec(headerValue(traceparentHeader) ?? '');
+  const traceparent = headerValue(traceparentHeader);
+  const parent = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
   let w3cTraceId: string;
+  let spanId: string;
   let flags = '01';
   if (parent && parent[1] !== ZERO_TRACE && parent[2] !== ZERO_SPAN) {
     w3cTraceId = parent[1]!;
     flags = parent[3]!;
+    spanId = randomHex(8);
   } else if (clientTraceId !== undefined && HEX32.test(clientTraceId) && clientTraceId !== ZERO_TRACE) {
     w3cTraceId = clientTraceId;
+    spanId = randomHex(8);
   } else {
-    w3cTraceId = randomHex(16);
+    // A new trace: trace and span id from one draw.
+    const ids = randomHex(24);
+    w3cTraceId = ids.slice(0, 32);
+    spanId = ids.slice(32);
   }
   return {
     requestId,
     traceId: clientTraceId ?? w3cTraceId,
     w3cTraceId,
-    traceparent: `00-${w3cTraceId}-${randomHex(8)}-${flags}`,
+    traceparent: `00-${w3cTraceId}-${spanId}-${flags}`,
   };
 }

@@ -1,5 +1,5 @@
 // Access lines are batched before they reach the destination: few large writes instead of one per
-// request, handed over when 64 KiB have gathered, when the flush window ends, or on flushLogger.
+// request, handed over when ACCESS_BATCH_BYTES (256 KiB) have gathered, when the flush window ends, or on flushLogger.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ACCESS_BATCH_BYTES, createLogger, flushLogger, writeInfoLine } from '../../src/observability/logger.ts';
