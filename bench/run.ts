@@ -373,6 +373,8 @@ interface ProxyCost {
   /** share of one core the proxy kept busy */
   readonly busyShare?: number;
   readonly cpuMicrosPerResponse?: number;
+  /** share of the machine's CPU time the hypervisor took away during the run (a virtual machine's "steal") */
+  readonly stealShare?: number | undefined;
 }
 
 type RoundStats = RunStats & ProxyCost;
@@ -418,15 +420,32 @@ async function preflight(baseUrl: string, request: RequestSpec): Promise<string 
   }
 }
 
+/** The machine's CPU time so far, and how much of it the hypervisor gave to others (steal), from /proc/stat. */
+function machineTicks(): { total: number; steal: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    return { total: fields.slice(0, 8).reduce((sum, value) => sum + value, 0), steal: fields[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
 async function measure(target: Target, requests: readonly RequestSpec[], options: BenchOptions): Promise<RoundStats> {
   const cpuBefore = target.child.cpuSeconds();
+  const machineBefore = machineTicks();
   const startedAt = performance.now();
   const stats = await drive(target.url, requests, options.connections, options.durationSeconds);
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const cpuAfter = target.child.cpuSeconds();
-  if (cpuBefore === undefined || cpuAfter === undefined || stats.responses === 0) return stats;
+  const machineAfter = machineTicks();
+  const stealShare =
+    machineBefore && machineAfter && machineAfter.total > machineBefore.total
+      ? (machineAfter.steal - machineBefore.steal) / (machineAfter.total - machineBefore.total)
+      : undefined;
+  if (cpuBefore === undefined || cpuAfter === undefined || stats.responses === 0) return { ...stats, stealShare };
   const cpuSeconds = cpuAfter - cpuBefore;
-  return { ...stats, busyShare: cpuSeconds / elapsedSeconds, cpuMicrosPerResponse: (cpuSeconds * 1e6) / stats.responses };
+  return { ...stats, stealShare, busyShare: cpuSeconds / elapsedSeconds, cpuMicrosPerResponse: (cpuSeconds * 1e6) / stats.responses };
 }
 
 async function countLines(file: string): Promise<number> {
@@ -533,7 +552,22 @@ const TABLE_HEADER = [
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
   console.log(`\n${title}\n${formatTable(TABLE_HEADER, reportRows(outcomes))}`);
-  for (const note of loadBoundNotes(outcomes)) console.log(note);
+  for (const note of [...loadBoundNotes(outcomes), ...stealNotes(outcomes)]) console.log(note);
+}
+
+/** Above this share of stolen CPU, a run measured the host's other tenants as much as the proxy. */
+const NOTABLE_STEAL_PERCENT = 5;
+
+function stealNotes(outcomes: readonly Outcome[]): string[] {
+  return outcomes.flatMap((outcome) => {
+    const steal = 'best' in outcome ? outcome.best.stealShare : undefined;
+    const stealPercent = steal === undefined ? undefined : Math.round(steal * 100);
+    if (stealPercent === undefined || stealPercent < NOTABLE_STEAL_PERCENT) return [];
+    return [
+      `note: during the best run of ${outcome.target} (${outcome.scenario}) the hypervisor took ${stealPercent}% of the ` +
+        "machine's CPU time (steal): absolute numbers are inflated and ratios are less reliable",
+    ];
+  });
 }
 
 // ── the run ────────────────────────────────────────────────────────────────────────────────────
@@ -586,7 +620,8 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
         console.log(
           `  ${target.name.padEnd(8)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
             `p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms, ${result.errors} errors, ${result.non2xx} non-2xx` +
-            (result.cpuMicrosPerResponse === undefined ? '' : `, ${result.cpuMicrosPerResponse.toFixed(0)} CPU µs/req`),
+            (result.cpuMicrosPerResponse === undefined ? '' : `, ${result.cpuMicrosPerResponse.toFixed(0)} CPU µs/req`) +
+            (result.stealShare === undefined ? '' : `, steal ${(result.stealShare * 100).toFixed(0)}%`),
         );
       }
     }
