@@ -21,7 +21,8 @@ const DEFAULT_ACCESS_FLUSH_MS = 100;
 export const ACCESS_BATCH_BYTES = 262_144;
 
 export function createLogger(options: LoggerOptions = {}): Logger {
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, minLength: ACCESS_BATCH_BYTES, maxWrite: 4 * ACCESS_BATCH_BYTES, periodicFlush: 1000 });
+  // No minLength: access lines arrive already batched, and the process's other lines (warnings, errors) go out at once.
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, maxWrite: 4 * ACCESS_BATCH_BYTES });
   const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
