@@ -20,9 +20,36 @@ const DEFAULT_ACCESS_FLUSH_MS = 100;
 /** Access text handed to the destination in one write; SonicBoom re-measures its pending buffer on every write, so few large writes matter. */
 export const ACCESS_BATCH_BYTES = 262_144;
 
-export function createLogger(options: LoggerOptions = {}): Logger {
+/** Log text that may wait for a slow reader of stdout; beyond it lines are dropped rather than held. */
+export const MAX_PENDING_LOG_BYTES = 16 * 1024 * 1024;
+const DROP_WARNING_DELAY_MS = 10_000;
+
+export interface BoundedLogStream {
+  readonly stream: ReturnType<typeof pino.destination>;
+  /** lines dropped so far because the reader fell more than MAX_PENDING_LOG_BYTES behind */
+  droppedLines(): number;
+}
+
+/**
+ * The log stream on `fd`: asynchronous, and bounded. When the reader of stdout (a container runtime, a log
+ * shipper) falls behind, up to MAX_PENDING_LOG_BYTES wait in memory and later lines are dropped and counted:
+ * a stalled reader costs log lines, never the process's memory. `onDrop` hears of each dropped write.
+ */
+export function boundedLogStream(fd: number, onDrop?: () => void): BoundedLogStream {
   // No minLength: access lines arrive already batched, and the process's other lines (warnings, errors) go out at once.
-  const destination = options.destination ?? pino.destination({ dest: 1, sync: false, maxWrite: 4 * ACCESS_BATCH_BYTES });
+  const stream = pino.destination({ dest: fd, sync: false, maxWrite: 4 * ACCESS_BATCH_BYTES, maxLength: MAX_PENDING_LOG_BYTES });
+  let dropped = 0;
+  stream.on('drop', (text: string) => {
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) dropped += 1;
+    onDrop?.();
+  });
+  return { stream, droppedLines: () => dropped };
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  let warnLater: (() => void) | undefined;
+  const bounded = options.destination === undefined ? boundedLogStream(1, () => warnLater?.()) : undefined;
+  const destination = options.destination ?? bounded!.stream;
   const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
@@ -33,7 +60,19 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     destination,
   );
   batches.set(logger, new LineBatch(streamOf(logger), options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS));
+  if (bounded) warnLater = dropWarning(logger, bounded);
   return logger;
+}
+
+/** At most one warning per DROP_WARNING_DELAY_MS, with the running total; it reaches the log once the reader catches up. */
+function dropWarning(logger: Logger, bounded: BoundedLogStream): () => void {
+  let pending: NodeJS.Timeout | undefined;
+  return () => {
+    pending ??= setTimeout(() => {
+      pending = undefined;
+      logger.warn({ droppedLines: bounded.droppedLines() }, 'log lines dropped: stdout is read more slowly than the gateway writes');
+    }, DROP_WARNING_DELAY_MS).unref();
+  };
 }
 
 export function flushLogger(logger: Logger): Promise<void> {

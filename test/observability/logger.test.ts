@@ -1,8 +1,20 @@
 // Access lines are batched before they reach the destination: few large writes instead of one per
 // request, handed over when ACCESS_BATCH_BYTES (256 KiB) have gathered, when the flush window ends, or on flushLogger.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ACCESS_BATCH_BYTES, createLogger, flushLogger, writeInfoLine } from '../../src/observability/logger.ts';
+import {
+  ACCESS_BATCH_BYTES,
+  boundedLogStream,
+  createLogger,
+  flushLogger,
+  MAX_PENDING_LOG_BYTES,
+  writeInfoLine,
+} from '../../src/observability/logger.ts';
 import { pollUntil } from '../support/http.ts';
 
 function recordingDestination(): { write(text: string): void; writes: string[] } {
@@ -57,5 +69,42 @@ describe('access line batching', () => {
     writeInfoLine(quietLogger, FIELDS, 'access');
     await flushLogger(quietLogger);
     assert.equal(quiet.writes.length, 0);
+  });
+});
+
+describe('a stdout nobody reads', () => {
+  it('holds at most MAX_PENDING_LOG_BYTES, counts what it drops, and writes again once the reader catches up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zonegate-log-'));
+    const fifo = join(dir, 'stdout');
+    execFileSync('mkfifo', [fifo]);
+    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const writeFd = openSync(fifo, 'w');
+    let drops = 0;
+    const { stream, droppedLines } = boundedLogStream(writeFd, () => (drops += 1));
+    const line = `${JSON.stringify({ msg: 'access', padding: 'x'.repeat(1000) })}\n`;
+    const batch = line.repeat(Math.floor(ACCESS_BATCH_BYTES / line.length));
+    const linesPerBatch = batch.length / line.length;
+    try {
+      // Nothing reads: the pipe fills, then the stream's memory, then writes are dropped.
+      const batches = Math.ceil((2 * MAX_PENDING_LOG_BYTES) / batch.length);
+      for (let index = 0; index < batches; index += 1) stream.write(batch);
+      assert.ok(drops > 0, 'writes past the limit are dropped');
+      assert.equal(droppedLines(), drops * linesPerBatch, 'every line of a dropped write is counted');
+      const held = (batches - drops) * batch.length;
+      assert.ok(held <= MAX_PENDING_LOG_BYTES + batch.length + 65_536, `held ${held} bytes`);
+
+      // The reader catches up: what was held arrives, and so does a line written afterwards.
+      const reader = new Socket({ fd: readFd, readable: true, writable: false });
+      let received = '';
+      reader.setEncoding('utf8').on('data', (text: string) => {
+        received = received.length > 4096 ? received.slice(-4096) + text : received + text;
+      });
+      const marker = `${JSON.stringify({ msg: 'after the stall' })}\n`;
+      await pollUntil(() => (stream.write(marker) && received.includes('after the stall') ? true : undefined), 20_000, 'the line written after the stall');
+      reader.destroy();
+    } finally {
+      stream.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
