@@ -18,6 +18,8 @@ export interface ReclaimOptions {
   /** seams for tests */
   readonly externalBytes?: () => number;
   readonly collect?: () => void;
+  /** told when the collector cannot be had or fails; reclaiming then stops, the gateway runs on */
+  readonly onError?: (err: unknown) => void;
 }
 
 export interface ChunkReclaim {
@@ -47,15 +49,27 @@ function youngGenerationCollector(): () => void {
 export function startChunkReclaim(options: ReclaimOptions = {}): ChunkReclaim {
   const stepBytes = options.stepBytes ?? DEFAULT_STEP_BYTES;
   const externalBytes = options.externalBytes ?? (() => getHeapStatistics().external_memory);
-  const collect = options.collect ?? youngGenerationCollector();
+  let collections = 0;
+  let collect: () => void;
+  try {
+    collect = options.collect ?? youngGenerationCollector();
+  } catch (err) {
+    options.onError?.(err);
+    return { collections, stop: () => {} };
+  }
   // The lowest level seen since the last request: a collection shows up as a drop, growth above it as new chunks.
   let floor = externalBytes();
-  let collections = 0;
   const timer = setInterval(() => {
     const current = externalBytes();
     if (current < floor) floor = current;
     else if (current - floor >= stepBytes) {
-      collect();
+      try {
+        collect();
+      } catch (err) {
+        clearInterval(timer);
+        options.onError?.(err);
+        return;
+      }
       collections += 1;
       floor = current;
     }

@@ -31,7 +31,9 @@ export async function runGateway(configPath: string, options: RunOptions = {}): 
   }
   const stop = options.stopSignal ?? stopOnSignal();
   const gateway = await Gateway.start(prepare(loaded.config));
-  const reclaim = startChunkReclaim();
+  const reclaim = startChunkReclaim({
+    onError: (err) => gateway.logger.warn({ err: String(err) }, 'streamed-body memory reclaim is off; memory may peak higher during large transfers'),
+  });
   const watcher = watchConfig(configPath, {
     initialText: loaded.text,
     onConfig: (config) => gateway.reload(prepare(config)),

@@ -50,16 +50,25 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   let warnLater: (() => void) | undefined;
   const bounded = options.destination === undefined ? boundedLogStream(1, () => warnLater?.()) : undefined;
   const destination = options.destination ?? bounded!.stream;
+  let batch: LineBatch | undefined;
   const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
       base: null,
+      // Any other line first hands over the access lines gathered before it, so the log stays in order.
+      hooks: {
+        logMethod(args, method) {
+          batch?.flush();
+          method.apply(this, args);
+        },
+      },
       // `time` stays pino's epoch milliseconds, and there is no `redact`: both cost microseconds per access
       // line, and no log call passes headers (the access log is a fixed set of fields), so secrets cannot reach it.
     },
     destination,
   );
-  batches.set(logger, new LineBatch(streamOf(logger), options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS));
+  batch = new LineBatch(streamOf(logger), options.accessFlushMs ?? DEFAULT_ACCESS_FLUSH_MS);
+  batches.set(logger, batch);
   if (bounded) warnLater = dropWarning(logger, bounded);
   return logger;
 }
@@ -75,9 +84,36 @@ function dropWarning(logger: Logger, bounded: BoundedLogStream): () => void {
   };
 }
 
-export function flushLogger(logger: Logger): Promise<void> {
+/** How long stopping waits for a slow stdout reader to take the last lines. */
+const FLUSH_TIMEOUT_MS = 2_000;
+
+/** Hands over pending access lines and waits until the destination has written everything (or FLUSH_TIMEOUT_MS). */
+export async function flushLogger(logger: Logger): Promise<void> {
   batches.get(logger)?.flush();
-  return new Promise((resolve) => logger.flush(() => resolve()));
+  await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  await drained(streamOf(logger) as PendingWrites);
+}
+
+/** SonicBoom's own state: its flush() returns at once without minLength, while a write may still be pending. */
+interface PendingWrites {
+  readonly _len?: unknown;
+  readonly _writing?: unknown;
+  once?(event: 'drain' | 'error' | 'close', listener: () => void): unknown;
+  off?(event: 'drain' | 'error' | 'close', listener: () => void): unknown;
+}
+
+function drained(stream: PendingWrites): Promise<void> {
+  const idle = (): boolean => typeof stream._len !== 'number' || (stream._len === 0 && stream._writing !== true);
+  if (idle() || stream.once === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const event of ['drain', 'error', 'close'] as const) stream.off?.(event, done);
+      resolve();
+    };
+    const timer = setTimeout(done, FLUSH_TIMEOUT_MS);
+    for (const event of ['drain', 'error', 'close'] as const) stream.once!(event, done);
+  });
 }
 
 interface Destination {

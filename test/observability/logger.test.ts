@@ -72,13 +72,60 @@ describe('access line batching', () => {
   });
 });
 
+describe('log order and shutdown', () => {
+  it('writes the access lines gathered so far before any other line', () => {
+    const destination = recordingDestination();
+    const logger = createLogger({ destination, accessFlushMs: 60_000 });
+    for (let index = 0; index < 3; index += 1) writeInfoLine(logger, FIELDS, 'access');
+    logger.warn('something happened');
+    assert.deepEqual(
+      linesOf(destination.writes).map((line) => line.msg),
+      ['access', 'access', 'access', 'something happened'],
+    );
+  });
+
+  it('flushLogger resolves only once a slow reader has taken the lines', async () => {
+    const { dir, readFd, writeFd } = unreadFifo();
+    const { stream } = boundedLogStream(writeFd);
+    const logger = createLogger({ destination: stream, accessFlushMs: 60_000 });
+    try {
+      const lines = 4_000; // ~1 MB, far more than a pipe holds
+      for (let index = 0; index < lines; index += 1) writeInfoLine(logger, FIELDS, 'access');
+      const totalBytes = lines * (JSON.stringify({ level: 30, time: Date.now(), ...FIELDS, msg: 'access' }).length + 1);
+      let flushed = false;
+      const flushing = flushLogger(logger).then(() => (flushed = true));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(flushed, false, 'nothing has read the lines yet');
+
+      let receivedBytes = 0;
+      let receivedAtFlush = -1;
+      void flushing.then(() => (receivedAtFlush = receivedBytes));
+      const reader = new Socket({ fd: readFd, readable: true, writable: false });
+      reader.on('data', (chunk: Buffer) => (receivedBytes += chunk.length));
+      await flushing;
+      await new Promise((resolve) => setImmediate(resolve));
+      reader.destroy();
+      // Everything was in the pipe when flushLogger resolved: the reader had all but at most one pipe's worth.
+      assert.ok(receivedAtFlush >= totalBytes - 65_536 * 2, `${receivedAtFlush} of ~${totalBytes} bytes read when flushLogger resolved`);
+    } finally {
+      stream.destroy();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A FIFO whose read end is open (so writes do not fail) but not read. */
+function unreadFifo(): { dir: string; readFd: number; writeFd: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'zonegate-log-'));
+  const fifo = join(dir, 'stdout');
+  execFileSync('mkfifo', [fifo]);
+  const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  return { dir, readFd, writeFd: openSync(fifo, 'w') };
+}
+
 describe('a stdout nobody reads', () => {
   it('holds at most MAX_PENDING_LOG_BYTES, counts what it drops, and writes again once the reader catches up', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zonegate-log-'));
-    const fifo = join(dir, 'stdout');
-    execFileSync('mkfifo', [fifo]);
-    const readFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
-    const writeFd = openSync(fifo, 'w');
+    const { dir, readFd, writeFd } = unreadFifo();
     let drops = 0;
     const { stream, droppedLines } = boundedLogStream(writeFd, () => (drops += 1));
     const line = `${JSON.stringify({ msg: 'access', padding: 'x'.repeat(1000) })}\n`;
