@@ -57,14 +57,16 @@ describe('when Redis hangs or dies', () => {
   /** The same load through each gateway at once, each user's bucket fresh. */
   async function loadAll(user: string): Promise<Load> {
     const stalls = meterStalls();
+    let answers: Answer[][];
+    let stalledMs: number;
     try {
-      const answers = await Promise.all(
+      answers = await Promise.all(
         ON_ERROR.map((onError) => loops(clients.get(onError)!, { concurrency: CONCURRENCY, perLoop: PER_LOOP, headers: { 'x-user-id': user } })),
       );
-      return { answers: new Map(ON_ERROR.map((onError, index) => [onError, answers[index]!])), stalledMs: stalls.stop() };
     } finally {
-      stalls.stop();
+      stalledMs = stalls.stop();
     }
+    return { answers: new Map(ON_ERROR.map((onError, index) => [onError, answers[index]!])), stalledMs };
   }
 
   /** What every outage must look like, whether Redis hangs or is gone. */
