@@ -651,7 +651,7 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
   const accessLog = join(bench.workDir, `${current.name}.access.log`);
   // Access logging stays on: writing it is part of what a request costs.
   const logFd = openSync(accessLog, 'w');
-  const child = new Child('zonegate', ['src/cli.ts', 'run', '--config', configFile], { cpu: bench.cpus.proxyCpu, stdout: logFd });
+  const child = new Child('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], { cpu: bench.cpus.proxyCpu, stdout: logFd });
   closeSync(logFd);
   const notReady = await child.waitForHttpReady(`http://${LOOPBACK}:${admin}/readyz`, CHILD_START_TIMEOUT_MS);
   const url = `http://${LOOPBACK}:${listen}`;

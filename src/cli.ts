@@ -114,12 +114,18 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== 0) process.exitCode = code;
-  },
-  (err: unknown) => {
-    console.error(err instanceof ConfigError ? err.format() : err);
-    process.exitCode = 1;
-  },
-);
+/** Runs one command; its exit code becomes the process's. */
+export function runCli(argv: string[]): Promise<void> {
+  return main(argv).then(
+    (code) => {
+      if (code !== 0) process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err instanceof ConfigError ? err.format() : err);
+      process.exitCode = 1;
+    },
+  );
+}
+
+// `node src/cli.ts …` works too; bin/zonegate.js (what `zonegate` and npm scripts run) adds the compile cache.
+if (import.meta.main) void runCli(process.argv.slice(2));

@@ -38,7 +38,7 @@ interface Demo {
 
 async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['src/cli.ts', 'demo', '--config', config, ...extraArgs], {
+  const child = spawn(process.execPath, ['bin/zonegate.js', 'demo', '--config', config, ...extraArgs], {
     env: { ...process.env, ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

@@ -1,0 +1,17 @@
+#!/usr/bin/env node
+// Fills Node's compile cache (NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache) with every module of
+// src/, so `zonegate` never strips types at run time (see bin/zonegate.js). Run by `npm install`; safe to
+// repeat. It never fails an install: without a usable cache the gateway still runs, only with more memory.
+import { readdirSync } from 'node:fs';
+import { enableCompileCache, flushCompileCache } from 'node:module';
+
+try {
+  const cache = enableCompileCache();
+  if (cache.directory === undefined) throw new Error(cache.message ?? 'the compile cache is disabled');
+  const src = new URL('../src/', import.meta.url);
+  const modules = readdirSync(src, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
+  for (const file of modules) await import(new URL(file, src).href);
+  flushCompileCache();
+} catch (err) {
+  console.warn(`zonegate: the compile cache was not filled (${err instanceof Error ? err.message : String(err)})`);
+}

@@ -1,0 +1,48 @@
+// bin/zonegate.js loads the sources from Node's compile cache, filled by bin/warm-compile-cache.js on
+// install: a gateway started that way never loads the TypeScript stripper (~25 MiB it would keep).
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { fillCompileCache } from '../support/gateway-process.ts';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const NODE = join(REPO, 'node_modules/.bin/node');
+
+/** Preloaded into the child: reports on exit whether Node's TypeScript stripper (amaro) was loaded. */
+const PROBE = `process.on('exit', () => process.stderr.write('stripper loaded: ' + process.moduleLoadList.some((m) => m.includes('amaro')) + '\\n'));`;
+
+describe('bin/zonegate.js and the compile cache', () => {
+  let dir: string;
+  let probe: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'zonegate-compile-cache-'));
+    probe = join(dir, 'probe.mjs');
+    await writeFile(probe, PROBE);
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  /** `zonegate validate routes.yaml` (which loads the whole gateway) with its own cache directory. */
+  async function validate(cacheDir: string): Promise<{ stdout: string; stderr: string }> {
+    const env = { ...process.env, NODE_COMPILE_CACHE: cacheDir };
+    return promisify(execFile)(NODE, ['--import', probe, 'bin/zonegate.js', 'validate', 'routes.yaml'], { cwd: REPO, env });
+  }
+
+  it('strips types at run time while the cache is empty', async () => {
+    const { stdout, stderr } = await validate(join(dir, 'empty'));
+    assert.equal(stdout.trim(), 'ok');
+    assert.match(stderr, /stripper loaded: true/);
+  });
+
+  it('loads every module already stripped once the cache is filled', async () => {
+    const cacheDir = join(dir, 'filled');
+    await fillCompileCache({ ...process.env, NODE_COMPILE_CACHE: cacheDir });
+    const { stdout, stderr } = await validate(cacheDir);
+    assert.equal(stdout.trim(), 'ok');
+    assert.match(stderr, /stripper loaded: false/);
+  });
+});
