@@ -46,6 +46,9 @@ export function createProxyServer(
       requireHostHeader: false,
       joinDuplicateHeaders: false,
       insecureHTTPParser: false,
+      // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): Node then skips
+      // its body stream's whole event lifecycle, a measurable share of a small proxied request.
+      optimizeEmptyRequests: true,
     },
     handler,
   );
