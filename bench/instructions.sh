@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Instructions per request, bare forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
+# time, the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change apart.
+#   bash bench/instructions.sh [requests=4000] [warmup=8000]        (needs valgrind; ~2 min per target)
+# Timer-driven work (the access log's 100 ms flush window, memory checks every 10 ms) runs ~100× more often
+# per request under valgrind, which slows requests down that much: read differences, not absolute costs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=${1:-4000}
+warmup=${2:-8000}
+node=node_modules/.bin/node
+autocannon=node_modules/.bin/autocannon
+command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+upstream_port=19801 proxy_port=19802 admin_port=19803
+
+cat > "$work/routes.yaml" <<YAML
+gateway: { listen: "127.0.0.1:$proxy_port", admin: "127.0.0.1:$admin_port", zone: sh-a }
+topology: { cn-east: { shanghai: [sh-a] } }
+discovery: { static: { bench: [ { address: "127.0.0.1:$upstream_port", zone: sh-a } ] } }
+routes: [ { name: bench, match: { prefix: / }, service: bench } ]
+YAML
+# The bare forwarder has no signal handler; callgrind writes its counts only on a clean exit.
+echo "process.on('SIGINT', () => process.exit(0));" > "$work/exit-on-sigint.mjs"
+
+$node bench/upstream.ts $upstream_port >/dev/null 2>&1 &
+
+count() { # <name> <node args...>: prints instructions per request
+  local name=$1; shift
+  valgrind --tool=callgrind --smc-check=all-non-file --instr-atstart=no \
+    --callgrind-out-file="$work/$name.%p" $node --single-threaded "$@" >/dev/null 2>"$work/$name.log" &
+  local pid=$!
+  for _ in $(seq 600); do curl -s -o /dev/null "http://127.0.0.1:$proxy_port/" && break; sleep 0.5; done
+  $autocannon -c 10 -a "$warmup" "http://127.0.0.1:$proxy_port/bench/item" >/dev/null 2>&1
+  callgrind_control -i on $pid >/dev/null 2>&1
+  $autocannon -c 10 -a "$requests" "http://127.0.0.1:$proxy_port/bench/item" >/dev/null 2>&1
+  callgrind_control -d $pid >/dev/null 2>&1
+  kill -INT $pid; wait $pid || true
+  awk -v n="$requests" -v name="$name" '/^summary:/ { printf "%-9s %9.0f instructions/request\n", name, $2 / n }' "$work/$name".*.1
+}
+
+count bare --import "$work/exit-on-sigint.mjs" bench/bare-forwarder.ts $proxy_port $upstream_port
+count zonegate bin/zonegate.js run --config "$work/routes.yaml"
