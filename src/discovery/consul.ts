@@ -74,7 +74,8 @@ export function entryToSpec(entry: HealthEntry, datacenter: string, config: Cons
   const zoneTag = tags.find((tag) => tag.startsWith('zone='));
   const accepted = config.acceptWarning ? ['passing', 'warning'] : ['passing'];
   return {
-    id: `${service.ID}@${datacenter}`,
+    // A service ID is unique per agent only (it defaults to the service name): the node makes it unique.
+    id: `${entry.Node.Node}/${service.ID}@${datacenter}`,
     service: service.Service,
     host: service.Address || entry.Node.Address,
     port: service.Port,

@@ -77,7 +77,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined));
     const before = new Set<string | null>();
     for (let i = 0; i < 20; i++) before.add((await servedBy(gw)).upstream);
-    assert.deepEqual([...before].sort(), ['a1@dc1', 'a2@dc1']);
+    assert.deepEqual([...before].sort(), ['consul-fixture/a1@dc1', 'consul-fixture/a2@dc1']);
 
     await consul.waitForBlocking(2);
     const queriesBefore = consul.requests.length;
@@ -85,7 +85,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     consul.setCheck('dc1', 'service:a2', 'critical');
     await eventually(async () => {
       const results = await Promise.all(Array.from({ length: 10 }, () => servedBy(gw!)));
-      return results.every((r) => r.upstream === 'a1@dc1') ? true : undefined;
+      return results.every((r) => r.upstream === 'consul-fixture/a1@dc1') ? true : undefined;
     });
     assert.ok(performance.now() - failedAt < 1000, 'traffic moved off the critical instance within 1 s');
     // one answer per watch (dc1 woke up), not a polling loop
@@ -102,13 +102,13 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     await eventually(async () => ((await servedBy(gw!)).status === 200 ? true : undefined));
     consul.setCheck('dc1', 'service:a1', 'critical');
     consul.setCheck('dc1', 'service:a2', 'critical');
-    await eventually(async () => ((await servedBy(gw!)).upstream === 'b1@dc1' ? true : undefined));
+    await eventually(async () => ((await servedBy(gw!)).upstream === 'consul-fixture/b1@dc1' ? true : undefined));
     consul.setCheck('dc1', 'service:a2', 'passing');
     const back = await eventually(async () => {
       const { upstream } = await servedBy(gw!);
-      return upstream !== 'b1@dc1' ? upstream : undefined;
+      return upstream !== 'consul-fixture/b1@dc1' ? upstream : undefined;
     });
-    assert.match(back!, /^a[23]@dc1$/);
+    assert.match(back!, /^consul-fixture\/a[23]@dc1$/);
   });
 
   test('instances of two datacenters are merged into one snapshot', async () => {
@@ -120,9 +120,25 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       const s = gw!.gateway.registry.snapshot('orders');
       return s && s.instances.length === 2 ? s : undefined;
     });
-    assert.deepEqual(snapshot.instances.map((i) => `${i.id} ${i.zone} ${i.datacenter}`), ['a1@dc1 sh-a dc1', 'j1@dc2 bj-a dc2']);
-    assert.equal((await servedBy(gw, 'bj-a')).upstream, 'j1@dc2');
-    assert.equal((await servedBy(gw, 'sh-a')).upstream, 'a1@dc1');
+    assert.deepEqual(snapshot.instances.map((i) => `${i.id} ${i.zone} ${i.datacenter}`), ['consul-fixture/a1@dc1 sh-a dc1', 'consul-fixture/j1@dc2 bj-a dc2']);
+    assert.equal((await servedBy(gw, 'bj-a')).upstream, 'consul-fixture/j1@dc2');
+    assert.equal((await servedBy(gw, 'sh-a')).upstream, 'consul-fixture/a1@dc1');
+  });
+
+  test('one service ID registered on two nodes is two instances (IDs are unique per agent only)', async () => {
+    consul = await startConsulFixture();
+    // Agents default a service's ID to its name, so every node's "orders" has the ID "orders".
+    for (const [node, upstream] of [['node-1', upstreams[0]!], ['node-2', upstreams[1]!]] as const) {
+      consul.register('dc1', { service: 'orders', id: 'orders', node, port: upstream.port, address: '127.0.0.1', zone: 'sh-a' });
+    }
+    gw = await startGateway(gatewayYaml(consul));
+    const snapshot = await eventually(() => gw!.gateway.registry.snapshot('orders'));
+    assert.deepEqual(snapshot.instances.map((i) => i.id).sort(), ['node-1/orders@dc1', 'node-2/orders@dc1']);
+    const served = new Set<string | null>();
+    await eventually(async () => {
+      served.add((await servedBy(gw!)).upstream);
+      return served.size === 2 ? true : undefined;
+    });
   });
 
   test('Consul down for a long stretch: no failed request, updates resume when it returns', async () => {
@@ -140,7 +156,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
 
     await consul.faults.accept();
     register('a2', 'sh-a');
-    await eventually(async () => ((await servedBy(gw!)).upstream === 'a2@dc1' ? true : undefined), 10_000);
+    await eventually(async () => ((await servedBy(gw!)).upstream === 'consul-fixture/a2@dc1' ? true : undefined), 10_000);
     await gw.log.waitFor((line) => line.msg === 'consul reachable again');
     // the outage was logged once per watch, not once per retry
     const warnings = gw.log.lines.filter((line) => line.msg === 'consul query failed; serving the last known snapshot');
@@ -188,7 +204,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       await consul.faults.refuse();
       gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
       await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
-      assert.deepEqual(await servedBy(gw), { status: 200, upstream: 'a1@dc1' });
+      assert.deepEqual(await servedBy(gw), { status: 200, upstream: 'consul-fixture/a1@dc1' });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -204,7 +220,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       writeFileSync(file, gatewayYaml(consul));
       const { stdout } = await run(process.execPath, ['src/cli.ts', 'explain', '--config', file, '--path', '/x', '--region', 'bj-a']);
       assert.match(stdout, /✓ zone\s+bj-a\s/);
-      assert.match(stdout, /instance\s+j1@dc2 at 127\.0\.0\.1:\d+, zone bj-a/);
+      assert.match(stdout, /instance\s+consul-fixture\/j1@dc2 at 127\.0\.0\.1:\d+, zone bj-a/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
