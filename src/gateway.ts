@@ -61,6 +61,8 @@ export class Gateway {
   #proxyAddress: AddressInfo | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
+  /** reloads asked for so far: a reload that waited applies only if none came after it */
+  #reloads = 0;
 
   private constructor(config: Config, options: GatewayOptions) {
     this.logger = options.logger ?? createLogger();
@@ -124,27 +126,38 @@ export class Gateway {
    * listener limits take effect on restart only (logged when they differ).
    */
   reload(config: Config): void {
-    if (optionalSupportReady(config)) return this.#apply(config);
+    const generation = ++this.#reloads;
+    const apply = (): void => {
+      // A newer config arrived while this one waited for its clients to load: the newer one stands.
+      if (generation !== this.#reloads) return this.logger.info('config reload superseded by a newer config before it could apply');
+      try {
+        this.#apply(config);
+      } catch (err) {
+        this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+      }
+    };
+    if (optionalSupportReady(config)) return apply();
     // A config that newly uses Redis or Consul: their clients load first, then it applies.
-    loadOptionalSupport(config).then(
-      () => this.#apply(config),
-      (err: unknown) => this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force'),
+    loadOptionalSupport(config).then(apply, (err: unknown) =>
+      this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force'),
     );
   }
 
+  /** What can fail (new clients, the route table) is built before anything running is touched. */
   #apply(config: Config): void {
     const previous = this.config;
     if (JSON.stringify([previous.gateway.listen, previous.gateway.admin, previous.gateway.limits]) !==
       JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
       this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
     }
-    this.#topology = new Topology(config.topology);
-    this.upstreams.tiers.setTopology(this.#topology);
-    this.registry.setTopology(this.#topology);
+    const topology = new Topology(config.topology);
+    this.#limiter.configure(config.redis);
+    const state = compileState(config, topology, this.logger, this.#limiter);
+    this.#topology = topology;
+    this.upstreams.tiers.setTopology(topology);
+    this.registry.setTopology(topology);
     this.pools.configure(config.gateway.upstream);
     loadStatic(this.registry, config.discovery);
-    this.#limiter.configure(config.redis);
-    const state = compileState(config, this.#topology, this.logger, this.#limiter);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#watchConsul(config, state.routes.services(), previous);
     this.#pipeline.state = state;

@@ -1,6 +1,7 @@
 // The single source of truth for routes.yaml: every config type in zonegate is inferred from here,
 // and `zonegate schema` emits it as JSON Schema for editors.
 import { z } from 'zod';
+import { isConsulAddress, isRedisAddress } from './endpoints.ts';
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -116,7 +117,10 @@ const staticInstance = z.strictObject({
 
 export const consulSchema = z.strictObject({
   /** `http(s)://host:port` or `host:port`; empty → $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500 */
-  address: z.string().default(''),
+  address: z
+    .string()
+    .refine((text) => text === '' || isConsulAddress(text), { message: 'expected http(s)://host:port or host:port' })
+    .default(''),
   /** empty → $CONSUL_HTTP_TOKEN */
   token: z.string().default(''),
   datacenters: z.array(z.string().min(1)).min(1).default(['dc1']),
@@ -133,9 +137,13 @@ const discovery = z.strictObject({
   static: z.record(z.string().min(1), z.array(staticInstance)).default({}),
 });
 
+const redisAddress = z.string().refine(isRedisAddress, {
+  message: 'expected redis://[user:password@]host:port[/db], rediss://…, host:port or a Unix socket path',
+});
+
 const redis = z.strictObject({
-  url: z.string().default(''),
-  cluster: z.array(z.string().min(1)).optional(),
+  url: redisAddress.default(''),
+  cluster: z.array(z.string().min(1).pipe(redisAddress)).optional(),
   keyPrefix: z.string().min(1).default('zonegate'),
   onError: z.enum(['local', 'allow', 'deny']).default('local'),
   commandTimeout: duration.prefault('50ms'),

@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import Consul from 'consul';
+import { consulUrl } from '../config/endpoints.ts';
 import type { ConsulConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { InstanceSpec } from './instance.ts';
@@ -51,9 +52,8 @@ function jitter(ms: number): number {
 
 /** Resolves `address`/`token` with Consul's own environment variables as fallbacks. */
 export function consulEndpoint(config: Pick<ConsulConfig, 'address' | 'token'>, env: NodeJS.ProcessEnv = process.env): { url: URL; token: string } {
-  let address = config.address || env.CONSUL_HTTP_ADDR || 'http://127.0.0.1:8500';
-  if (!/^https?:\/\//i.test(address)) address = `http://${address}`;
-  return { url: new URL(address), token: config.token || env.CONSUL_HTTP_TOKEN || '' };
+  const address = config.address || env.CONSUL_HTTP_ADDR || 'http://127.0.0.1:8500';
+  return { url: consulUrl(address), token: config.token || env.CONSUL_HTTP_TOKEN || '' };
 }
 
 /** A client for a `discovery.consul`-style endpoint (also what the demo registers its instances with). */

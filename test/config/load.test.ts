@@ -146,6 +146,18 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       message: 'routes[0]: a route needs exactly one of service or weighted',
     },
     {
+      name: 'Redis URL ioredis cannot parse (would fail only at start)',
+      text: `${MINIMAL_CONFIG}redis:\n  url: redis://127.0.0.1:6380x\n`,
+      at: [14, 8],
+      message: 'redis.url: expected redis://[user:password@]host:port[/db]',
+    },
+    {
+      name: 'Consul address that is not a URL',
+      text: editConfig('  static:\n', '  consul: { address: "http://consul:85x00" }\n  static:\n'),
+      at: [7, 22],
+      message: 'discovery.consul.address: expected http(s)://host:port or host:port, got "http://consul:85x00"',
+    },
+    {
       name: 'YAML syntax error',
       text: editConfig('  zone: sh-a', '  zone: sh-a: sh-b'),
       at: [2, 9],
