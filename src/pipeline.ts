@@ -216,7 +216,12 @@ export class Pipeline {
   /** A bug on the request path costs that request (502, logged), never the process. */
   #internalError(res: ServerResponse, ctx: RequestContext, err: unknown): void {
     this.#logger.error({ reqId: ctx.requestId, err: err instanceof Error ? err.stack : String(err) }, 'request failed inside the gateway');
-    if (!res.destroyed) sendGatewayError(res, ctx, 'upstream_unavailable', 'the gateway failed to handle this request');
+    if (res.destroyed) return;
+    try {
+      sendGatewayError(res, ctx, 'upstream_unavailable', 'the gateway failed to handle this request');
+    } catch {
+      res.destroy(); // the response's own state is broken: only the connection can still say so
+    }
   }
 
   #finish(ctx: RequestContext, res: ServerResponse): void {

@@ -135,10 +135,23 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     ctx.status = statusCode;
     const head = downstreamResponseHeaders(headers, ctx);
     if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
+    // Trailers need a chunked body. An upstream may announce them on a response that has none to the client
+    // (HEAD, 204, 304, a declared length, an HTTP/1.0 client), where Node refuses the whole head.
+    if (head.trailer !== undefined && !this.#sendsChunked(statusCode, head)) delete head.trailer;
     this.#res.writeHead(statusCode, head);
     this.#committed = true;
     this.#settle.resolve(statusCode);
     if (this.#res.destroyed) controller.abort(new UpstreamFailure('client-closed'));
+  }
+
+  #sendsChunked(statusCode: number, head: OutgoingHttpHeaders): boolean {
+    return (
+      this.#res.useChunkedEncodingByDefault &&
+      this.#ctx.method !== 'HEAD' &&
+      statusCode !== 204 &&
+      statusCode !== 304 &&
+      head['content-length'] === undefined
+    );
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

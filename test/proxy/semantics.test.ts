@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { json, mirror, rawExchange, send, singleRouteYaml, within, type Mirrored, type RawResponse } from '../support/http.ts';
+import { configYaml, json, mirror, rawExchange, send, singleRouteYaml, startRawUpstream, within, type Mirrored, type RawResponse } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
 const DECLARED_LENGTH = 1234;
@@ -100,5 +100,50 @@ describe('HTTP semantics through the gateway', () => {
     const seen = json<Mirrored>(result);
     assert.equal(seen.body, body);
     assert.equal(seen.headers.expect, undefined);
+  });
+});
+
+describe('an upstream that announces trailers on a response without a chunked body', () => {
+  let gateway: TestGateway;
+  let close: () => Promise<void>;
+  before(async () => {
+    // Announces a trailer on every answer: a chunked body for GET, nothing for HEAD, and a 304 for /cached.
+    const upstream = await startRawUpstream((socket) =>
+      socket.once('data', (data: Buffer) => {
+        const request = data.toString('latin1');
+        if (request.includes(' /cached ')) return void socket.end('HTTP/1.1 304 Not Modified\r\nTrailer: x-checksum\r\nETag: "v1"\r\nConnection: close\r\n\r\n');
+        const body = request.startsWith('HEAD') ? '' : '5\r\nhello\r\n0\r\nx-checksum: abc\r\n\r\n';
+        socket.end(`HTTP/1.1 200 OK\r\nTrailer: x-checksum\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
+      }),
+    );
+    const route = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0 }, breaker: { volumeThreshold: 2 } };
+    gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
+    close = async () => {
+      await gateway.close();
+      await upstream.close();
+    };
+  });
+  after(() => close());
+
+  it('answers HEAD with the upstream status and keeps the instance in service', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await send(gateway.url, { method: 'HEAD', path: '/doc' })).status, 200);
+    const instance = gateway.gateway.registry.snapshot('app')!.instances[0]!;
+    assert.equal(gateway.gateway.breakers.state(instance), 'closed');
+    const get = await send(gateway.url, { path: '/doc', headers: { te: 'trailers' } });
+    assert.equal(get.status, 200);
+    assert.equal(get.body.toString(), 'hello');
+    assert.equal(get.trailers['x-checksum'], 'abc');
+  });
+
+  it('passes a 304 through', async () => {
+    const response = await send(gateway.url, { path: '/cached' });
+    assert.equal(response.status, 304);
+    assert.equal(response.headers.etag, '"v1"');
+  });
+
+  it('streams the body to an HTTP/1.0 client, which cannot take trailers', async () => {
+    const response = await rawExchange(gateway.url, ['GET /doc HTTP/1.0', 'Host: gw']);
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), 'hello');
   });
 });
