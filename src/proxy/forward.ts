@@ -79,6 +79,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
+  #headTimeoutMs = 0;
+  #streamedBody = false;
   #committed = false;
   #done = false;
 
@@ -97,8 +99,14 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     res.once('close', this.#onClientClose);
   }
 
-  /** Fails the attempt with a timeout unless the response head arrives within `ms`. */
-  armHeadDeadline(ms: number): void {
+  /**
+   * Fails the attempt with a timeout unless the response head arrives within `ms`. The clock stops while a
+   * streamed body is being sent (the client sets that pace, and its own request timeout bounds it) and starts
+   * again once it is sent: a slow upload is not the upstream's failure.
+   */
+  armHeadDeadline(ms: number, streamedBody: boolean): void {
+    this.#headTimeoutMs = ms;
+    this.#streamedBody = streamedBody;
     this.#headDeadline = setTimeout(this.#headTimedOut, ms);
   }
 
@@ -114,7 +122,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
-    if (this.#pendingAbort) controller.abort(this.#pendingAbort);
+    if (this.#pendingAbort) return controller.abort(this.#pendingAbort);
+    if (this.#streamedBody) clearTimeout(this.#headDeadline);
+  }
+
+  onRequestSent(): void {
+    if (this.#streamedBody && !this.#done) this.#headDeadline = setTimeout(this.#headTimedOut, this.#headTimeoutMs);
   }
 
   onResponseStart(
@@ -220,7 +233,7 @@ export function startAttempt(
 ): Attempt {
   const settle = Promise.withResolvers<number>();
   const relay = new ResponseRelay(res, ctx, settle, request);
-  relay.armHeadDeadline(request.headersTimeout);
+  relay.armHeadDeadline(request.headersTimeout, request.body !== null && !Buffer.isBuffer(request.body));
   try {
     dispatcher.dispatch(
       {

@@ -4,17 +4,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import {
   assertGatewayError,
   configYaml,
   json,
   meterStalls,
+  mirror,
   pollUntil,
   readRequestHead,
   refusedPort,
   send,
   startRawUpstream,
+  type HttpResult,
+  type Mirrored,
   type RawUpstream,
   type RouteInput,
 } from '../support/http.ts';
@@ -145,5 +150,56 @@ describe('a request queued behind a saturated pool', () => {
     const elapsed = performance.now() - started;
     assert.ok(elapsed < PER_TRY_TIMEOUT_MS + TIMEOUT_SLACK_MS, `answered after ${elapsed.toFixed(0)} ms`);
     assertGatewayError(await holding, 504, 'upstream_timeout');
+  });
+});
+
+describe('the per-try timeout and a streamed request body', () => {
+  /** The client's pause mid-body: longer than the per-try timeout, far within the client request timeout. */
+  const CLIENT_PAUSE_MS = PER_TRY_TIMEOUT_MS * 3;
+
+  /** Sends half of a 10-byte body, pauses (the slow client this test is about), then the rest. */
+  async function slowUpload(gatewayUrl: string): Promise<HttpResult> {
+    const body = new PassThrough();
+    const result = send(gatewayUrl, { method: 'POST', path: '/upload', headers: { 'content-length': 10 }, body });
+    body.write('hello');
+    await sleep(CLIENT_PAUSE_MS);
+    body.end('world');
+    return result;
+  }
+
+  it('does not run while the client is still sending: a slow upload is answered, and the instance stays in service', async (t) => {
+    const upstream = await startUpstream('app', mirror);
+    const route: RouteInput = {
+      name: 'app', match: { prefix: '/' }, service: 'app',
+      retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` },
+      breaker: { volumeThreshold: 1, errorThresholdPercentage: 1 },
+    };
+    const gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
+    t.after(async () => {
+      await gateway.close();
+      await upstream.close();
+    });
+    const result = await slowUpload(gateway.url);
+    assert.equal(result.status, 200);
+    assert.equal((json(result) as Mirrored).body, 'helloworld');
+    const instance = gateway.gateway.registry.snapshot('app')!.instances[0]!;
+    assert.equal(gateway.gateway.breakers.state(instance), 'closed');
+  });
+
+  it('runs once the body is sent: an upstream that then stays silent is a 504', async (t) => {
+    const silent = await startRawUpstream((socket) => void readRequestHead(socket).catch(() => {}));
+    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
+    const gateway = await startGateway(configYaml({ services: { app: [silent.address] }, routes: [route] }));
+    t.after(async () => {
+      await gateway.close();
+      await silent.close();
+    });
+    const stalls = meterStalls();
+    const started = performance.now();
+    assertGatewayError(await slowUpload(gateway.url), 504, 'upstream_timeout');
+    const elapsed = performance.now() - started;
+    const bound = CLIENT_PAUSE_MS + PER_TRY_TIMEOUT_MS + TIMEOUT_SLACK_MS + stalls.stop();
+    assert.ok(elapsed >= CLIENT_PAUSE_MS + PER_TRY_TIMEOUT_MS - 5, `answered after ${elapsed.toFixed(0)} ms, before the body was sent and waited for`);
+    assert.ok(elapsed < bound, `answered after ${elapsed.toFixed(0)} ms`);
   });
 });
