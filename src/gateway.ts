@@ -22,6 +22,8 @@ import { Topology } from './topology.ts';
 /** How long a starting gateway waits for Redis before it serves from `redis.onError` (logged). */
 const REDIS_START_WAIT_MS = 2000;
 const POOL_CLOSE_WAIT_MS = 2000;
+/** while draining, how often connections that went idle are closed */
+const DRAIN_SWEEP_MS = 50;
 
 /** The consul client is loaded only by configs with `discovery.consul`. */
 let consulModule: typeof import('./discovery/consul.ts') | undefined;
@@ -172,10 +174,16 @@ export class Gateway {
 
   async #drain(): Promise<void> {
     const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
+    this.#pipeline.draining = true;
     this.#proxy.close();
     this.#admin.close();
-    this.#proxy.closeIdleConnections();
     this.#admin.closeAllConnections();
+    // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
+    // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
+    this.#proxy.closeIdleConnections();
+    const sweep = setInterval(() => this.#proxy.closeIdleConnections(), DRAIN_SWEEP_MS);
+    const stopSweep = (): void => clearInterval(sweep);
+    closed.then(stopSweep, stopSweep);
     const deadline = AbortSignal.timeout(this.config.gateway.drainTimeout);
     const expired = once(deadline, 'abort').then(() => {
       this.logger.warn('drain timeout reached; closing remaining connections');

@@ -68,6 +68,8 @@ interface RoutedRequest {
 
 export class Pipeline {
   state: PipelineState;
+  /** set when the gateway stops: every response from then on closes its connection */
+  draining = false;
   readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
 
@@ -85,6 +87,7 @@ export class Pipeline {
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
     res.once('close', () => this.#finish(ctx, res));
+    if (this.draining) res.shouldKeepAlive = false;
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     try {
       this.#route(req, res, ctx, ids);

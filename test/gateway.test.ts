@@ -1,8 +1,15 @@
-// The gateway loads the Redis and Consul clients only for configs that use them.
+// The gateway loads the Redis and Consul clients only for configs that use them, applies reloads in order,
+// and drains without waiting out keep-alive connections.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { describe, it } from 'node:test';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { startGateway, type TestGateway } from './support/gateway.ts';
+import { configYaml, pollUntil } from './support/http.ts';
+import { startUpstream } from './support/upstream.ts';
 
 const run = promisify(execFile);
 
@@ -69,5 +76,60 @@ routes: [{ name: \${route}, match: { prefix: / }, service: svc }]
       console.log(JSON.stringify({ route }));`;
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script]);
     assert.deepEqual(JSON.parse(stdout.trim().split('\n').at(-1)!), { route: 'v3' });
+  });
+});
+
+describe('drain', { timeout: 30_000 }, () => {
+  const DRAIN_TIMEOUT_MS = 5000;
+  const UPSTREAM_DELAY_MS = 300;
+
+  async function slowGateway(t: TestContext): Promise<{ gateway: TestGateway; arrived: (path: string) => Promise<true> }> {
+    const upstream = await startUpstream('slow', (req, res) => {
+      req.resume();
+      setTimeout(() => res.writeHead(200, { 'content-length': 2 }).end('ok'), UPSTREAM_DELAY_MS);
+    });
+    const gateway = await startGateway(
+      configYaml({ services: { app: [upstream.address] }, routes: [{ name: 'app', match: { prefix: '/' }, service: 'app' }], gateway: { drainTimeout: `${DRAIN_TIMEOUT_MS}ms` } }),
+    );
+    t.after(async () => {
+      await gateway.close();
+      await upstream.close();
+    });
+    const arrived = (path: string): Promise<true> =>
+      pollUntil(() => (upstream.requests.some((seen) => seen.url === path) ? true : undefined), 2000, `${path} reaching the upstream`);
+    return { gateway, arrived };
+  }
+
+  it('finishes as soon as the requests in flight are answered, though their connections were kept alive', async (t) => {
+    const { gateway, arrived } = await slowGateway(t);
+    const agent = new Agent({ connections: 2, keepAliveTimeout: 60_000 });
+    t.after(() => agent.close());
+    await (await request(`${gateway.url}/warm`, { dispatcher: agent })).body.text();
+    const inFlight = request(`${gateway.url}/slow`, { dispatcher: agent }).then(async (response) => ({ status: response.statusCode, body: await response.body.text() }));
+    await arrived('/slow');
+    const started = performance.now();
+    await gateway.close();
+    const elapsed = performance.now() - started;
+    assert.deepEqual(await inFlight, { status: 200, body: 'ok' });
+    assert.ok(elapsed < DRAIN_TIMEOUT_MS / 2, `stop took ${elapsed.toFixed(0)} ms (drain timeout ${DRAIN_TIMEOUT_MS} ms)`);
+  });
+
+  it('answers a request that arrives on a kept-alive connection during the drain with Connection: close', async (t) => {
+    const { gateway, arrived } = await slowGateway(t);
+    const { port } = new URL(gateway.url);
+    const socket = connect(Number(port), '127.0.0.1');
+    await once(socket, 'connect');
+    const received: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => received.push(chunk));
+    socket.write('GET /first HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await arrived('/first');
+    const stopped = gateway.close();
+    socket.write('GET /second HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await once(socket, 'close');
+    await stopped;
+    const heads = [...Buffer.concat(received).toString('latin1').matchAll(/HTTP\/1\.1 \d{3}[^]*?\r\n\r\n/g)].map((match) => match[0]);
+    assert.equal(heads.length, 2, `two responses: ${JSON.stringify(heads)}`);
+    assert.match(heads[0]!, /^HTTP\/1\.1 200/);
+    assert.match(heads[1]!, /^HTTP\/1\.1 200[\s\S]*\r\nconnection: close/i);
   });
 });
