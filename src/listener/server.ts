@@ -13,8 +13,14 @@ const PARSER_STATUS: Record<string, [number, string]> = {
   ERR_HTTP_HEADERS_TIMEOUT: [408, 'the request headers were not received in time'],
 };
 
-function rejectMalformed(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable)) {
+/** Node's own name for the response a connection is writing (what its default clientError handler checks too). */
+interface HttpSocket extends Duplex {
+  _httpMessage?: { headersSent: boolean } | null;
+}
+
+function rejectMalformed(err: NodeJS.ErrnoException, socket: HttpSocket): void {
+  // A response already under way cannot be followed by another one: the connection can only be cut.
+  if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable) || socket._httpMessage?.headersSent) {
     socket.destroy();
     return;
   }

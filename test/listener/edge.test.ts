@@ -2,6 +2,8 @@
 // oversized or slow heads) get the gateway's JSON error with fresh ids, never reach an upstream, and
 // leave the gateway serving.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { assertGatewayError, mirror, rawBytesExchange, rawExchange, send, singleRouteYaml, within } from '../support/http.ts';
@@ -69,5 +71,35 @@ describe('listener edge checks', () => {
     const response = await within(rawBytesExchange(gateway.url, `GET /x HTTP/1.1\r\nHost: ${host}\r\n`), 5000, 'the 408');
     assertGatewayError(response, 408, 'request_timeout');
     await assertStillServing();
+  });
+});
+
+describe('a malformed request behind a response that is still streaming', () => {
+  it('cuts the connection instead of writing an error into the middle of that response', async (t) => {
+    const upstream = await startUpstream('stream', (req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-length': 10 });
+      res.write('AAAAA'); // the rest never comes: the response stays open
+    });
+    const gateway = await startGateway(singleRouteYaml(upstream.address));
+    t.after(async () => {
+      await gateway.close();
+      await upstream.close();
+    });
+    const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+    await once(socket, 'connect');
+    let received = '';
+    const headAndPart = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.toString('latin1');
+        if (received.endsWith('AAAAA')) resolve();
+      }),
+    );
+    socket.write('GET /stream HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await within(headAndPart, 5000, 'the response head and its first bytes');
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    await within(once(socket, 'close'), 5000, 'the connection to close');
+    assert.match(received, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.ok(received.endsWith('\r\n\r\nAAAAA'), `nothing after the partial body: ${JSON.stringify(received.slice(-80))}`);
   });
 });
