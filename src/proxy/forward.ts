@@ -136,7 +136,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
   ): void {
     if (statusCode < 200) {
-      if (statusCode === 103 && headers.link !== undefined) this.#res.writeEarlyHints({ link: headers.link });
+      if (statusCode === 103 && headers.link !== undefined && this.#res.req.httpVersionMinor >= 1) this.#earlyHints(headers.link);
       return;
     }
     clearTimeout(this.#headDeadline);
@@ -155,6 +155,15 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#committed = true;
     this.#settle.resolve(statusCode);
     if (this.#res.destroyed) controller.abort(new UpstreamFailure('client-closed'));
+  }
+
+  /** Hints are optional (RFC 8297): ones Node refuses to relay, such as a comma-separated Link list, are dropped. */
+  #earlyHints(link: string | string[]): void {
+    try {
+      this.#res.writeEarlyHints({ link });
+    } catch {
+      // the final response still follows
+    }
   }
 
   #sendsChunked(statusCode: number, head: OutgoingHttpHeaders): boolean {

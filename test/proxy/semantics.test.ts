@@ -147,3 +147,41 @@ describe('an upstream that announces trailers on a response without a chunked bo
     assert.equal(response.body.toString(), 'hello');
   });
 });
+
+describe('103 Early Hints from the upstream', () => {
+  let gateway: TestGateway;
+  let close: () => Promise<void>;
+  const ONE_LINK = '</style.css>; rel=preload; as=style';
+  before(async () => {
+    // /one: a 103 with one link; /list: a 103 with a comma-separated list (RFC 8288 allows it); then a 200.
+    const upstream = await startRawUpstream((socket) =>
+      socket.once('data', (data: Buffer) => {
+        const link = data.toString('latin1').includes(' /list ') ? `${ONE_LINK}, </app.js>; rel=preload; as=script` : ONE_LINK;
+        socket.end(`HTTP/1.1 103 Early Hints\r\nLink: ${link}\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok`);
+      }),
+    );
+    gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [{ name: 'app', match: { prefix: '/' }, service: 'app' }] }));
+    close = async () => {
+      await gateway.close();
+      await upstream.close();
+    };
+  });
+  after(() => close());
+
+  it('relays the hints to an HTTP/1.1 client ahead of the response', async () => {
+    const raw = await rawExchange(gateway.url, ['GET /one HTTP/1.1', 'Host: gw', 'Connection: close']);
+    assert.equal(raw.status, 103);
+    assert.match(raw.body.toString('latin1'), /HTTP\/1\.1 200 OK[^]*\r\n\r\nok$/);
+  });
+
+  it('answers the final response when Node cannot relay the hints (a comma-separated Link list)', async () => {
+    const response = await send(gateway.url, { path: '/list' });
+    assert.equal(response.status, 200);
+    assert.equal(response.body.toString(), 'ok');
+  });
+
+  it('sends no 1xx to an HTTP/1.0 client (RFC 9110 §15.2)', async () => {
+    const raw = await rawExchange(gateway.url, ['GET /one HTTP/1.0', 'Host: gw']);
+    assert.equal(raw.status, 200);
+  });
+});
