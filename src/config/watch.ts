@@ -54,9 +54,11 @@ export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWa
     return queue;
   };
 
-  // the directory, not the file: an editor that saves by rename leaves a watch on the old inode deaf
+  // The directory, not the file: an editor that saves by rename leaves a watch on the old inode deaf. Names
+  // starting with `..` are how a Kubernetes ConfigMap volume updates: it swaps the `..data` symlink that
+  // routes.yaml points through, and routes.yaml itself never changes.
   const watcher = watch(dirname(path), (_event, changed) => {
-    if (changed !== null && changed !== fileName) return;
+    if (changed !== null && changed !== fileName && !changed.startsWith('..')) return;
     clearTimeout(debounce);
     debounce = setTimeout(() => void reload(), options.debounceMs ?? DEFAULT_DEBOUNCE_MS);
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/errors.ts';
 import { loadConfigFileWithText } from '../../src/config/load.ts';
@@ -100,6 +101,24 @@ describe('watchConfig', () => {
     const fixed = await events.nextConfig();
     assert.equal(fixed.config.gateway.zone, 'sh-a');
     assert.equal(events.count('config'), 2, 'no config was delivered for the broken file');
+  });
+
+  it('picks up a Kubernetes ConfigMap update, which swaps a symlink rather than touching routes.yaml', { timeout: 3000 }, async () => {
+    // The kubelet's layout: routes.yaml → ..data/routes.yaml, ..data → ..<timestamp>/, swapped by renaming ..data_tmp.
+    const mount = join(temp.dir, 'configmap');
+    await mkdir(join(mount, '..v1'), { recursive: true });
+    await writeFile(join(mount, '..v1', 'routes.yaml'), MINIMAL_CONFIG);
+    await symlink('..v1', join(mount, '..data'));
+    await symlink(join('..data', 'routes.yaml'), join(mount, 'routes.yaml'));
+    path = join(mount, 'routes.yaml');
+    await startWatching(20);
+
+    await mkdir(join(mount, '..v2'));
+    await writeFile(join(mount, '..v2', 'routes.yaml'), withZone('sh-b'));
+    await symlink('..v2', join(mount, '..data_tmp'));
+    await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+    const { config } = await events.nextConfig();
+    assert.equal(config.gateway.zone, 'sh-b');
   });
 
   it('reload() delivers a changed file once and stays quiet while it is unchanged', async () => {
