@@ -64,13 +64,19 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
   const service = first.service;
   /** the attempt's answer was held back, and its retry slot taken, by `holdStatus` */
   let held = false;
-  // An answer is discarded only when another attempt will be made: a retryable status, an instance left
-  // to try, and a slot in the retry budget (kept for that retry). Otherwise the client gets it as it is.
+  /** the backoff chosen when the answer was held */
+  let heldBackoff = 0;
+  // An answer is discarded only when another attempt will be made: a retryable status, time for the backoff
+  // before the route deadline, an instance left to try, and a slot in the retry budget (kept for that retry).
+  // Otherwise the client gets it as it is.
   const holdStatus = (status: number): boolean => {
     if (!holdStatuses!.has(status)) return false;
+    const backoff = backoffDelay(policy, retries + 1);
+    if (performance.now() + backoff >= deadline) return false;
     const next = chooseUpstream(route, { method: ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried }, deps.upstreams);
     if (next.instance === undefined || !deps.budget.tryRetry(service)) return false;
     held = true;
+    heldBackoff = backoff;
     return true;
   };
   deps.budget.begin(service);
@@ -78,12 +84,12 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
     for (;;) {
       if (choice.instance === undefined) return last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal };
       const instance: Instance = choice.instance;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
       tried.add(instance.id);
       ctx.instance = instance;
       ctx.tier = choice.tier;
       ctx.tries.push(instance.id);
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
       const mayRetry = retriesAllowed && retries < policy.attempts;
       try {
         await deps.breakers.fire(instance, route.config.breaker, () =>
@@ -111,8 +117,9 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
             if (!deps.budget.tryRetry(service)) return { kind: 'failed', failure };
           }
           retries++;
+          const backoff = slotTaken ? heldBackoff : backoffDelay(policy, retries);
           try {
-            await sleep(backoffDelay(policy, retries));
+            await sleep(Math.min(backoff, Math.max(0, deadline - performance.now())));
           } finally {
             deps.budget.releaseRetry(service);
           }

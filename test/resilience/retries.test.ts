@@ -6,8 +6,9 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
-import { mirror, send, type Mirrored } from '../support/http.ts';
-import type { TestUpstream, UpstreamHandler } from '../support/upstream.ts';
+import { startGateway } from '../support/gateway.ts';
+import { configYaml, mirror, send, type Mirrored } from '../support/http.ts';
+import { startUpstream, type TestUpstream, type UpstreamHandler } from '../support/upstream.ts';
 import {
   accessLines,
   answer,
@@ -190,5 +191,29 @@ describe('where a retry goes', () => {
     assert.equal(zoned.upstreams.get(local)!.requests.filter((r) => r.method === 'PUT').length, 1);
     const [line] = await accessLines(zoned, [write]);
     assert.deepEqual(triesOf(line!), [local]);
+  });
+});
+
+describe('a retryable answer near the route deadline', () => {
+  it('is passed through as it is when no retry fits before the deadline, not replaced by a 502', async (t) => {
+    const answer503: UpstreamHandler = (req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '7' }).end('busy');
+    };
+    const [a, b] = await Promise.all([startUpstream('a', answer503), startUpstream('b', answer503)]);
+    // The backoff before a retry (100-300 ms) cannot fit in the route timeout of 100 ms.
+    const route = { name: 'app', match: { prefix: '/' }, service: 'app', timeout: '100ms', retries: { attempts: 2, backoff: '200ms' } };
+    const gateway = await startGateway(configYaml({ services: { app: [a.address, b.address] }, routes: [route] }));
+    t.after(async () => {
+      await gateway.close();
+      await Promise.all([a.close(), b.close()]);
+    });
+    const response = await send(gateway.url, { path: '/x' });
+    assert.equal(response.status, 503);
+    assert.equal(response.headers['retry-after'], '7');
+    assert.equal(response.body.toString(), 'busy');
+    const line = await gateway.log.waitFor((logged) => logged.msg === 'access');
+    assert.equal(line.attempts, 1);
+    assert.equal(a.requests.length + b.requests.length, 1);
   });
 });
