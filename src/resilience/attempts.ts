@@ -119,7 +119,7 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
           retries++;
           const backoff = slotTaken ? heldBackoff : backoffDelay(policy, retries);
           try {
-            await sleep(Math.min(backoff, Math.max(0, deadline - performance.now())));
+            await backOff(Math.min(backoff, Math.max(0, deadline - performance.now())), res);
           } finally {
             deps.budget.releaseRetry(service);
           }
@@ -134,6 +134,21 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
     }
   } finally {
     deps.budget.end(service);
+  }
+}
+
+/** Waits `ms` before a retry, or less if the client goes away meanwhile (its retry slot is then freed at once). */
+async function backOff(ms: number, res: ServerResponse): Promise<void> {
+  if (res.destroyed) return;
+  const clientLeft = new AbortController();
+  const onClose = (): void => clientLeft.abort();
+  res.once('close', onClose);
+  try {
+    await sleep(ms, undefined, { signal: clientLeft.signal });
+  } catch {
+    // aborted: the client left
+  } finally {
+    res.off('close', onClose);
   }
 }
 

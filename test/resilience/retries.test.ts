@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { describe, it, type TestContext } from 'node:test';
 import { startGateway } from '../support/gateway.ts';
-import { configYaml, mirror, send, type Mirrored } from '../support/http.ts';
+import { configYaml, mirror, pollUntil, send, within, type Mirrored } from '../support/http.ts';
 import { startUpstream, type TestUpstream, type UpstreamHandler } from '../support/upstream.ts';
 import {
   accessLines,
@@ -215,5 +215,32 @@ describe('a retryable answer near the route deadline', () => {
     const line = await gateway.log.waitFor((logged) => logged.msg === 'access');
     assert.equal(line.attempts, 1);
     assert.equal(a.requests.length + b.requests.length, 1);
+  });
+});
+
+describe('a client that leaves during the backoff before a retry', () => {
+  it('ends the exchange at once: no retry is sent and the access line does not wait out the backoff', async (t) => {
+    const answer503: UpstreamHandler = (req, res) => {
+      req.resume();
+      res.writeHead(503, { 'content-length': 0 }).end();
+    };
+    const [a, b] = await Promise.all([startUpstream('a', answer503), startUpstream('b', answer503)]);
+    const BACKOFF_MS = 4000; // the first retry waits 2-6 s
+    const route = { name: 'app', match: { prefix: '/' }, service: 'app', timeout: '30s', retries: { attempts: 2, backoff: `${BACKOFF_MS}ms` } };
+    const gateway = await startGateway(configYaml({ services: { app: [a.address, b.address] }, routes: [route] }));
+    t.after(async () => {
+      await gateway.close();
+      await Promise.all([a.close(), b.close()]);
+    });
+    const { port } = new URL(gateway.url);
+    const client = connect(Number(port), '127.0.0.1');
+    await once(client, 'connect');
+    client.write('GET /leaving HTTP/1.1\r\nHost: gw\r\n\r\n');
+    await pollUntil(() => (a.requests.length + b.requests.length > 0 ? true : undefined), 2000, 'the first attempt');
+    client.destroy();
+    const line = await within(gateway.log.waitFor((logged) => logged.msg === 'access'), BACKOFF_MS / 2, 'the access line');
+    assert.equal(line.error, 'client_closed');
+    assert.ok((line.durationMs as number) < BACKOFF_MS / 2, `logged after ${String(line.durationMs)} ms`);
+    assert.equal(a.requests.length + b.requests.length, 1, 'no retry after the client left');
   });
 });
