@@ -129,20 +129,19 @@ export class Gateway {
    */
   reload(config: Config): void {
     const generation = ++this.#reloads;
+    const failed = (err: unknown): void => this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
     const apply = (): void => {
       // A newer config arrived while this one waited for its clients to load: the newer one stands.
       if (generation !== this.#reloads) return this.logger.info('config reload superseded by a newer config before it could apply');
       try {
         this.#apply(config);
       } catch (err) {
-        this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+        failed(err);
       }
     };
     if (optionalSupportReady(config)) return apply();
     // A config that newly uses Redis or Consul: their clients load first, then it applies.
-    loadOptionalSupport(config).then(apply, (err: unknown) =>
-      this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force'),
-    );
+    loadOptionalSupport(config).then(apply, failed);
   }
 
   /** What can fail (new clients, the route table) is built before anything running is touched. */
