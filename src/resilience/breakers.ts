@@ -32,6 +32,16 @@ function countsAsFailure(err: unknown, settings: BreakerConfig): boolean {
   return err.kind !== 'client-closed' && err.kind !== 'body-too-large';
 }
 
+function isClientClosed(err: unknown): boolean {
+  return err instanceof UpstreamFailure && err.kind === 'client-closed';
+}
+
+/** How long the breaker stays open after `trips` consecutive trips: the base, doubled per trip (jittered ±20%), at most 5 min. */
+function openTimeMs(baseMs: number, trips: number): number {
+  if (trips === 0) return baseMs;
+  return Math.min(MAX_OPEN_MS, baseMs * 2 ** trips) * (0.8 + Math.random() * 0.4);
+}
+
 type Attempt = () => Promise<unknown>;
 
 /** opossum reads `options.resetTimeout` each time it opens; @types/opossum does not declare `options`. */
@@ -80,21 +90,7 @@ export class Breakers {
   fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
     const entry = this.#entry(instance, settings);
     if (entry.capped && entry.breaker.opened) return attempt();
-    if (entry.breaker.halfOpen) return this.#probe(entry, attempt);
     return entry.breaker.fire(attempt);
-  }
-
-  /**
-   * A half-open probe whose client went away proves nothing about the instance, but opossum's errorFilter can
-   * only turn it into a success, which closes the breaker: it is opened again instead.
-   */
-  async #probe(entry: Entry, attempt: Attempt): Promise<unknown> {
-    try {
-      return await entry.breaker.fire(attempt);
-    } catch (err) {
-      if (err instanceof UpstreamFailure && err.kind === 'client-closed' && !entry.breaker.opened) entry.breaker.open();
-      throw err;
-    }
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
@@ -103,8 +99,8 @@ export class Breakers {
   }
 
   #entry(instance: Instance, settings: BreakerConfig): Entry {
-    let entry = this.#entries.get(instance.id);
-    if (entry !== undefined) return entry;
+    const existing = this.#entries.get(instance.id);
+    if (existing !== undefined) return existing;
     const breaker = new CircuitBreaker((attempt: Attempt) => attempt(), {
       timeout: false,
       volumeThreshold: settings.volumeThreshold,
@@ -115,13 +111,18 @@ export class Breakers {
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
       rotateBucketController: this.#rotation(settings.rollingCountTimeout),
-      errorFilter: (err: unknown) => !countsAsFailure(err, settings),
+      errorFilter: (err: unknown) => {
+        if (breaker.halfOpen && isClientClosed(err)) {
+          this.#probeAbandoned(entry);
+          return false;
+        }
+        return !countsAsFailure(err, settings);
+      },
     });
-    entry = { breaker, instance, settings, trips: 0, capped: false };
-    const current = entry;
-    breaker.on('open', () => this.#opened(current));
-    breaker.on('halfOpen', () => this.#halfOpened(current, settings.resetTimeout));
-    breaker.on('close', () => this.#closed(current, settings.resetTimeout));
+    const entry: Entry = { breaker, instance, settings, trips: 0, capped: false };
+    breaker.on('open', () => this.#opened(entry));
+    breaker.on('halfOpen', () => this.#halfOpened(entry));
+    breaker.on('close', () => this.#closed(entry));
     this.#entries.set(instance.id, entry);
     return entry;
   }
@@ -135,17 +136,30 @@ export class Breakers {
     else this.#logger.warn({ service: instance.service, instance: instance.id }, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
   }
 
-  /** The open time grows on each consecutive trip (×2, jittered, capped at 5 min); a close resets it. */
-  #halfOpened(entry: Entry, baseMs: number): void {
+  /**
+   * The open time grows on each consecutive trip (×2, jittered, capped at 5 min); a close resets it. Set here,
+   * before the probe: should it fail, opossum opens again for `resetTimeout`.
+   */
+  #halfOpened(entry: Entry): void {
     entry.trips++;
-    setOpenTime(entry.breaker, Math.min(MAX_OPEN_MS, baseMs * 2 ** entry.trips) * (0.8 + Math.random() * 0.4));
+    setOpenTime(entry.breaker, openTimeMs(entry.settings.resetTimeout, entry.trips));
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
   }
 
-  #closed(entry: Entry, baseMs: number): void {
+  /**
+   * A probe whose client went away proves nothing about the instance: the breaker opens again (failing the
+   * probe is the only way opossum offers short of closing) for the same open time as before, neither reset
+   * nor grown.
+   */
+  #probeAbandoned(entry: Entry): void {
+    entry.trips--;
+    setOpenTime(entry.breaker, openTimeMs(entry.settings.resetTimeout, entry.trips));
+  }
+
+  #closed(entry: Entry): void {
     entry.trips = 0;
     entry.capped = false;
-    setOpenTime(entry.breaker, baseMs);
+    setOpenTime(entry.breaker, entry.settings.resetTimeout);
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
     this.#logger.info({ service: entry.instance.service, instance: entry.instance.id }, 'breaker closed; instance readmitted');
   }

@@ -142,7 +142,7 @@ describe('half-open probe', () => {
 });
 
 describe('a half-open probe whose client goes away', () => {
-  it('proves nothing: the breaker opens again instead of closing', async (t) => {
+  it('proves nothing: the breaker opens again for the same open time, neither closed nor reset', async (t) => {
     const RESET_MS = 250;
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 1 } },
@@ -152,7 +152,10 @@ describe('a half-open probe whose client goes away', () => {
     const upstream = zoned.upstreams.get(only)!;
     await failWith(upstream, '503');
     await requestUntil(zoned, () => stateOf(zoned, only) === 'open');
+    // A failed probe first, so the open time has grown to 2 × resetTimeout.
     await waitForState(zoned, only, 'half-open', RESET_MS * 4);
+    await requestUntil(zoned, () => stateOf(zoned, only) !== 'half-open');
+    await waitForState(zoned, only, 'half-open', RESET_MS * 6);
 
     await failWith(upstream, 'hang');
     const before = upstream.requests.length;
@@ -165,6 +168,15 @@ describe('a half-open probe whose client goes away', () => {
     await zoned.log.waitFor((line) => line.msg === 'access' && line.path === '/probe');
     assert.equal(stateOf(zoned, only), 'open');
     assert.equal(zoned.gateway.registry.isEjected(only), true);
+    assert.equal(
+      zoned.log.lines.filter((line) => line.msg === 'breaker closed; instance readmitted').length,
+      0,
+      'the breaker never closed on the way',
+    );
+
+    // Still 2 × resetTimeout (±20%): a close would have reset it to resetTimeout.
+    const openAgain = await waitForState(zoned, only, 'half-open', RESET_MS * 6);
+    assert.ok(openAgain >= RESET_MS * 1.6 - 25, `open for ${openAgain.toFixed(0)} ms after the abandoned probe`);
   });
 });
 
