@@ -172,6 +172,7 @@ export class Gateway {
   }
 
   async #drain(): Promise<void> {
+    this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
     const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
     this.#pipeline.draining = true;
     this.#proxy.close();

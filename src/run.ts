@@ -20,6 +20,19 @@ function stopOnSignal(): Promise<unknown> {
 }
 
 export async function runGateway(configPath: string, options: RunOptions = {}): Promise<number> {
+  // SIGHUP's default action ends the process, so it is handled from the start. Until the config watcher exists
+  // a hangup needs no action: the watcher's first look, right after start, picks up whatever changed meanwhile.
+  let onHangup = (): void => {};
+  const hangup = (): void => onHangup();
+  process.on('SIGHUP', hangup);
+  try {
+    return await serve(configPath, options, (handler) => (onHangup = handler));
+  } finally {
+    process.off('SIGHUP', hangup);
+  }
+}
+
+async function serve(configPath: string, options: RunOptions, onHangup: (handler: () => void) => void): Promise<number> {
   const prepare = options.prepare ?? ((config: Config) => config);
   let loaded;
   try {
@@ -43,11 +56,12 @@ export async function runGateway(configPath: string, options: RunOptions = {}): 
         'config reload rejected; the running config stays in force',
       ),
   });
-  const reloadOnHangup = (): void => void watcher.reload();
-  process.on('SIGHUP', reloadOnHangup);
+  // The file may have changed while the gateway started (no watcher saw it then).
+  void watcher.reload();
+  onHangup(() => void watcher.reload());
   await options.onStarted?.(gateway);
   await stop;
-  process.off('SIGHUP', reloadOnHangup);
+  onHangup(() => gateway.logger.info('SIGHUP ignored: the gateway is stopping'));
   watcher.close();
   await gateway.stop();
   reclaim.stop();

@@ -1,6 +1,5 @@
-// Runs `zonegate run` as its own process, for what only a separate process can show: its memory.
+// Runs `zonegate run` as its own process, for what only a separate process can show: its memory, its signals.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,17 +22,17 @@ export interface GatewayProcess {
   readonly lines: Record<string, unknown>[];
   /** the process's peak resident set size so far (`VmHWM`), in bytes */
   peakRssBytes(): Promise<number>;
-  /** SIGTERM, then waits for the exit; resolves with the exit code */
-  stop(): Promise<number | null>;
+  /** SIGTERM, then waits for the exit; resolves with the exit code (or the signal that ended it) */
+  stop(): Promise<number | NodeJS.Signals>;
 }
 
-interface StartedLine {
+export interface StartedLine {
   msg: 'zonegate started';
   listen: { port: number };
   admin: { port: number };
 }
 
-function isStartedLine(line: Record<string, unknown>): line is Record<string, unknown> & StartedLine {
+export function isStartedLine(line: Record<string, unknown>): line is Record<string, unknown> & StartedLine {
   return line.msg === 'zonegate started';
 }
 
@@ -48,18 +47,6 @@ function parseLine(text: string): Record<string, unknown> {
   return { text };
 }
 
-/** Collects the child's JSON stdout lines and resolves with the start line (listen and admin ports). */
-function readStartLine(child: ChildProcess, lines: Record<string, unknown>[], stderr: () => string): Promise<StartedLine> {
-  const { promise, resolve, reject } = Promise.withResolvers<StartedLine>();
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    const line = parseLine(text);
-    lines.push(line);
-    if (isStartedLine(line)) resolve(line);
-  });
-  child.once('exit', (code) => reject(new Error(`gateway exited with ${code} before it started:\n${stderr()}`)));
-  return promise;
-}
-
 let compileCacheFilled: Promise<unknown> | undefined;
 
 /** What `npm install` does: fills the compile cache, so the gateway starts as it does when deployed. */
@@ -67,46 +54,91 @@ export function fillCompileCache(env: NodeJS.ProcessEnv = process.env): Promise<
   return promisify(execFile)(NODE, ['bin/warm-compile-cache.js'], { cwd: REPO, env });
 }
 
+/** A `zonegate run` process as launched, before it is known to have started. */
+export interface LaunchedGateway {
+  readonly child: ChildProcess;
+  /** the routes.yaml it runs (rewrite it to test reloads) */
+  readonly file: string;
+  /** every stdout line the gateway wrote so far, parsed */
+  readonly lines: Record<string, unknown>[];
+  /** resolves with the first line (already written or future) that satisfies `predicate`; rejects if the process exits first */
+  waitForLine<T extends Record<string, unknown>>(predicate: (line: Record<string, unknown>) => line is T, ms: number, what: string): Promise<T>;
+  waitForLine(predicate: (line: Record<string, unknown>) => boolean, ms: number, what: string): Promise<Record<string, unknown>>;
+  /** resolves with the exit code, or the signal that ended the process */
+  readonly exited: Promise<number | NodeJS.Signals>;
+  readonly stderr: () => string;
+  /** SIGTERM (unless it already exited), then waits for the exit; resolves with the exit code or signal */
+  stop(): Promise<number | NodeJS.Signals>;
+}
+
 /**
- * Writes `config` (listeners forced onto free loopback ports) to a temporary routes.yaml, starts
- * `zonegate run --config <file>` from a filled compile cache, and resolves once its admin `/readyz` answers 200.
+ * Writes `config` (listeners forced onto free loopback ports) to a temporary routes.yaml and starts
+ * `zonegate run --config <file>` from a filled compile cache.
  */
-export async function startGatewayProcess(config: ConfigInput): Promise<GatewayProcess> {
+export async function launchGatewayProcess(config: ConfigInput): Promise<LaunchedGateway> {
   await (compileCacheFilled ??= fillCompileCache());
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-process-'));
   const file = join(dir, 'routes.yaml');
   await writeFile(file, JSON.stringify({ ...config, gateway: { ...config.gateway, listen: '127.0.0.1:0', admin: '127.0.0.1:0' } }));
   const child = spawn(NODE, ['bin/zonegate.js', 'run', '--config', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = once(child, 'exit') as Promise<[number | null]>;
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const lines: Record<string, unknown>[] = [];
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    const [code] = await within(exited, 10_000, 'the gateway process to exit after SIGTERM');
-    await rm(dir, { recursive: true, force: true });
-    return code;
+  const waiters = new Set<{ predicate: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }>();
+  createInterface({ input: child.stdout! }).on('line', (text) => {
+    const line = parseLine(text);
+    lines.push(line);
+    for (const waiter of waiters) {
+      if (!waiter.predicate(line)) continue;
+      waiters.delete(waiter);
+      waiter.resolve(line);
+    }
+  });
+  const waitForLine = (predicate: (line: Record<string, unknown>) => boolean, ms: number, what: string): Promise<Record<string, unknown>> => {
+    const found = lines.find(predicate);
+    if (found) return Promise.resolve(found);
+    const { promise, resolve } = Promise.withResolvers<Record<string, unknown>>();
+    waiters.add({ predicate, resolve });
+    const exitedFirst = exited.then((end) => {
+      throw new Error(`gateway exited (${end}) before ${what}:\n${stderr}`);
+    });
+    return within(Promise.race([promise, exitedFirst]), ms, what);
   };
+  const stop = async (): Promise<number | NodeJS.Signals> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const end = await within(exited, 10_000, 'the gateway process to exit after SIGTERM');
+    await rm(dir, { recursive: true, force: true });
+    return end;
+  };
+  return { child, file, lines, waitForLine: waitForLine as LaunchedGateway['waitForLine'], exited, stderr: () => stderr, stop };
+}
+
+/** Launches a gateway process (launchGatewayProcess) and resolves once its admin `/readyz` answers 200. */
+export async function startGatewayProcess(config: ConfigInput): Promise<GatewayProcess> {
+  const launched = await launchGatewayProcess(config);
   try {
-    const started = await within(readStartLine(child, lines, () => stderr), START_TIMEOUT_MS, 'the gateway start line');
+    const started = await launched.waitForLine(isStartedLine, START_TIMEOUT_MS, 'the gateway start line');
     const adminUrl = `http://127.0.0.1:${started.admin.port}`;
-    const ready = async (): Promise<true | undefined> => {
-      const response = await fetch(`${adminUrl}/readyz`).catch(() => undefined);
-      return response?.status === 200 ? true : undefined;
-    };
-    await pollUntil(ready, START_TIMEOUT_MS, '/readyz = 200');
+    await pollUntil(() => isReady(adminUrl), START_TIMEOUT_MS, '/readyz = 200');
+    const pid = launched.child.pid!;
     return {
-      pid: child.pid!,
+      pid,
       url: `http://127.0.0.1:${started.listen.port}`,
       adminUrl,
-      lines,
-      peakRssBytes: () => peakRssBytes(child.pid!),
-      stop,
+      lines: launched.lines,
+      peakRssBytes: () => peakRssBytes(pid),
+      stop: launched.stop,
     };
   } catch (err) {
-    await stop();
+    await launched.stop();
     throw err;
   }
+}
+
+export async function isReady(adminUrl: string): Promise<true | undefined> {
+  const response = await fetch(`${adminUrl}/readyz`).catch(() => undefined);
+  return response?.status === 200 ? true : undefined;
 }
 
 async function peakRssBytes(pid: number): Promise<number> {
