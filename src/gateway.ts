@@ -15,11 +15,12 @@ import { UpstreamPools } from './proxy/pools.ts';
 import { Breakers } from './resilience/breakers.ts';
 import { RetryBudget } from './resilience/retry.ts';
 import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
+import type { RedisStore } from './ratelimit/redis-store.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
 
-/** How long a starting gateway waits for Redis before it serves from `redis.onError` (logged). */
+/** How long a starting gateway, or a reload to another Redis, waits for Redis before it serves from `redis.onError` (logged). */
 const REDIS_START_WAIT_MS = 2000;
 const POOL_CLOSE_WAIT_MS = 2000;
 /** while draining, how often connections that went idle are closed */
@@ -130,29 +131,41 @@ export class Gateway {
   reload(config: Config): void {
     const generation = ++this.#reloads;
     const failed = (err: unknown): void => this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
-    const apply = (): void => {
-      // A newer config arrived while this one waited for its clients to load: the newer one stands.
-      if (generation !== this.#reloads) return this.logger.info('config reload superseded by a newer config before it could apply');
+    const apply = (redis?: RedisStore): void => {
+      // A newer config arrived while this one waited for its clients: the newer one stands.
+      const superseded = generation !== this.#reloads;
+      if (superseded || this.#stopping !== undefined) {
+        void redis?.close();
+        if (superseded) this.logger.info('config reload superseded by a newer config before it could apply');
+        return;
+      }
       try {
-        this.#apply(config);
+        this.#apply(config, redis);
       } catch (err) {
+        void redis?.close();
         failed(err);
       }
     };
-    if (optionalSupportReady(config)) return apply();
-    // A config that newly uses Redis or Consul: their clients load first, then it applies.
-    loadOptionalSupport(config).then(apply, failed);
+    if (optionalSupportReady(config) && !this.#limiter.changesConnection(config.redis)) return apply();
+    // A config that newly uses Redis or Consul, or another Redis: their clients load and connect first, while
+    // the running config serves, then it applies.
+    this.#connect(config).then(apply, failed);
+  }
+
+  async #connect(config: Config): Promise<RedisStore | undefined> {
+    await loadOptionalSupport(config);
+    return this.#limiter.changesConnection(config.redis) ? this.#limiter.connect(config.redis, REDIS_START_WAIT_MS) : undefined;
   }
 
   /** What can fail (new clients, the route table) is built before anything running is touched. */
-  #apply(config: Config): void {
+  #apply(config: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
     if (JSON.stringify([previous.gateway.listen, previous.gateway.admin, previous.gateway.limits]) !==
       JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
       this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
     }
     const topology = new Topology(config.topology);
-    this.#limiter.configure(config.redis);
+    this.#limiter.configure(config.redis, redis);
     const state = compileState(config, topology, this.logger, this.#limiter);
     this.#topology = topology;
     this.upstreams.tiers.setTopology(topology);

@@ -43,11 +43,31 @@ export class RateLimiter {
     this.#redis = connect(redis, logger);
   }
 
-  /** Applies a reloaded `redis` section; an unchanged one keeps its connection. */
-  configure(redis: RedisConfig | undefined): void {
-    if (JSON.stringify(usableRedis(redis)) === JSON.stringify(this.#redis?.config)) return;
+  /** Whether applying `redis` would replace the running connection (a changed section). */
+  changesConnection(redis: RedisConfig | undefined): boolean {
+    return JSON.stringify(usableRedis(redis)) !== JSON.stringify(this.#redis?.config);
+  }
+
+  /**
+   * Opens the connection a changed `redis` section needs and waits (at most `ms`) for it to answer, while the
+   * running one keeps deciding: hand it to `configure`, or close it if it is not used. Like Envoy warming a
+   * cluster before it takes traffic; without it, the requests of the first milliseconds after a reload would
+   * meet a connecting client and get the `redis.onError` answer.
+   */
+  async connect(redis: RedisConfig | undefined, ms: number): Promise<RedisStore | undefined> {
+    const store = connect(redis, this.#logger);
+    await store?.whenAvailable(ms);
+    return store;
+  }
+
+  /** Applies a reloaded `redis` section: an unchanged one keeps its connection, a changed one takes `connected` (from `connect`) or a new one. */
+  configure(redis: RedisConfig | undefined, connected?: RedisStore): void {
+    if (!this.changesConnection(redis)) {
+      void connected?.close();
+      return;
+    }
     const previous = this.#redis;
-    this.#redis = connect(redis, this.#logger);
+    this.#redis = connected ?? connect(redis, this.#logger);
     void previous?.close();
     this.#local.clear(); // fallback buckets are divided by gatewayCount, which may have changed
   }

@@ -108,6 +108,33 @@ for (const store of STORES) {
       assert.deepEqual(statuses(untrusted), [200, 429], 'an untrusted peer cannot pick its bucket with X-Forwarded-For');
     });
 
+    if (store === 'redis') {
+      it('a reload to another Redis keeps deciding on the running connection until the new one answers', async (t) => {
+        const rateLimit = { key: 'route', rate: '1/h', burst: 5 };
+        const [first, second] = [`${prefix}-warm-a`, `${prefix}-warm-b`];
+        t.after(async () => {
+          for (const keyPrefix of [first, second]) await deleteKeys(inspect!, keyPrefix);
+        });
+        // `deny`: a decision the new, still connecting client cannot make would be a 503.
+        const configWith = (keyPrefix: string) =>
+          limitedConfig(upstream.address, rateLimit, { redis: { url: SHARED_REDIS_URL, keyPrefix, onError: 'deny' } });
+        const gateway = await startGateway(yamlOf(configWith(first)));
+        gateways.push(gateway);
+        const remaining = (reply: HttpResult): string | undefined => /;r=(\d+);/.exec(String(reply.headers.ratelimit))?.[1];
+        assert.equal(remaining(await send(gateway.url)), '4');
+
+        gateway.gateway.reload(loadConfigText(yamlOf(configWith(second)), 'routes.yaml', {}));
+        const during = await send(gateway.url);
+        assert.equal(during.status, 200);
+        assert.equal(remaining(during), '3', 'the running connection and its bucket decided');
+
+        await gateway.log.waitFor((line) => line.msg === 'config reloaded');
+        const after = await send(gateway.url);
+        assert.equal(remaining(after), '4', 'the new Redis prefix starts a full bucket');
+        assert.equal((await inspect!.keys(`${second}:*`)).length, 1);
+      });
+    }
+
     if (store === 'in-memory') {
       it('keeps a bucket across a reload that leaves its policy unchanged, and starts afresh when it changes', async () => {
         const rateLimit = { key: 'route', rate: '1/h', burst: 1 };
