@@ -67,7 +67,7 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
 async function snapshotFromConsul(config: Config, routes: RouteTable, registry: Registry, logger: Logger): Promise<void> {
   const { ConsulDiscovery } = await import('./discovery/consul.ts');
   const consul = new ConsulDiscovery(config.discovery.consul!, registry, logger);
-  consul.watch(new Set([...routes.services()].filter((service) => !(service in config.discovery.static))));
+  consul.watch(new Set([...routes.services()].filter((service) => !Object.hasOwn(config.discovery.static, service))));
   await consul.firstRound();
   consul.stop();
 }

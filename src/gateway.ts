@@ -223,7 +223,7 @@ export class Gateway {
     }
     if (!consul) return;
     this.#consul ??= new consulModule!.ConsulDiscovery(consul, this.registry, this.logger);
-    this.#consul.watch(new Set([...routed].filter((service) => !(service in config.discovery.static))));
+    this.#consul.watch(new Set([...routed].filter((service) => !Object.hasOwn(config.discovery.static, service))));
   }
 
   get consul(): ConsulDiscovery | undefined {

@@ -109,7 +109,7 @@ function checkBurst(rateLimit: RateLimitConfig, path: ConfigPath): ConfigPathIss
 function checkServiceKnown(config: Config, service: string, path: ConfigPath): ConfigPathIssue[] {
   const { consul, static: registry } = config.discovery;
   // with Consul the catalog is only known at run time
-  if (consul !== undefined || service in registry) return [];
+  if (consul !== undefined || Object.hasOwn(registry, service)) return [];
   const known = Object.keys(registry);
   const hint = known.length > 0 ? `known services: ${known.join(', ')}` : 'discovery.static is empty and discovery.consul is not set';
   return [{ path, message: `unknown service "${service}": not in discovery.static (${hint})` }];

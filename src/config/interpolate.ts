@@ -92,10 +92,22 @@ export function interpolateDocument(doc: Document.Parsed, source: string, env: E
     if (isScalar(node)) {
       problems.push(...interpolateScalar(node, doc.schema, source, env).map((p) => ({ ...p, path })));
     } else if (isMap(node)) {
+      /** each key as substituted → as written */
+      const keys = new Map<string, string>();
       for (const pair of node.items) {
-        visit(pair.key, [...path, pairKeyText(pair.key)]);
+        const written = unmaskPlaceholders(pairKeyText(pair.key));
+        // a problem in the key itself is reported under the key as written
+        visit(pair.key, [...path, written]);
+        const key = pairKeyText(pair.key);
+        // The parser caught keys written the same twice; this catches keys that substitution made equal.
+        const earlier = keys.get(key);
+        if (earlier !== undefined && earlier !== written) {
+          const offset = isScalar(pair.key) ? (pair.key.range?.[0] ?? 0) : 0;
+          problems.push({ offset, path, message: `duplicate key ${JSON.stringify(key)} (${earlier} and ${written} after substitution)` });
+        }
+        keys.set(key, written);
         // the value's path uses the key as substituted
-        visit(pair.value, [...path, pairKeyText(pair.key)]);
+        visit(pair.value, [...path, key]);
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => visit(item, [...path, index]));

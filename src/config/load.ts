@@ -1,6 +1,6 @@
 // routes.yaml → Config, or a ConfigError listing every problem with its place in the original file.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isSeq, parseDocument } from 'yaml';
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, visit } from 'yaml';
 import type { Document, YAMLError } from 'yaml';
 import type { z } from 'zod';
 import { configSchema } from './schema.ts';
@@ -17,7 +17,9 @@ export interface LoadedConfig {
   readonly text: string;
 }
 
-export function loadConfigText(text: string, file: string, env: Env = process.env): Config {
+export function loadConfigText(fileText: string, file: string, env: Env = process.env): Config {
+  // a byte-order mark is not part of the first line's columns
+  const text = fileText.charCodeAt(0) === 0xfeff ? fileText.slice(1) : fileText;
   const lineCounter = new LineCounter();
   const doc = parseDocument(maskPlaceholders(text), { lineCounter, prettyErrors: false, uniqueKeys: true });
   const issueAt = (offset: number, message: string): ConfigIssue => {
@@ -25,7 +27,9 @@ export function loadConfigText(text: string, file: string, env: Env = process.en
     return { file, line: Math.max(line, 1), col: Math.max(col, 1), message };
   };
 
-  const issues = doc.errors.map((error) => issueAt(error.pos[0], yamlErrorMessage(error, text)));
+  const issues = doc.errors.map((error) => issueAt(error.pos[0], yamlErrorMessage(error, doc, text)));
+  // e.g. an unknown tag (`!env NAME`), which the parser would otherwise read as the plain text after it
+  issues.push(...doc.warnings.map((warning) => issueAt(warning.pos[0], `YAML: ${unmaskPlaceholders(warning.message)}`)));
   const interpolation = interpolateDocument(doc, text, env);
   issues.push(...interpolation.map((problem) => issueAt(problem.offset, withPath(problem.path, problem.message))));
 
@@ -124,13 +128,20 @@ function rangeStart(node: unknown): number | undefined {
   return typeof start === 'number' ? start : undefined;
 }
 
-function yamlErrorMessage(error: YAMLError, text: string): string {
-  if (error.code === 'DUPLICATE_KEY') return `duplicate key ${JSON.stringify(keyAt(text, error.pos[0]))}`;
+function yamlErrorMessage(error: YAMLError, doc: Document.Parsed, text: string): string {
+  if (error.code === 'DUPLICATE_KEY') return `duplicate key ${JSON.stringify(keyAt(doc, text, error.pos[0]))}`;
   return `YAML syntax: ${unmaskPlaceholders(error.message)}`;
 }
 
-/** The key written at `offset`, without its quotes. */
-function keyAt(text: string, offset: number): string {
-  const written = /^[^:\n]*/.exec(text.slice(offset))![0].trim();
-  return written.replace(/^(["'])(.*)\1$/, '$2');
+/** The mapping key that starts at `offset`, as written (before substitution). */
+function keyAt(doc: Document.Parsed, text: string, offset: number): string {
+  let found: string | undefined;
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isScalar(pair.key) || pair.key.range?.[0] !== offset) return undefined;
+      found = unmaskPlaceholders(String(pair.key.value));
+      return visit.BREAK;
+    },
+  });
+  return found ?? /^[^:\n]*/.exec(text.slice(offset))![0].trim();
 }

@@ -1,5 +1,6 @@
 // The single source of truth for routes.yaml: every config type in zonegate is inferred from here,
 // and `zonegate schema` emits it as JSON Schema for editors.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isConsulAddress, isRedisAddress } from './endpoints.ts';
 
@@ -14,14 +15,35 @@ export function parseDuration(text: string): number | undefined {
   return m ? Number(m[1]) * DURATION_MS[m[2]!]! : undefined;
 }
 
-export const duration = z.string().transform((text, ctx) => {
-  const ms = parseDuration(text);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `expected a duration like 250ms, 5s or 1m, got "${text}"` });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** Node's timers wait at most 2^31 - 1 ms (~24.8 days); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A duration in milliseconds; `minMs` 1 for timeouts, where 0 would fail every request rather than mean "no limit". */
+function durationAtLeast(minMs: 0 | 1) {
+  // a bare number is most likely a duration without its unit: say so, rather than "quote it"
+  const text = z.string({ error: (issue) => (issue.input === undefined ? undefined : 'expected a duration with a unit, like 250ms, 5s or 1m') });
+  return text.transform((text, ctx) => {
+    const ms = parseDuration(text);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration like 250ms, 5s or 1m, got "${text}"` });
+      return z.NEVER;
+    }
+    if (ms < minMs) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration of at least 1ms, got "${text}" (a timeout of 0 would fail every request)` });
+      return z.NEVER;
+    }
+    if (ms > MAX_TIMER_MS) {
+      ctx.addIssue({ code: 'custom', message: `expected a duration of at most 596h (the longest a timer can wait), got "${text}"` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** may be 0 (a backoff, a drain that closes at once) */
+const duration = durationAtLeast(0);
+/** a timeout or interval: at least 1 ms */
+const timeout = durationAtLeast(1);
 
 export interface Rate {
   /** tokens per second */
@@ -48,7 +70,7 @@ export interface HostPort {
 
 /** `host:port`, `[::1]:port`; the host may be empty (`:8080`) for all interfaces. */
 export function parseHostPort(text: string): HostPort | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text);
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]*)):(\d{1,5})$/.exec(text);
   if (!m) return undefined;
   const port = Number(m[3]);
   if (port > 65535) return undefined;
@@ -64,27 +86,40 @@ const hostPort = z.string().transform((text, ctx): HostPort => {
   return parsed;
 });
 
-const cidr = z.string().refine((text) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(text), {
-  message: 'expected an IP address or CIDR like 10.0.0.0/8',
-});
+/** An IP address, or a CIDR block whose prefix fits the address family. */
+function isAddressOrCidr(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+const cidr = z.string().refine(isAddressOrCidr, { message: 'expected an IP address or CIDR like 10.0.0.0/8 or fd00::/8' });
 
 const zoneName = z.string().min(1);
 
-const limits = z.strictObject({
-  maxHeaderBytes: z.number().int().min(1024).default(16384),
-  headersTimeout: duration.prefault('15s'),
-  requestTimeout: duration.prefault('60s'),
-  maxBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024),
-  /** idle keep-alive connections from clients are closed after this */
-  keepAliveTimeout: duration.prefault('65s'),
-  maxConnections: z.number().int().positive().optional(),
-});
+const limits = z
+  .strictObject({
+    maxHeaderBytes: z.number().int().min(1024).default(16384),
+    headersTimeout: timeout.prefault('15s'),
+    requestTimeout: timeout.prefault('60s'),
+    maxBodyBytes: z.number().int().min(0).default(10 * 1024 * 1024),
+    /** idle keep-alive connections from clients are closed after this */
+    keepAliveTimeout: timeout.prefault('65s'),
+    maxConnections: z.number().int().positive().optional(),
+  })
+  // Node refuses to start a server otherwise: the whole request cannot have less time than its head.
+  .refine((l) => l.headersTimeout <= l.requestTimeout, {
+    message: 'headersTimeout must not be longer than requestTimeout',
+    path: ['headersTimeout'],
+  });
 
 const upstreamPool = z.strictObject({
-  connectTimeout: duration.prefault('2s'),
+  connectTimeout: timeout.prefault('2s'),
   /** per upstream instance; undici's default is unlimited */
   maxConnections: z.number().int().positive().default(128),
-  keepAliveTimeout: duration.prefault('4s'),
+  keepAliveTimeout: timeout.prefault('4s'),
   allowH2: z.boolean().default(false),
 });
 
@@ -127,7 +162,7 @@ export const consulSchema = z.strictObject({
   zoneMeta: z.string().min(1).default('zone'),
   acceptWarning: z.boolean().default(false),
   stale: z.boolean().default(true),
-  wait: duration.prefault('5m'),
+  wait: timeout.prefault('5m'),
   maxDropRatio: z.number().min(0).max(1).default(0.5),
   snapshotFile: z.string().optional(),
 });
@@ -146,7 +181,7 @@ const redis = z.strictObject({
   cluster: z.array(z.string().min(1).pipe(redisAddress)).optional(),
   keyPrefix: z.string().min(1).default('zonegate'),
   onError: z.enum(['local', 'allow', 'deny']).default('local'),
-  commandTimeout: duration.prefault('50ms'),
+  commandTimeout: timeout.prefault('50ms'),
   gatewayCount: z.number().int().positive().default(1),
 });
 
@@ -174,7 +209,7 @@ const retryCondition = z.union([
 
 const retries = z.strictObject({
   attempts: z.number().int().min(0).max(10).default(2),
-  perTryTimeout: duration.optional(),
+  perTryTimeout: timeout.optional(),
   backoff: duration.prefault('25ms'),
   on: z.array(retryCondition).default(['connect-failure', 'reset', 502, 503, 504]),
   bufferBodyBytes: z.number().int().min(0).default(64 * 1024),
@@ -203,8 +238,8 @@ const rateLimit = z.strictObject({
 const breaker = z.strictObject({
   volumeThreshold: z.number().int().min(1).default(10),
   errorThresholdPercentage: z.number().min(1).max(100).default(50),
-  resetTimeout: duration.prefault('10s'),
-  rollingCountTimeout: duration.prefault('10s'),
+  resetTimeout: timeout.prefault('10s'),
+  rollingCountTimeout: timeout.prefault('10s'),
   maxEjectionPercent: z.number().min(0).max(100).default(50),
   failOn500: z.boolean().default(false),
 });
@@ -232,9 +267,9 @@ const route = z
     service: z.string().min(1).optional(),
     weighted: z.array(weightedService).min(1).optional(),
     stripPrefix: z.boolean().default(false),
-    timeout: duration.prefault('15s'),
+    timeout: timeout.prefault('15s'),
     /** longest gap between two body chunks from the upstream */
-    idleTimeout: duration.prefault('30s'),
+    idleTimeout: timeout.prefault('30s'),
     retries: retries.prefault({}),
     locality: locality.prefault({}),
     sticky: sticky.optional(),

@@ -44,9 +44,12 @@ export function parseTarget(req: IncomingMessage): RequestTarget | string {
     url = absolute[2] || '/';
     if (url.charCodeAt(0) === 63) url = `/${url}`;
   }
+  return { ...splitTarget(url), host: hostWithoutPort(hostHeader) };
+}
+
+/** An origin-form target (`/path?query`) as routes see it: the normalised path, and the query apart. */
+export function splitTarget(url: string): { path: string; query: string } {
   const q = url.indexOf('?');
-  let path = q === -1 ? url : url.slice(0, q);
-  const query = q === -1 ? '' : url.slice(q);
-  if (NEEDS_NORMALISING.test(path)) path = normalisePath(path);
-  return { path, query, host: hostWithoutPort(hostHeader) };
+  const path = q === -1 ? url : url.slice(0, q);
+  return { path: NEEDS_NORMALISING.test(path) ? normalisePath(path) : path, query: q === -1 ? '' : url.slice(q) };
 }

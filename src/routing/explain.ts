@@ -2,6 +2,7 @@
 // uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
 // Backs `zonegate explain` and the admin listener's /admin/explain.
 import type { CallerLocality } from '../listener/locality.ts';
+import { splitTarget } from '../listener/target.ts';
 import type { Locality } from '../topology.ts';
 import { hashKey } from './hash.ts';
 import { chooseService, judgeStep, pickInTier, type StepVerdict, type Upstreams } from './pick.ts';
@@ -59,8 +60,10 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
   const headers = Object.fromEntries(Object.entries(query.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   const resolved = context.callers.resolve(query.region ?? null, true);
   const caller = { ...resolved, fromHeader: query.region !== undefined && resolved !== context.callers.home };
-  const base = { method, path: query.path, caller, tiers: [] as TierReport[], instance: null };
-  const route = context.routes.match({ method, host: (query.host ?? '').toLowerCase(), path: query.path, headers });
+  // the path as a request would be routed: normalised, without its query
+  const { path } = splitTarget(query.path);
+  const base = { method, path, caller, tiers: [] as TierReport[], instance: null };
+  const route = context.routes.match({ method, host: (query.host ?? '').toLowerCase(), path, headers });
   if (route === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '404 route_not_found' };
 
   const keyHash = route.config.sticky && query.key !== undefined ? hashKey(query.key) : undefined;

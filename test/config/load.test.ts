@@ -189,6 +189,82 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       at: [8, 42],
       message: 'discovery.static.orders[0].zone: zone "sh-x" is not in topology',
     },
+    {
+      name: 'a timeout of 0, which would fail every request',
+      text: `${MINIMAL_CONFIG}    timeout: 0s\n`,
+      at: [13, 14],
+      message: 'routes[0].timeout: expected a duration of at least 1ms, got "0s"',
+    },
+    {
+      name: 'a duration longer than a timer can wait',
+      text: `${MINIMAL_CONFIG}    timeout: 600h\n`,
+      at: [13, 14],
+      message: 'routes[0].timeout: expected a duration of at most 596h (the longest a timer can wait), got "600h"',
+    },
+    {
+      name: 'a duration without its unit',
+      text: `${MINIMAL_CONFIG}    timeout: 5\n`,
+      at: [13, 14],
+      message: 'routes[0].timeout: expected a duration with a unit, like 250ms, 5s or 1m, got 5',
+    },
+    {
+      name: 'headersTimeout longer than requestTimeout (Node would refuse to start the listener)',
+      text: withGatewayLine('  limits: { headersTimeout: 90s }'),
+      at: [3, 29],
+      message: 'gateway.limits.headersTimeout: headersTimeout must not be longer than requestTimeout',
+    },
+    {
+      name: 'a CIDR prefix longer than the address',
+      text: withGatewayLine('  trustedProxies: [10.1.0.0/16, 10.0.0.0/33]'),
+      at: [3, 33],
+      message: 'gateway.trustedProxies[1]: expected an IP address or CIDR like 10.0.0.0/8 or fd00::/8, got "10.0.0.0/33"',
+    },
+    {
+      name: 'a trusted proxy that is no IP address',
+      text: withGatewayLine('  trustedProxies: [300.1.1.1]'),
+      at: [3, 20],
+      message: 'gateway.trustedProxies[0]: expected an IP address or CIDR',
+    },
+    {
+      name: 'an address whose host no host name can have',
+      text: editConfig('127.0.0.1:9001', '"bad host/x:9001"'),
+      at: [8, 25],
+      message: 'discovery.static.orders[0].address: expected host:port (e.g. 127.0.0.1:9001), got "bad host/x:9001"',
+    },
+    {
+      name: 'a route naming a service that only exists as an object property',
+      text: editConfig('    service: orders', '    service: constructor'),
+      at: [12, 14],
+      message: 'routes[0].service: unknown service "constructor"',
+    },
+    {
+      name: 'a duplicate key with a colon in it',
+      text: editConfig('  static:\n', '  static:\n    "a:b": []\n    "a:b": []\n'),
+      at: [9, 5],
+      message: 'duplicate key "a:b"',
+    },
+    {
+      name: 'two keys that substitution makes equal',
+      text: editConfig(
+        '    orders: [{ address: 127.0.0.1:9001, zone: sh-a }]\n',
+        '    ${A}: [{ address: 127.0.0.1:9001, zone: sh-a }]\n    ${B}: [{ address: 127.0.0.1:9002, zone: sh-a }]\n',
+      ),
+      env: { A: 'orders', B: 'orders' },
+      at: [9, 5],
+      message: 'discovery.static: duplicate key "orders" (${A} and ${B} after substitution)',
+    },
+    {
+      name: 'an unknown YAML tag (its text would otherwise be taken as the value)',
+      text: withGatewayLine('  adminToken: !env TOKEN'),
+      at: [3, 15],
+      message: 'YAML: Unresolved tag: !env',
+    },
+    {
+      name: 'a mistake on the first line of a file that starts with a byte-order mark',
+      text: `\uFEFFbogus: 1\n${MINIMAL_CONFIG}`,
+      at: [1, 1],
+      message: 'bogus: unknown key "bogus"',
+    },
   ];
 
   for (const { name, text, env, at, message } of cases) {
@@ -198,6 +274,16 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       assert.equal(error.issues[0]?.file, path);
     });
   }
+});
+
+describe('loadConfigFile: placeholders in keys', () => {
+  it('reports an unset variable in a key once, under the key as written', async () => {
+    const { error } = await rejectionOf(editConfig('{ prefix: /orders }', '{ prefix: /orders, headers: { ${H}: v } }'));
+    assert.deepEqual(
+      error.issues.map((issue) => [issue.line, issue.col, issue.message]),
+      [[11, 42, 'routes[0].match.headers["${H}"]: environment variable H is not set (write ${H:-default} to allow that)']],
+    );
+  });
 });
 
 describe('loadConfigFile: reporting', () => {

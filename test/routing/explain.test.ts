@@ -103,6 +103,16 @@ describe('explain()', () => {
     assert.equal(unmatched.route, null);
     assert.equal(unmatched.outcome, '404 route_not_found');
   });
+
+  it('routes a path with a query string or dot segments as the gateway would', () => {
+    const context = explainContext(explainYaml());
+    const plain = explain(context, { path: '/api/order/7' });
+    for (const path of ['/api/order/7?expand=items', '/api/x/../order/7']) {
+      const result = explain(context, { path });
+      assert.equal(result.route, plain.route, path);
+      assert.equal(result.path, '/api/order/7');
+    }
+  });
 });
 
 describe('explain() against a live gateway', () => {
