@@ -15,15 +15,39 @@ const PARSER_STATUS: Record<string, [number, string]> = {
 
 /** Node's own name for the response a connection is writing (what its default clientError handler checks too). */
 interface HttpSocket extends Duplex {
-  _httpMessage?: { headersSent: boolean } | null;
+  _httpMessage?: ServerResponse | null;
 }
 
+/** Connections that answer a parser error once the response before it is out. */
+const answerAfterOwed = new WeakSet<HttpSocket>();
+
 function rejectMalformed(err: NodeJS.ErrnoException, socket: HttpSocket): void {
-  // A response already under way cannot be followed by another one: the connection can only be cut.
-  if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable) || socket._httpMessage?.headersSent) {
+  if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable)) {
     socket.destroy();
     return;
   }
+  const owed = socket._httpMessage;
+  if (owed && !owed.writableFinished) {
+    if (owed.req.complete) {
+      // The bytes that failed come after a whole request still being answered (pipelining): that answer goes out
+      // first, then the error, then the connection closes, as nginx does. An error now would read as its answer.
+      if (!answerAfterOwed.has(socket)) {
+        answerAfterOwed.add(socket);
+        owed.once('finish', () => writeParserError(err, socket));
+      }
+      return;
+    }
+    // The request being answered is the malformed one (its body), and its head is out: the connection can only be cut.
+    if (owed.headersSent) {
+      socket.destroy();
+      return;
+    }
+  }
+  writeParserError(err, socket);
+}
+
+function writeParserError(err: NodeJS.ErrnoException, socket: HttpSocket): void {
+  if (!socket.writable) return;
   const [status, message] = PARSER_STATUS[err.code ?? ''] ?? [400, 'the request could not be parsed as HTTP/1.1'];
   const error = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
   // Nothing of the request can be trusted, so its ids are fresh; every response carries them (DESIGN.md "Headers").

@@ -4,9 +4,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connect } from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { assertGatewayError, mirror, rawBytesExchange, rawExchange, send, singleRouteYaml, within } from '../support/http.ts';
+import { assertGatewayError, mirror, pollUntil, rawBytesExchange, rawExchange, send, singleRouteYaml, within } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
 const MAX_HEADER_BYTES = 4096;
@@ -74,32 +74,51 @@ describe('listener edge checks', () => {
   });
 });
 
-describe('a malformed request behind a response that is still streaming', () => {
-  it('cuts the connection instead of writing an error into the middle of that response', async (t) => {
-    const upstream = await startUpstream('stream', (req, res) => {
+describe('a malformed request pipelined behind one still being answered', () => {
+  // The upstream answers the first request in two halves, the second once `release` is called.
+  async function pipelined(t: TestContext, headFirst: boolean) {
+    const release = Promise.withResolvers<void>();
+    const upstream = await startUpstream('slow', (req, res) => {
       req.resume();
-      res.writeHead(200, { 'content-length': 10 });
-      res.write('AAAAA'); // the rest never comes: the response stays open
+      if (req.url === '/later') return void res.end('later');
+      if (headFirst) res.writeHead(200, { 'content-length': 10 }).write('AAAAA');
+      void release.promise.then(() => {
+        if (!headFirst) res.writeHead(200, { 'content-length': 10 }).write('AAAAA');
+        res.end('BBBBB');
+      });
     });
     const gateway = await startGateway(singleRouteYaml(upstream.address));
     t.after(async () => {
+      release.resolve();
       await gateway.close();
       await upstream.close();
     });
     const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
     await once(socket, 'connect');
     let received = '';
-    const headAndPart = new Promise<void>((resolve) =>
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.toString('latin1');
-        if (received.endsWith('AAAAA')) resolve();
-      }),
-    );
-    socket.write('GET /stream HTTP/1.1\r\nHost: gw\r\n\r\n');
-    await within(headAndPart, 5000, 'the response head and its first bytes');
-    socket.write('NOT HTTP AT ALL\r\n\r\n');
-    await within(once(socket, 'close'), 5000, 'the connection to close');
-    assert.match(received, /^HTTP\/1\.1 200 OK\r\n/);
-    assert.ok(received.endsWith('\r\n\r\nAAAAA'), `nothing after the partial body: ${JSON.stringify(received.slice(-80))}`);
-  });
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const closed = once(socket, 'close');
+    socket.write('POST /transfer HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\nok');
+    await pollUntil(() => (upstream.requests.length === 1 ? true : undefined), 5000, 'the first request to reach the upstream');
+    if (headFirst) await pollUntil(() => (received.endsWith('AAAAA') ? true : undefined), 5000, 'the first half of its response');
+    // two Content-Length headers: a smuggling shape the parser refuses
+    socket.write('GET /second HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n');
+    // A request on another connection answered after those bytes were sent: by then the gateway has parsed them.
+    assert.equal((await send(gateway.url, { path: '/later' })).status, 200);
+    return { release, received: () => received, closed, gateway, upstream };
+  }
+
+  for (const headFirst of [false, true]) {
+    it(`answers the earlier request in full, then 400, then closes (${headFirst ? 'its head already out' : 'its head not yet sent'})`, async (t) => {
+      const exchange = await pipelined(t, headFirst);
+      exchange.release.resolve();
+      await within(exchange.closed, 5000, 'the connection to close');
+      const [first, second] = exchange.received().split(/(?=HTTP\/1\.1 )/);
+      assert.match(first!, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nAAAAABBBBB$/);
+      assert.match(second!, /^HTTP\/1\.1 400 Bad Request\r\n[^]*"error":"bad_request"/);
+      assert.deepEqual(exchange.upstream.requests.map((r) => r.url), ['/transfer', '/later'], 'the malformed request never reached the upstream');
+      const access = await exchange.gateway.log.waitFor((line) => line.msg === 'access' && line.path === '/transfer');
+      assert.equal(access.status, 200);
+    });
+  }
 });
