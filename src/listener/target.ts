@@ -10,8 +10,10 @@ export interface RequestTarget {
 }
 
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)$/i;
-/** dot segments (also percent-encoded) and repeated slashes: the only targets that need rewriting */
-const NEEDS_NORMALISING = /\/\.|\/\/|%2e/i;
+/** RFC 9110 §7.2 Host = uri-host [ ":" port ]: an IP literal or a reg-name (RFC 3986 §3.2.2), nothing else */
+const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
+/** dot segments (also percent-encoded), repeated slashes, backslashes and escaped slashes: the only targets rewritten */
+const NEEDS_NORMALISING = /\/\.|\/\/|%2e|%2f|%5c|\\/i;
 
 function hostWithoutPort(authority: string): string {
   const lower = authority.toLowerCase();
@@ -20,9 +22,14 @@ function hostWithoutPort(authority: string): string {
   return colon === -1 ? lower : lower.slice(0, colon);
 }
 
-/** RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. */
+/**
+ * RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. Backslashes
+ * and escaped slashes (%2F, %5C) become slashes first: some upstreams treat them as separators (Windows servers,
+ * frameworks that decode before routing), so `/api/public/..%2F..%2Fadmin` must not route as /api/public while
+ * reaching /admin (Envoy's edge setting `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`, without the redirect).
+ */
 function normalisePath(path: string): string {
-  return new URL(path.replace(/\/{2,}/g, '/'), 'http://zonegate.invalid').pathname;
+  return new URL(path.replace(/%2f|%5c|\\/gi, '/').replace(/\/{2,}/g, '/'), 'http://zonegate.invalid').pathname;
 }
 
 /**
@@ -35,6 +42,7 @@ export function parseTarget(req: IncomingMessage): RequestTarget | string {
   let url = req.url ?? '/';
   if (req.headers.host === undefined && req.httpVersion !== '1.0') return 'an HTTP/1.1 request needs a Host header';
   const hostHeader = req.headers.host ?? '';
+  if (!VALID_HOST.test(hostHeader)) return 'the Host header is not a valid host[:port]';
   if (url.charCodeAt(0) !== 47) {
     const absolute = ABSOLUTE_FORM.exec(url);
     if (!absolute) return `unsupported request target "${url.slice(0, 64)}"`;

@@ -80,6 +80,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
   #headTimeoutMs = 0;
+  /** the upstream response's Connection header: the trailers it names are hop-by-hop too */
+  #connection: string | string[] | undefined;
   #streamedBody = false;
   #committed = false;
   #done = false;
@@ -146,6 +148,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     }
     const ctx = this.#ctx;
     ctx.status = statusCode;
+    this.#connection = headers.connection;
     const head = downstreamResponseHeaders(headers, ctx);
     if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
     // Trailers need a chunked body. An upstream may announce them on a response that has none to the client
@@ -186,7 +189,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     this.#finish();
-    const passed = downstreamTrailers(trailers);
+    const passed = downstreamTrailers(trailers, this.#connection);
     if (passed) this.#res.addTrailers(passed);
     this.#res.end();
   }

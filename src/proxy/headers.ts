@@ -79,8 +79,11 @@ export function upstreamRequestHeaders(
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (REQUEST_DROPPED.has(lower) || REQUEST_REBUILT.has(lower) || named?.has(lower)) continue;
+    // Host is end to end: `Connection: host` can neither remove it nor hide a second one
     if (lower === 'host' && ++hosts > 1) return new MalformedRequest('the request has more than one Host header');
+    if (REQUEST_DROPPED.has(lower) || REQUEST_REBUILT.has(lower) || (named?.has(lower) && lower !== 'host')) continue;
+    // only trusted proxies may say how the request reached them (X-Forwarded-Port, -Prefix, -Ssl, …)
+    if (!info.peerTrusted && lower.startsWith('x-forwarded-')) continue;
     if (underscores !== 'allow' && lower.includes('_')) {
       if (underscores === 'reject') return new MalformedRequest(`header names with "_" are refused: ${name}`);
       continue;
@@ -145,11 +148,15 @@ export function downstreamResponseHeaders(
   return out;
 }
 
-/** Trailers pass through minus anything hop-by-hop. */
-export function downstreamTrailers(trailers: IncomingHttpHeaders): Record<string, string> | undefined {
+/** Trailers pass through minus anything hop-by-hop, including the fields the response's Connection header named. */
+export function downstreamTrailers(
+  trailers: IncomingHttpHeaders,
+  connection: string | string[] | undefined,
+): Record<string, string> | undefined {
+  const named = connectionOptions(connection);
   let out: Record<string, string> | undefined;
   for (const name in trailers) {
-    if (RESPONSE_DROPPED.has(name)) continue;
+    if (RESPONSE_DROPPED.has(name) || named?.has(name)) continue;
     const value = trailers[name];
     if (value !== undefined) (out ??= {})[name] = Array.isArray(value) ? value.join(', ') : value;
   }

@@ -100,12 +100,36 @@ describe('request headers from an untrusted peer', () => {
     assert.equal(seen.headers.x_user_id, undefined);
   });
 
-  it('answers 400 bad_request to a request with two Host headers, without forwarding it', async () => {
-    const before = proxied.upstream.requests.length;
-    const response = await rawExchange(proxied.gateway.url, ['GET /things HTTP/1.1', 'Host: a.example', 'Host: b.example', 'Connection: close']);
-    assert.equal(response.status, 400);
-    assert.equal(json(response).error, 'bad_request');
-    assert.equal(proxied.upstream.requests.length, before);
+  for (const connection of ['close', 'host, close']) {
+    it(`answers 400 bad_request to a request with two Host headers (Connection: ${connection}), without forwarding it`, async () => {
+      const before = proxied.upstream.requests.length;
+      const response = await rawExchange(proxied.gateway.url, ['GET /things HTTP/1.1', 'Host: a.example', 'Host: b.example', `Connection: ${connection}`]);
+      assert.equal(response.status, 400);
+      assert.equal(json(response).error, 'bad_request');
+      assert.equal(proxied.upstream.requests.length, before);
+    });
+  }
+
+  it('keeps the Host header even when Connection names it', async () => {
+    const seen = await seenUpstream(proxied.gateway, { host: 'shop.example', connection: 'host' });
+    assert.equal(seen.headers.host, 'shop.example');
+  });
+
+  for (const host of ['evil.example/x', 'a b', 'x@evil.example', 'a.example:80:80']) {
+    it(`answers 400 bad_request to Host: ${host}, without forwarding it`, async () => {
+      const before = proxied.upstream.requests.length;
+      const response = await rawExchange(proxied.gateway.url, ['GET /things HTTP/1.1', `Host: ${host}`, 'Connection: close']);
+      assert.equal(response.status, 400);
+      assert.equal(json(response).error, 'bad_request');
+      assert.equal(proxied.upstream.requests.length, before);
+    });
+  }
+
+  it('drops every other X-Forwarded-* header: only trusted proxies may say how the request reached them', async () => {
+    const seen = await seenUpstream(proxied.gateway, { 'x-forwarded-port': '443', 'x-forwarded-prefix': '/admin', 'x-forwarded-ssl': 'on' });
+    assert.equal(seen.headers['x-forwarded-port'], undefined);
+    assert.equal(seen.headers['x-forwarded-prefix'], undefined);
+    assert.equal(seen.headers['x-forwarded-ssl'], undefined);
   });
 });
 
@@ -119,6 +143,12 @@ describe('request headers from a trusted proxy', () => {
     assert.equal(seen.headers['x-forwarded-proto'], 'https');
     assert.equal(seen.headers['x-forwarded-host'], 'shop.example');
     assert.equal(seen.headers.forwarded, `for=203.0.113.9;proto=https, for=127.0.0.1;host="${host}";proto=http`);
+  });
+
+  it('passes the proxy\'s other X-Forwarded-* headers through', async () => {
+    const seen = await seenUpstream(proxied.gateway, { 'x-forwarded-port': '443', 'x-forwarded-prefix': '/shop' });
+    assert.equal(seen.headers['x-forwarded-port'], '443');
+    assert.equal(seen.headers['x-forwarded-prefix'], '/shop');
   });
 
   it('starts the chain itself when the proxy sent none', async () => {
@@ -212,6 +242,11 @@ describe('request target', () => {
     ['/api/order/7/../../admin', 'admin', '/api/admin'],
     ['/api/order/./7?expand=1', 'orders', '/api/order/7?expand=1'],
     ['//api//order/7', 'orders', '/api/order/7'],
+    ['/api/order/7/..%2F..%2Fadmin', 'admin', '/api/admin'],
+    ['/api/order/7/..%5c..%5Cadmin', 'admin', '/api/admin'],
+    ['/api/order/7\\..\\..\\admin', 'admin', '/api/admin'],
+    ['/api/order/7\\..\\..\\admin/.', 'admin', '/api/admin/'],
+    ['/api/order/a%2Fb', 'orders', '/api/order/a/b'],
   ];
   for (const [target, upstream, url] of normalised) {
     it(`routes ${target} as ${url}`, async () => {

@@ -28,6 +28,12 @@ function byPath(req: IncomingMessage, res: ServerResponse): void {
       res.write('part two');
       res.addTrailers({ 'x-checksum': 'sha256=abc123' });
       return void res.end();
+    case '/chunked-hop-by-hop-trailer':
+      // Connection names x-node: hop-by-hop, as a header or as a trailer (RFC 9110 §7.6.1)
+      res.writeHead(200, { 'content-type': 'text/plain', connection: 'x-node', trailer: 'x-checksum, x-node' });
+      res.write('body');
+      res.addTrailers({ 'x-checksum': 'sha256=abc123', 'x-node': 'backend-7' });
+      return void res.end();
     default:
       mirror(req, res);
   }
@@ -84,6 +90,14 @@ describe('HTTP semantics through the gateway', () => {
     assert.equal(result.headers['content-length'], undefined);
     assert.equal(result.body.toString(), 'part one, part two');
     assert.equal(result.trailers['x-checksum'], 'sha256=abc123');
+  });
+
+  it('drops a trailer the upstream Connection header names, and passes the others', async () => {
+    const result = await send(gateway.url, { path: '/chunked-hop-by-hop-trailer', headers: { te: 'trailers' } });
+    assert.equal(result.status, 200);
+    assert.equal(result.body.toString(), 'body');
+    assert.equal(result.trailers['x-checksum'], 'sha256=abc123');
+    assert.equal(result.trailers['x-node'], undefined);
   });
 
   it('answers Expect: 100-continue, then forwards the body it released', async () => {
