@@ -160,6 +160,8 @@ export class Pipeline {
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
     const { req, res, ctx, route } = plan;
+    // Every check has passed and the body will be read: now the client may send it.
+    if (plan.body !== null && EXPECTS_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
     if (keepsBodyForRetry(req, ctx, route)) {
       // Small enough to keep: a failed attempt can then be retried with the same bytes. A client that
       // goes away mid-body ends the request here (#finish logs it as closed by the client).
@@ -238,6 +240,8 @@ export class Pipeline {
     void ctx.exchange.then(write, write);
   }
 }
+
+const EXPECTS_CONTINUE = /^\s*100-continue\s*$/i;
 
 function noHeaders(): undefined {
   return undefined;

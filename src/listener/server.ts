@@ -83,6 +83,10 @@ export function createProxyServer(
     handler,
   );
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
+  // `Expect: 100-continue` requests reach the handler without Node's automatic 100 Continue: the pipeline sends it
+  // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
+  // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
+  server.on('checkContinue', handler);
   server.on('clientError', rejectMalformed);
   return server;
 }

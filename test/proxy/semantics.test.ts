@@ -115,6 +115,20 @@ describe('HTTP semantics through the gateway', () => {
     assert.equal(seen.body, body);
     assert.equal(seen.headers.expect, undefined);
   });
+
+  it('answers a refused Expect: 100-continue request with its final status, never 100 Continue', async () => {
+    const before = upstream.requests.length;
+    const response = await rawExchange(gateway.url, [
+      'POST /orders HTTP/1.1',
+      'Host: gw',
+      'Expect: 100-continue',
+      `Content-Length: ${20 * 1024 * 1024}`,
+      'Connection: close',
+    ]);
+    assert.equal(response.status, 413, 'a body over maxBodyBytes is refused before it is sent');
+    assert.equal(json(response).error, 'body_too_large');
+    assert.equal(upstream.requests.length, before);
+  });
 });
 
 describe('an upstream that announces trailers on a response without a chunked body', () => {
