@@ -1,6 +1,7 @@
 // The proxy listener: Node's strict llhttp parser with edge limits, and JSON answers for requests the
 // parser itself refuses (Node's default is a bare `400 Bad Request`).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config/schema.ts';
 import { traceIds } from '../observability/trace.ts';
@@ -87,6 +88,15 @@ export function createProxyServer(
   // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
   // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
   server.on('checkContinue', handler);
+  // CONNECT asks for a tunnel, which a reverse proxy does not offer; Node would drop the connection without a word.
+  // It goes down the request path instead, to be refused like any other target the gateway cannot route.
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => socket.end());
+    handler(req, res);
+  });
   server.on('clientError', rejectMalformed);
   return server;
 }

@@ -44,6 +44,7 @@ export function parseTarget(req: IncomingMessage): RequestTarget | string {
   const hostHeader = req.headers.host ?? '';
   if (!VALID_HOST.test(hostHeader)) return 'the Host header is not a valid host[:port]';
   if (url.charCodeAt(0) !== 47) {
+    if (req.method === 'CONNECT') return 'CONNECT is not supported: zonegate is a reverse proxy, not a tunnel';
     const absolute = ABSOLUTE_FORM.exec(url);
     if (!absolute) return `unsupported request target "${url.slice(0, 64)}"`;
     if (hostWithoutPort(absolute[1]!) !== hostWithoutPort(hostHeader)) {

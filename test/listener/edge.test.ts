@@ -52,6 +52,16 @@ describe('listener edge checks', () => {
     });
   }
 
+  it('answers 400 bad_request to CONNECT (no tunnels), with an access line, without forwarding it', async () => {
+    const before = upstream.requests.length;
+    const response = await rawExchange(gateway.url, ['CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443']);
+    assert.match(assertGatewayError(response, 400, 'bad_request').message, /CONNECT is not supported/);
+    assert.equal(upstream.requests.length, before);
+    const line = await gateway.log.waitFor((l) => l.msg === 'access' && l.method === 'CONNECT');
+    assert.equal(line.status, 400);
+    assert.equal(line.error, 'bad_request');
+  });
+
   it('forwards an HTTP/1.0 request without Host (only HTTP/1.1 requires one)', async () => {
     const response = await rawExchange(gateway.url, ['GET /legacy HTTP/1.0']);
     assert.equal(response.status, 200, response.body.toString());
