@@ -110,9 +110,10 @@ const limits = z
     maxConnections: z.number().int().positive().optional(),
   })
   // Node refuses to start a server otherwise: the whole request cannot have less time than its head.
-  .refine((l) => l.headersTimeout <= l.requestTimeout, {
-    message: 'headersTimeout must not be longer than requestTimeout',
-    path: ['headersTimeout'],
+  .superRefine((l, ctx) => {
+    if (l.headersTimeout <= l.requestTimeout) return;
+    const message = `headersTimeout (${l.headersTimeout} ms) must not be longer than requestTimeout (${l.requestTimeout} ms; defaults: 15s and 60s)`;
+    ctx.addIssue({ code: 'custom', message, path: ['headersTimeout'] });
   });
 
 const upstreamPool = z.strictObject({
@@ -251,7 +252,10 @@ const fallback = z
     body: z.string().optional(),
     headers: z.record(headerName, z.string()).default({}),
   })
-  .refine((f) => f.json === undefined || f.body === undefined, { message: 'fallback takes json or body, not both' });
+  .refine((f) => f.json === undefined || f.body === undefined, { message: 'fallback takes json or body, not both' })
+  .refine((f) => (f.status !== 204 && f.status !== 304) || (f.json === undefined && f.body === undefined), {
+    message: 'a 204 or 304 response has no content: drop json and body',
+  });
 
 const weightedService = z.strictObject({ service: z.string().min(1), weight: z.number().positive() });
 

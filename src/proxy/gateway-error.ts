@@ -41,7 +41,7 @@ export function sendGatewayError(
   });
 }
 
-/** An answer the gateway writes itself: the body (never for HEAD), its length and the id headers. */
+/** An answer the gateway writes itself: the body (never for HEAD, 204 or 304), its length and the id headers. */
 export function sendOwnAnswer(
   res: ServerResponse,
   ctx: RequestContext,
@@ -50,6 +50,11 @@ export function sendOwnAnswer(
   headers: OutgoingHttpHeaders,
 ): void {
   ctx.status = status;
+  if (status === 204 || status === 304) {
+    // no content, so no Content-Length either (RFC 9110 §8.6)
+    res.writeHead(status, { ...headers, 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId });
+    return void res.end();
+  }
   const length = Buffer.byteLength(body);
   res.writeHead(status, { ...headers, 'content-length': length, 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId });
   if (ctx.method === 'HEAD') return void res.end();

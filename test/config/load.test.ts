@@ -190,6 +190,12 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       message: 'discovery.static.orders[0].zone: zone "sh-x" is not in topology',
     },
     {
+      name: 'a fallback with content and a status that has none',
+      text: `${MINIMAL_CONFIG}    fallback: { status: 204, json: { ok: true } }\n`,
+      at: [13, 15],
+      message: 'routes[0].fallback: a 204 or 304 response has no content: drop json and body',
+    },
+    {
       name: 'a timeout of 0, which would fail every request',
       text: `${MINIMAL_CONFIG}    timeout: 0s\n`,
       at: [13, 14],
@@ -211,7 +217,7 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       name: 'headersTimeout longer than requestTimeout (Node would refuse to start the listener)',
       text: withGatewayLine('  limits: { headersTimeout: 90s }'),
       at: [3, 29],
-      message: 'gateway.limits.headersTimeout: headersTimeout must not be longer than requestTimeout',
+      message: 'gateway.limits.headersTimeout: headersTimeout (90000 ms) must not be longer than requestTimeout (60000 ms',
     },
     {
       name: 'a CIDR prefix longer than the address',

@@ -114,6 +114,16 @@ describe('fallback', () => {
     assert.equal(reply.headers['x-zonegate-fallback'], '1');
     assert.equal(zoned.upstreamRequestCount(), 0);
   });
+
+  it('serves a 204 fallback without content or Content-Length', async (t) => {
+    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 1 } }, route: { fallback: { status: 204 } } });
+    zoned.setHealthy(zoned.ids(), false);
+    const reply = await zoned.client.request();
+    assert.equal(reply.status, 204);
+    assert.equal(reply.headers['x-zonegate-fallback'], '1');
+    assert.equal(reply.headers['content-length'], undefined);
+    assert.equal(reply.text, '');
+  });
 });
 
 describe('sticky keys and ejection', () => {
