@@ -21,7 +21,8 @@ export function loadConfigText(fileText: string, file: string, env: Env = proces
   // a byte-order mark is not part of the first line's columns
   const text = fileText.charCodeAt(0) === 0xfeff ? fileText.slice(1) : fileText;
   const lineCounter = new LineCounter();
-  const doc = parseDocument(maskPlaceholders(text), { lineCounter, prettyErrors: false, uniqueKeys: true });
+  // merge keys (`<<: *defaults`), as in docker-compose files: routes that differ in a key or two share the rest
+  const doc = parseDocument(maskPlaceholders(text), { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const issueAt = (offset: number, message: string): ConfigIssue => {
     const { line, col } = lineCounter.linePos(offset);
     return { file, line: Math.max(line, 1), col: Math.max(col, 1), message };

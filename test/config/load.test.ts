@@ -62,6 +62,15 @@ describe('loadConfigFile: a valid file', () => {
     assert.equal(config.gateway.listen.port, 8080);
   });
 
+  it('takes YAML merge keys: a route can reuse another one\'s settings', async () => {
+    const text = editConfig('  - name: orders\n', '  - &orders\n    name: orders\n', MINIMAL_CONFIG) +
+      '    timeout: 3s\n  - <<: *orders\n    name: orders-v2\n    match: { prefix: /v2/orders }\n';
+    const config = await loadConfigFile(await temp.write('merge.yaml', text), {});
+    const [first, second] = config.routes;
+    assert.deepEqual([second?.name, second?.match.prefix, second?.service, second?.timeout], ['orders-v2', '/v2/orders', 'orders', 3000]);
+    assert.equal(first?.name, 'orders');
+  });
+
   it('returns the file text next to the config', async () => {
     const path = await temp.write('with-text.yaml', MINIMAL_CONFIG);
     const loaded = await loadConfigFileWithText(path, {});
