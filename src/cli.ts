@@ -58,7 +58,7 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
   const routes = new RouteTable(config.routes);
   if (config.discovery.consul) await snapshotFromConsul(config, routes, upstreams.registry, logger);
   const callers = new CallerLocality(topology, config.gateway, logger);
-  const explanation = explain({ routes, callers, upstreams }, { ...args, path: args.path });
+  const explanation = explain({ routes, callers, upstreams, escapedSlashes: config.gateway.escapedSlashes }, { ...args, path: args.path });
   console.log(args.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
   return 0;
 }

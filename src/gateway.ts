@@ -66,6 +66,8 @@ export class Gateway {
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
   #reloads = 0;
+  /** Redis connections a reload opened and is waiting for */
+  readonly #warming = new Set<RedisStore>();
 
   private constructor(config: Config, options: GatewayOptions) {
     this.logger = options.logger ?? createLogger();
@@ -142,7 +144,7 @@ export class Gateway {
       try {
         this.#apply(config, redis);
       } catch (err) {
-        void redis?.close();
+        if (redis !== undefined && !this.#limiter.isCurrent(redis)) void redis.close();
         failed(err);
       }
     };
@@ -154,7 +156,17 @@ export class Gateway {
 
   async #connect(config: Config): Promise<RedisStore | undefined> {
     await loadOptionalSupport(config);
-    return this.#limiter.changesConnection(config.redis) ? this.#limiter.connect(config.redis, REDIS_START_WAIT_MS) : undefined;
+    if (!this.#limiter.changesConnection(config.redis)) return undefined;
+    const store = this.#limiter.connect(config.redis);
+    if (store === undefined) return undefined;
+    // stop() closes it if it is still warming, which also ends this wait
+    this.#warming.add(store);
+    try {
+      await store.whenAvailable(REDIS_START_WAIT_MS);
+    } finally {
+      this.#warming.delete(store);
+    }
+    return store;
   }
 
   /** What can fail (new clients, the route table) is built before anything running is touched. */
@@ -209,7 +221,7 @@ export class Gateway {
     // In-flight exchanges ended with their connections; a pool that still will not close is destroyed.
     await Promise.race([this.pools.close(), sleep(POOL_CLOSE_WAIT_MS)]);
     await this.pools.destroy();
-    await this.#limiter.close();
+    await Promise.all([this.#limiter.close(), ...[...this.#warming].map((store) => store.close())]);
     this.logger.info('zonegate stopped');
     await flushLogger(this.logger);
   }

@@ -80,7 +80,7 @@ export class Pipeline {
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const target = parseTarget(req);
+    const target = parseTarget(req, this.state.config.gateway.escapedSlashes);
     const ctx = typeof target === 'string' ? new RequestContext(req, req.url ?? '', '', '') : new RequestContext(req, target.path, target.query, target.host);
     const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
     ctx.requestId = ids.requestId;
@@ -161,7 +161,7 @@ export class Pipeline {
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
     const { req, res, ctx, route } = plan;
     // Every check has passed and the body will be read: now the client may send it.
-    if (plan.body !== null && EXPECTS_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
+    if (plan.body !== null && req.httpVersionMinor >= 1 && EXPECTS_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
     if (keepsBodyForRetry(req, ctx, route)) {
       // Small enough to keep: a failed attempt can then be retried with the same bytes. A client that
       // goes away mid-body ends the request here (#finish logs it as closed by the client).
@@ -241,7 +241,8 @@ export class Pipeline {
   }
 }
 
-const EXPECTS_CONTINUE = /^\s*100-continue\s*$/i;
+/** Node's own test for the expectation it hands to `checkContinue` (HTTP/1.1 only: no 1xx to HTTP/1.0, RFC 9110 §15.2). */
+const EXPECTS_CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 function noHeaders(): undefined {
   return undefined;

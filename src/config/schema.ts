@@ -134,6 +134,8 @@ const gateway = z.strictObject({
   routingHeaders: z.boolean().default(false),
   /** nginx ignores header names with `_` by default; Envoy's edge guide rejects them */
   underscoreHeaders: z.enum(['drop', 'reject', 'allow']).default('drop'),
+  /** `%2F` / `%5C` in a path: made slashes before routing and forwarding (Envoy's edge advice), kept as data, or 400 */
+  escapedSlashes: z.enum(['unescape', 'keep', 'reject']).default('unescape'),
   drainTimeout: duration.prefault('10s'),
   limits: limits.prefault({}),
   upstream: upstreamPool.prefault({}),

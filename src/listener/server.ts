@@ -30,11 +30,11 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: HttpSocket): void {
   const owed = socket._httpMessage;
   if (owed && !owed.writableFinished) {
     if (owed.req.complete) {
-      // The bytes that failed come after a whole request still being answered (pipelining): that answer goes out
-      // first, then the error, then the connection closes, as nginx does. An error now would read as its answer.
+      // The bytes that failed come after whole requests still being answered (pipelining): their answers go out
+      // first, then the error, then the connection closes, as nginx does. An error now would read as their answer.
       if (!answerAfterOwed.has(socket)) {
         answerAfterOwed.add(socket);
-        owed.once('finish', () => writeParserError(err, socket));
+        afterOwedAnswers(socket, owed, () => writeParserError(err, socket));
       }
       return;
     }
@@ -45,6 +45,16 @@ function rejectMalformed(err: NodeJS.ErrnoException, socket: HttpSocket): void {
     }
   }
   writeParserError(err, socket);
+}
+
+/** Runs `then` once `owed` and every response queued behind it on the connection have been written. */
+function afterOwedAnswers(socket: HttpSocket, owed: ServerResponse, then: () => void): void {
+  owed.once('finish', () => {
+    // Node hands the connection to the next queued response before this listener runs.
+    const next = socket._httpMessage;
+    if (next && next !== owed && !next.writableFinished) afterOwedAnswers(socket, next, then);
+    else then();
+  });
 }
 
 function writeParserError(err: NodeJS.ErrnoException, socket: HttpSocket): void {
@@ -59,6 +69,26 @@ function writeParserError(err: NodeJS.ErrnoException, socket: HttpSocket): void 
       `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\ncache-control: no-store\r\n` +
       `x-request-id: ${requestId}\r\nx-trace-id: ${traceId}\r\nconnection: close\r\n\r\n${body}`,
   );
+}
+
+/**
+ * CONNECT asks for a tunnel, which a reverse proxy does not offer; Node would drop the connection without a word.
+ * It goes down the request path instead (which refuses it at once, with the JSON 400 and an access line). Node has
+ * let go of the socket by now, so it is looked after here: errors are swallowed, whatever the client sends on is
+ * discarded, and the connection closes as soon as the answer is out — the drain cannot close it for us.
+ */
+function refuseTunnel(handler: (req: IncomingMessage, res: ServerResponse) => void) {
+  return (req: IncomingMessage, socket: Duplex): void => {
+    socket.on('error', () => socket.destroy());
+    socket.resume();
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket as Socket);
+    res.once('finish', () => (socket as Socket).destroySoon());
+    handler(req, res);
+    // the pipeline answers a CONNECT synchronously; anything else would leave this connection unowned
+    if (!res.writableEnded) socket.destroy();
+  };
 }
 
 export function createProxyServer(
@@ -88,15 +118,7 @@ export function createProxyServer(
   // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
   // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
   server.on('checkContinue', handler);
-  // CONNECT asks for a tunnel, which a reverse proxy does not offer; Node would drop the connection without a word.
-  // It goes down the request path instead, to be refused like any other target the gateway cannot route.
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => {
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket as Socket);
-    res.once('finish', () => socket.end());
-    handler(req, res);
-  });
+  server.on('connect', refuseTunnel(handler));
   server.on('clientError', rejectMalformed);
   return server;
 }

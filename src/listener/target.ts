@@ -12,8 +12,17 @@ export interface RequestTarget {
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)$/i;
 /** RFC 9110 §7.2 Host = uri-host [ ":" port ]: an IP literal or a reg-name (RFC 3986 §3.2.2), nothing else */
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
-/** dot segments (also percent-encoded), repeated slashes, backslashes and escaped slashes: the only targets rewritten */
-const NEEDS_NORMALISING = /\/\.|\/\/|%2e|%2f|%5c|\\/i;
+/** What `%2F` and `%5C` in a path mean (`gateway.escapedSlashes`). */
+export type EscapedSlashes = 'unescape' | 'keep' | 'reject';
+
+/** The only targets rewritten: dot segments (also percent-encoded), repeated slashes, backslashes, and escaped slashes unless kept. */
+const NEEDS_NORMALISING: Readonly<Record<EscapedSlashes, RegExp>> = {
+  unescape: /\/\.|\/\/|%2e|%2f|%5c|\\/i,
+  reject: /\/\.|\/\/|%2e|%2f|%5c|\\/i,
+  keep: /\/\.|\/\/|%2e|\\/i,
+};
+const SEPARATORS: Readonly<Record<'unescape' | 'keep', RegExp>> = { unescape: /%2f|%5c|\\/gi, keep: /\\/g };
+const ESCAPED_SLASH = /%2f|%5c/i;
 
 function hostWithoutPort(authority: string): string {
   const lower = authority.toLowerCase();
@@ -23,13 +32,16 @@ function hostWithoutPort(authority: string): string {
 }
 
 /**
- * RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. Backslashes
- * and escaped slashes (%2F, %5C) become slashes first: some upstreams treat them as separators (Windows servers,
- * frameworks that decode before routing), so `/api/public/..%2F..%2Fadmin` must not route as /api/public while
- * reaching /admin (Envoy's edge setting `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`, without the redirect).
+ * RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. A backslash
+ * is always a separator (it is no URI character, and Windows servers take it as one). Escaped slashes (%2F, %5C)
+ * are separators to upstreams that decode before routing, so by default they become slashes too: otherwise
+ * `/api/public/..%2F..%2Fadmin` would route as /api/public and reach /admin (Envoy's edge setting
+ * `path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT`, without the redirect). Undefined: refused.
  */
-function normalisePath(path: string): string {
-  return new URL(path.replace(/%2f|%5c|\\/gi, '/').replace(/\/{2,}/g, '/'), 'http://zonegate.invalid').pathname;
+function normalisePath(path: string, slashes: EscapedSlashes): string | undefined {
+  if (slashes === 'reject' && ESCAPED_SLASH.test(path)) return undefined;
+  const separated = path.replace(SEPARATORS[slashes === 'keep' ? 'keep' : 'unescape'], '/');
+  return new URL(separated.replace(/\/{2,}/g, '/'), 'http://zonegate.invalid').pathname;
 }
 
 /**
@@ -38,13 +50,13 @@ function normalisePath(path: string): string {
  * Returns an error message for a target the gateway refuses, and for an HTTP/1.1 request without Host
  * (RFC 9112 §3.2; Node's own check would answer a bare 400 instead of the gateway's JSON).
  */
-export function parseTarget(req: IncomingMessage): RequestTarget | string {
+export function parseTarget(req: IncomingMessage, slashes: EscapedSlashes): RequestTarget | string {
   let url = req.url ?? '/';
+  if (req.method === 'CONNECT') return 'CONNECT is not supported: zonegate is a reverse proxy, not a tunnel';
   if (req.headers.host === undefined && req.httpVersion !== '1.0') return 'an HTTP/1.1 request needs a Host header';
   const hostHeader = req.headers.host ?? '';
   if (!VALID_HOST.test(hostHeader)) return 'the Host header is not a valid host[:port]';
   if (url.charCodeAt(0) !== 47) {
-    if (req.method === 'CONNECT') return 'CONNECT is not supported: zonegate is a reverse proxy, not a tunnel';
     const absolute = ABSOLUTE_FORM.exec(url);
     if (!absolute) return `unsupported request target "${url.slice(0, 64)}"`;
     if (hostWithoutPort(absolute[1]!) !== hostWithoutPort(hostHeader)) {
@@ -53,12 +65,15 @@ export function parseTarget(req: IncomingMessage): RequestTarget | string {
     url = absolute[2] || '/';
     if (url.charCodeAt(0) === 63) url = `/${url}`;
   }
-  return { ...splitTarget(url), host: hostWithoutPort(hostHeader) };
+  const target = splitTarget(url, slashes);
+  if (target === undefined) return 'the path contains an escaped slash (%2F or %5C), which this gateway refuses (gateway.escapedSlashes: reject)';
+  return { ...target, host: hostWithoutPort(hostHeader) };
 }
 
-/** An origin-form target (`/path?query`) as routes see it: the normalised path, and the query apart. */
-export function splitTarget(url: string): { path: string; query: string } {
+/** An origin-form target (`/path?query`) as routes see it: the normalised path, and the query apart; undefined if refused. */
+export function splitTarget(url: string, slashes: EscapedSlashes): { path: string; query: string } | undefined {
   const q = url.indexOf('?');
-  const path = q === -1 ? url : url.slice(0, q);
-  return { path: NEEDS_NORMALISING.test(path) ? normalisePath(path) : path, query: q === -1 ? '' : url.slice(q) };
+  const raw = q === -1 ? url : url.slice(0, q);
+  const path = NEEDS_NORMALISING[slashes].test(raw) ? normalisePath(raw, slashes) : raw;
+  return path === undefined ? undefined : { path, query: q === -1 ? '' : url.slice(q) };
 }

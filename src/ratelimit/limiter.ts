@@ -49,15 +49,18 @@ export class RateLimiter {
   }
 
   /**
-   * Opens the connection a changed `redis` section needs and waits (at most `ms`) for it to answer, while the
-   * running one keeps deciding: hand it to `configure`, or close it if it is not used. Like Envoy warming a
-   * cluster before it takes traffic; without it, the requests of the first milliseconds after a reload would
-   * meet a connecting client and get the `redis.onError` answer.
+   * Opens the connection a changed `redis` section needs, while the running one keeps deciding: wait for it
+   * (`whenAvailable`), then hand it to `configure`, or close it if it is not used. Like Envoy warming a cluster
+   * before it takes traffic; without it, the requests of the first milliseconds after a reload would meet a
+   * connecting client and get the `redis.onError` answer.
    */
-  async connect(redis: RedisConfig | undefined, ms: number): Promise<RedisStore | undefined> {
-    const store = connect(redis, this.#logger);
-    await store?.whenAvailable(ms);
-    return store;
+  connect(redis: RedisConfig | undefined): RedisStore | undefined {
+    return connect(redis, this.#logger);
+  }
+
+  /** Whether `store` is the connection deciding now. */
+  isCurrent(store: RedisStore): boolean {
+    return this.#redis === store;
   }
 
   /** Applies a reloaded `redis` section: an unchanged one keeps its connection, a changed one takes `connected` (from `connect`) or a new one. */

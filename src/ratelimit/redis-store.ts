@@ -50,7 +50,10 @@ export class RedisStore {
   }
 
   async close(): Promise<void> {
+    const answering = this.#health.available;
     this.#health.close();
+    // A Redis that is not answering would never answer QUIT either (a connection still being set up, one paused).
+    if (!answering) return this.#client.disconnect();
     // QUIT lets replies in flight arrive; disconnect() would reject them.
     await this.#client.quit().catch(() => this.#client.disconnect());
   }

@@ -2,7 +2,7 @@
 // uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
 // Backs `zonegate explain` and the admin listener's /admin/explain.
 import type { CallerLocality } from '../listener/locality.ts';
-import { splitTarget } from '../listener/target.ts';
+import { splitTarget, type EscapedSlashes } from '../listener/target.ts';
 import type { Locality } from '../topology.ts';
 import { hashKey } from './hash.ts';
 import { chooseService, judgeStep, pickInTier, type StepVerdict, type Upstreams } from './pick.ts';
@@ -53,6 +53,8 @@ export interface ExplainContext {
   readonly routes: RouteTable;
   readonly callers: CallerLocality;
   readonly upstreams: Upstreams;
+  /** `gateway.escapedSlashes`; default unescape */
+  readonly escapedSlashes?: EscapedSlashes;
 }
 
 export function explain(context: ExplainContext, query: ExplainQuery): Explanation {
@@ -61,8 +63,10 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
   const resolved = context.callers.resolve(query.region ?? null, true);
   const caller = { ...resolved, fromHeader: query.region !== undefined && resolved !== context.callers.home };
   // the path as a request would be routed: normalised, without its query
-  const { path } = splitTarget(query.path);
-  const base = { method, path, caller, tiers: [] as TierReport[], instance: null };
+  const target = splitTarget(query.path, context.escapedSlashes ?? 'unescape');
+  const base = { method, path: target?.path ?? query.path, caller, tiers: [] as TierReport[], instance: null };
+  if (target === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '400 bad_request (escaped slash, gateway.escapedSlashes: reject)' };
+  const { path } = target;
   const route = context.routes.match({ method, host: (query.host ?? '').toLowerCase(), path, headers });
   if (route === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '404 route_not_found' };
 

@@ -7,7 +7,7 @@ import { connect } from 'node:net';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { assertGatewayError, mirror, pollUntil, rawBytesExchange, rawExchange, send, singleRouteYaml, within } from '../support/http.ts';
-import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { startUpstream, type TestUpstream, type UpstreamHandler } from '../support/upstream.ts';
 
 const MAX_HEADER_BYTES = 4096;
 const HEADERS_TIMEOUT_MS = 500;
@@ -62,6 +62,33 @@ describe('listener edge checks', () => {
     assert.equal(line.error, 'bad_request');
   });
 
+  it('answers 400 bad_request to CONNECT with an origin-form path too, without forwarding it', async () => {
+    const before = upstream.requests.length;
+    const response = await rawExchange(gateway.url, ['CONNECT /things HTTP/1.1', `Host: ${host}`]);
+    assertGatewayError(response, 400, 'bad_request');
+    assert.equal(upstream.requests.length, before);
+  });
+
+  it('keeps serving, and can stop, after CONNECT clients that send on or reset', async () => {
+    const port = Number(new URL(gateway.url).port);
+    // one sends a TLS ClientHello-like record after the head, one resets right after it
+    const talker = connect(port, '127.0.0.1');
+    const resetter = connect(port, '127.0.0.1');
+    await Promise.all([once(talker, 'connect'), once(resetter, 'connect')]);
+    talker.on('error', () => {});
+    resetter.on('error', () => {});
+    const head = 'CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\r\n';
+    talker.write(head + '\x16\x03\x01\x00\x05hello');
+    resetter.write(head);
+    await once(resetter, 'data'); // the 400: the gateway has handled the CONNECT
+    resetter.resetAndDestroy();
+    let answer = '';
+    talker.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    await within(once(talker, 'close'), 5000, 'the gateway to close the CONNECT connection after its answer');
+    assert.match(answer, /^HTTP\/1\.1 400 /);
+    assert.equal((await send(gateway.url, { path: '/after' })).status, 200, 'the gateway still serves');
+  });
+
   it('forwards an HTTP/1.0 request without Host (only HTTP/1.1 requires one)', async () => {
     const response = await rawExchange(gateway.url, ['GET /legacy HTTP/1.0']);
     assert.equal(response.status, 200, response.body.toString());
@@ -84,11 +111,32 @@ describe('listener edge checks', () => {
   });
 });
 
+/** A gateway in front of `handler`, both stopped when the test ends (after `beforeClose`). */
+async function gatewayOver(t: TestContext, handler: UpstreamHandler, beforeClose: () => void): Promise<{ gateway: TestGateway; upstream: TestUpstream }> {
+  const upstream = await startUpstream('slow', handler);
+  const gateway = await startGateway(singleRouteYaml(upstream.address));
+  t.after(async () => {
+    beforeClose();
+    await gateway.close();
+    await upstream.close();
+  });
+  return { gateway, upstream };
+}
+
+/** A raw client connection to the gateway: everything it has received so far, and its close. */
+async function rawClient(gateway: TestGateway) {
+  const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
+  await once(socket, 'connect');
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  return { socket, received: () => received, closed: once(socket, 'close') };
+}
+
 describe('a malformed request pipelined behind one still being answered', () => {
   // The upstream answers the first request in two halves, the second once `release` is called.
   async function pipelined(t: TestContext, headFirst: boolean) {
     const release = Promise.withResolvers<void>();
-    const upstream = await startUpstream('slow', (req, res) => {
+    const handler: UpstreamHandler = (req, res) => {
       req.resume();
       if (req.url === '/later') return void res.end('later');
       if (headFirst) res.writeHead(200, { 'content-length': 10 }).write('AAAAA');
@@ -96,27 +144,39 @@ describe('a malformed request pipelined behind one still being answered', () => 
         if (!headFirst) res.writeHead(200, { 'content-length': 10 }).write('AAAAA');
         res.end('BBBBB');
       });
-    });
-    const gateway = await startGateway(singleRouteYaml(upstream.address));
-    t.after(async () => {
-      release.resolve();
-      await gateway.close();
-      await upstream.close();
-    });
-    const socket = connect(Number(new URL(gateway.url).port), '127.0.0.1');
-    await once(socket, 'connect');
-    let received = '';
-    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
-    const closed = once(socket, 'close');
+    };
+    const { gateway, upstream } = await gatewayOver(t, handler, () => release.resolve());
+    const { socket, received, closed } = await rawClient(gateway);
     socket.write('POST /transfer HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\nok');
     await pollUntil(() => (upstream.requests.length === 1 ? true : undefined), 5000, 'the first request to reach the upstream');
-    if (headFirst) await pollUntil(() => (received.endsWith('AAAAA') ? true : undefined), 5000, 'the first half of its response');
+    if (headFirst) await pollUntil(() => (received().endsWith('AAAAA') ? true : undefined), 5000, 'the first half of its response');
     // two Content-Length headers: a smuggling shape the parser refuses
     socket.write('GET /second HTTP/1.1\r\nHost: gw\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n');
     // A request on another connection answered after those bytes were sent: by then the gateway has parsed them.
     assert.equal((await send(gateway.url, { path: '/later' })).status, 200);
-    return { release, received: () => received, closed, gateway, upstream };
+    return { release, received, closed, gateway, upstream };
   }
+
+  it('answers every request queued before the malformed one first', async (t) => {
+    const releases = new Map<string, PromiseWithResolvers<void>>([['/a', Promise.withResolvers()], ['/b', Promise.withResolvers()]]);
+    const handler: UpstreamHandler = (req, res) => {
+      req.resume();
+      if (req.url === '/later') return void res.end('later');
+      void releases.get(req.url!)!.promise.then(() => res.end(`answer ${req.url}`));
+    };
+    const { gateway, upstream } = await gatewayOver(t, handler, () => {
+      for (const release of releases.values()) release.resolve();
+    });
+    const { socket, received, closed } = await rawClient(gateway);
+    socket.write('GET /a HTTP/1.1\r\nHost: gw\r\n\r\nGET /b HTTP/1.1\r\nHost: gw\r\n\r\nNOT HTTP AT ALL\r\n\r\n');
+    await pollUntil(() => (upstream.requests.length === 2 ? true : undefined), 5000, 'both requests to reach the upstream');
+    releases.get('/a')!.resolve();
+    assert.equal((await send(gateway.url, { path: '/later' })).status, 200);
+    releases.get('/b')!.resolve();
+    await within(closed, 5000, 'the connection to close');
+    const statuses = [...received().matchAll(/HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n(answer \/\w)?/g)].map((m) => `${m[1]} ${m[2] ?? ''}`.trim());
+    assert.deepEqual(statuses, ['200 answer /a', '200 answer /b', '400']);
+  });
 
   for (const headFirst of [false, true]) {
     it(`answers the earlier request in full, then 400, then closes (${headFirst ? 'its head already out' : 'its head not yet sent'})`, async (t) => {

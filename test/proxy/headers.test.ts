@@ -257,6 +257,24 @@ describe('request target', () => {
     });
   }
 
+  for (const [escapedSlashes, status, url] of [['keep', 200, '/api/order/a%2Fb'], ['reject', 400, undefined]] as const) {
+    it(`with escapedSlashes: ${escapedSlashes}, ${url ? `forwards /api/order/a%2Fb unchanged` : 'answers 400 to /api/order/a%2Fb'}`, async (t) => {
+      const strict = await startGateway(
+        configYaml({
+          services: { orders: [upstreams.orders.address] },
+          routes: [{ name: 'orders', match: { prefix: '/api/order' }, service: 'orders' }],
+          gateway: { escapedSlashes },
+        }),
+      );
+      t.after(() => strict.close());
+      const before = upstreams.orders.requests.length;
+      const result = await send(strict.url, { path: '/api/order/a%2Fb' });
+      assert.equal(result.status, status, result.body.toString());
+      if (url) assert.equal(upstreams.orders.requests.at(-1)?.url, url);
+      else assert.equal(upstreams.orders.requests.length, before);
+    });
+  }
+
   it('forwards an absolute-form target whose authority is the Host', async () => {
     const host = new URL(gateway.url).host;
     const response = await rawExchange(gateway.url, [`GET http://${host}/api/order/7?x=1 HTTP/1.1`, `Host: ${host}`, 'Connection: close']);

@@ -116,6 +116,23 @@ describe('HTTP semantics through the gateway', () => {
     assert.equal(seen.headers.expect, undefined);
   });
 
+  it('sends 100 Continue for an Expect list that holds 100-continue, as Node reads it', async () => {
+    const sent = send(gateway.url, {
+      method: 'POST',
+      path: '/orders',
+      headers: { expect: '100-continue, x-other', 'content-length': 2 },
+      body: 'ok',
+      awaitContinue: true,
+    });
+    assert.equal((await within(sent, 3000, 'the exchange (the body is only sent after 100 Continue)')).status, 200);
+  });
+
+  it('sends no 100 Continue to an HTTP/1.0 client (RFC 9110 §15.2)', async () => {
+    const response = await rawExchange(gateway.url, ['POST /orders HTTP/1.0', 'Host: gw', 'Expect: 100-continue', 'Content-Length: 2'], 'ok');
+    assert.equal(response.status, 200);
+    assert.equal(json<Mirrored>(response).body, 'ok');
+  });
+
   it('answers a refused Expect: 100-continue request with its final status, never 100 Continue', async () => {
     const before = upstream.requests.length;
     const response = await rawExchange(gateway.url, [
