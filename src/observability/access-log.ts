@@ -1,7 +1,7 @@
 // One flat JSON line per request, written once when the response is done (DESIGN.md "Access log").
-// Built from the request context by hand: no child logger, no header serialisation.
+// Serialised from the request context by hand: no child logger, no intermediate object, no header serialisation.
 import type { RequestContext } from '../listener/context.ts';
-import { writeInfoLine, type Logger } from './logger.ts';
+import { jsonString, writeInfoMembers, type Logger } from './logger.ts';
 
 export interface AccessLogLine {
   reqId: string;
@@ -30,35 +30,36 @@ export interface AccessLogLine {
   error: string | null;
 }
 
-export function accessLogLine(ctx: RequestContext): AccessLogLine {
+/** A nullable string field as JSON. */
+function jsonOrNull(text: string | null): string {
+  return text === null ? 'null' : jsonString(text);
+}
+
+function jsonStrings(texts: readonly string[]): string {
+  let out = '';
+  for (const text of texts) out += out === '' ? jsonString(text) : `,${jsonString(text)}`;
+  return `[${out}]`;
+}
+
+/**
+ * The access line's fields as JSON object members, in AccessLogLine's order. Built by hand from the context:
+ * building an object per request and stringifying it cost several times more under load.
+ */
+export function accessLogMembers(ctx: RequestContext): string {
   const instance = ctx.instance;
-  return {
-    reqId: ctx.requestId,
-    traceId: ctx.traceId,
-    method: ctx.method,
-    path: ctx.path,
-    status: ctx.status,
-    durationMs: Math.round((performance.now() - ctx.startedAt) * 100) / 100,
-    route: ctx.route,
-    service: ctx.service,
-    upstream: instance ? instance.id : null,
-    upstreamAddr: instance ? instance.address : null,
-    tier: ctx.tier,
-    clientLocality: ctx.clientLocality,
-    regionHeader: ctx.regionHeader,
-    sticky: ctx.sticky,
-    attempts: ctx.tries.length,
-    tries: ctx.tries,
-    rateLimited: ctx.rateLimited,
-    breaker: ctx.breaker,
-    bytesIn: ctx.bytesIn,
-    bytesOut: ctx.bytesOut,
-    remoteAddr: ctx.remoteAddr,
-    userAgent: ctx.userAgent,
-    error: ctx.error,
-  };
+  const durationMs = Math.round((performance.now() - ctx.startedAt) * 100) / 100;
+  return (
+    `"reqId":${jsonString(ctx.requestId)},"traceId":${jsonString(ctx.traceId)},"method":${jsonString(ctx.method)},` +
+    `"path":${jsonString(ctx.path)},"status":${ctx.status},"durationMs":${durationMs},"route":${jsonOrNull(ctx.route)},` +
+    `"service":${jsonOrNull(ctx.service)},"upstream":${instance ? jsonString(instance.id) : 'null'},` +
+    `"upstreamAddr":${instance ? jsonString(instance.address) : 'null'},"tier":${jsonOrNull(ctx.tier)},` +
+    `"clientLocality":${jsonOrNull(ctx.clientLocality)},"regionHeader":${jsonOrNull(ctx.regionHeader)},"sticky":${ctx.sticky},` +
+    `"attempts":${ctx.tries.length},"tries":${jsonStrings(ctx.tries)},"rateLimited":${ctx.rateLimited},` +
+    `"breaker":${jsonOrNull(ctx.breaker)},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
+    `"remoteAddr":${jsonString(ctx.remoteAddr)},"userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)}`
+  );
 }
 
 export function logAccess(logger: Logger, ctx: RequestContext): void {
-  writeInfoLine(logger, accessLogLine(ctx), 'access');
+  writeInfoMembers(logger, accessLogMembers(ctx), 'access');
 }

@@ -34,7 +34,8 @@ export type UnderscorePolicy = 'drop' | 'reject' | 'allow';
 
 /** Lower-cased names listed in a Connection header: each of them is hop-by-hop too. */
 export function connectionOptions(value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined;
+  // What nearly every Connection header says, and neither names a header to remove.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
   let names: Set<string> | undefined;
   for (const token of text.split(',')) {
@@ -101,18 +102,38 @@ function appendList(existing: string | string[] | undefined, value: string): str
   return existing ? `${existing}, ${value}` : value;
 }
 
-function forwardedNode(address: string): string {
-  const ip = canonicalAddress(address);
-  return ip.includes(':') ? `"[${ip}]"` : ip;
+/**
+ * `fn` remembering its last answer. Consecutive requests mostly come from the same peer for the same Host, so
+ * the last result is nearly always the one needed, with no cache to bound.
+ */
+function rememberingLast(fn: (value: string) => string): (value: string) => string {
+  let lastValue: string | undefined;
+  let lastResult = '';
+  return (value) => {
+    if (value !== lastValue) {
+      lastResult = fn(value);
+      lastValue = value;
+    }
+    return lastResult;
+  };
 }
 
-function forwardedToken(value: string): string {
-  return /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`;
-}
+/** Forwarded's `for=` node: the canonical address, IPv6 in quoted brackets (RFC 7239 §6). */
+const forwardedNode = rememberingLast((address) => {
+  const ip = canonicalAddress(address);
+  return ip.includes(':') ? `"[${ip}]"` : ip;
+});
+
+/** A Forwarded parameter value: a token, or a quoted string (a Host with a port is not a token). */
+const forwardedToken = rememberingLast((value) =>
+  /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value) ? value : `"${value.replace(/["\\]/g, '\\$&')}"`,
+);
+
+const clientAddressOf = rememberingLast(canonicalAddress);
 
 /** X-Forwarded-For/-Proto/-Host and Forwarded: appended to from trusted peers, replaced otherwise. */
 function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: string, info: ForwardingInfo): void {
-  const client = canonicalAddress(peer);
+  const client = clientAddressOf(peer);
   const trusted = info.peerTrusted;
   const xff = trusted ? headers['x-forwarded-for'] : undefined;
   const proto = (trusted && headers['x-forwarded-proto']) || 'http';
