@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per request, bare forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
 # time, the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change apart.
-#   bash bench/instructions.sh [requests=4000] [warmup=8000]        (needs valgrind; ~2 min per target)
+#   bash bench/instructions.sh [requests=4000] [warmup=30000]       (needs valgrind; ~5 min per target)
+# The warm-up matters: V8 still optimises (and re-optimises) hot code for the first ~20,000 requests, and with
+# --single-threaded that compiling is counted; after 8,000 requests it was still half of every count.
 # Timer-driven work (the access log's 100 ms flush window, memory checks every 10 ms) runs ~100× more often
 # per request under valgrind, which slows requests down that much: read differences, not absolute costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=${1:-4000}
-warmup=${2:-8000}
+warmup=${2:-30000}
 node=node_modules/.bin/node
 autocannon=node_modules/.bin/autocannon
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 2; }

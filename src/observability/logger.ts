@@ -37,14 +37,31 @@ export interface BoundedLogStream {
  */
 export function boundedLogStream(fd: number, onDrop?: () => void): BoundedLogStream {
   // No minLength: access lines arrive already batched, and the process's other lines (warnings, errors) go out at once.
-  const stream = pino.destination({ dest: fd, sync: false, maxWrite: 4 * ACCESS_BATCH_BYTES, maxLength: MAX_PENDING_LOG_BYTES });
+  // Buffer mode: SonicBoom writes the bytes it is handed. In its string mode it measured the UTF-8 length of each
+  // write and of the pending text, and encoded every batch twice (to write it, and again to account for a short
+  // write) — per access line, more than building the line. pino's own lines are strings, encoded once on the way in.
+  const stream = pino.destination({
+    dest: fd,
+    sync: false,
+    maxWrite: 4 * ACCESS_BATCH_BYTES,
+    maxLength: MAX_PENDING_LOG_BYTES,
+    contentMode: 'buffer',
+  });
+  const writeBytes = stream.write.bind(stream) as unknown as (data: Uint8Array) => boolean;
+  stream.write = ((data: string | Uint8Array) => writeBytes(typeof data === 'string' ? Buffer.from(data) : data)) as typeof stream.write;
+  (stream as unknown as Record<symbol, boolean>)[TAKES_BYTES] = true;
   let dropped = 0;
-  stream.on('drop', (text: string) => {
-    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) dropped += 1;
+  stream.on('drop', (data: Buffer) => {
+    for (let at = data.indexOf(NEWLINE); at !== -1; at = data.indexOf(NEWLINE, at + 1)) dropped += 1;
     onDrop?.();
   });
   return { stream, droppedLines: () => dropped };
 }
+
+const NEWLINE = 0x0a;
+
+/** Marks a destination that takes bytes as well as text: access batches then reach it as the bytes they were gathered in. */
+const TAKES_BYTES = Symbol('zonegate.takesBytes');
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   let warnLater: (() => void) | undefined;
@@ -117,15 +134,25 @@ function drained(stream: PendingWrites): Promise<void> {
 }
 
 interface Destination {
-  write(text: string): void;
+  /** bytes only where TAKES_BYTES is set */
+  write(data: string | Uint8Array): void;
+  /** set by boundedLogStream */
+  readonly [TAKES_BYTES]?: boolean;
 }
 type PinoInternals = Record<symbol, Destination>;
 
-/** Access lines gathered in memory and written to the destination in few, large writes. */
+/**
+ * Access lines gathered in memory and written to the destination in few, large writes. They are copied into a
+ * buffer as they come: holding them as strings for up to the flush window built a rope of thousands of pieces that
+ * outlived the young generation (promoted, marked, then measured and flattened by the destination), which cost more
+ * per request than building the lines.
+ */
 class LineBatch {
   readonly #destination: Destination;
   readonly #flushMs: number;
-  #text = '';
+  /** room for a full batch and the line that completes it */
+  readonly #buffer = Buffer.allocUnsafe(2 * ACCESS_BATCH_BYTES);
+  #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(destination: Destination, flushMs: number) {
@@ -134,9 +161,14 @@ class LineBatch {
   }
 
   add(line: string): void {
-    if (this.#text === '') this.#scheduleFlush();
-    this.#text += line;
-    if (this.#text.length >= ACCESS_BATCH_BYTES) this.flush();
+    // UTF-8 needs at most 3 bytes per UTF-16 unit: a line that might not fit goes after what is gathered.
+    if (this.#bytes + line.length * 3 > this.#buffer.length) {
+      this.flush();
+      if (line.length * 3 > this.#buffer.length) return this.#destination.write(line);
+    }
+    if (this.#bytes === 0) this.#scheduleFlush();
+    this.#bytes += this.#buffer.write(line, this.#bytes);
+    if (this.#bytes >= ACCESS_BATCH_BYTES) this.flush();
   }
 
   #scheduleFlush(): void {
@@ -153,10 +185,12 @@ class LineBatch {
       clearTimeout(this.#timer);
       this.#timer = undefined;
     }
-    if (this.#text === '') return;
-    const text = this.#text;
-    this.#text = '';
-    this.#destination.write(text);
+    if (this.#bytes === 0) return;
+    const destination = this.#destination;
+    // A destination that takes bytes keeps them until written: it gets its own copy of the batch.
+    const batch = destination[TAKES_BYTES] ? Buffer.from(this.#buffer.subarray(0, this.#bytes)) : this.#buffer.toString('utf8', 0, this.#bytes);
+    this.#bytes = 0;
+    destination.write(batch);
   };
 }
 
