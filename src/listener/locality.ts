@@ -27,8 +27,13 @@ export class CallerLocality {
     return this.#home;
   }
 
+  /** Whether X-Region-ID from this peer may choose a locality. */
+  trusts(peerTrusted: boolean): boolean {
+    return this.#policy === 'any' || (this.#policy === 'peers' && peerTrusted);
+  }
+
   resolve(header: string | null, peerTrusted: boolean): Locality {
-    if (header === null || header === '' || this.#policy === 'never' || (this.#policy === 'peers' && !peerTrusted)) return this.#home;
+    if (header === null || header === '' || !this.trusts(peerTrusted)) return this.#home;
     const locality = this.#topology.resolve(header);
     if (locality !== undefined) return locality;
     this.#unknown(header);

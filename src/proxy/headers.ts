@@ -52,6 +52,11 @@ export interface ForwardingInfo {
   readonly traceparent: string;
   /** the peer may set X-Forwarded-* / Forwarded */
   readonly peerTrusted: boolean;
+  /**
+   * the gateway may act on this peer's X-Region-ID (`trustRegionHeader`); one it may not act on is not passed on
+   * either, or a client could claim a locality to upstreams that trust what comes through the gateway
+   */
+  readonly regionHeaderTrusted: boolean;
   readonly host: string;
 }
 
@@ -85,6 +90,7 @@ export function upstreamRequestHeaders(
     if (REQUEST_DROPPED.has(lower) || REQUEST_REBUILT.has(lower) || (named?.has(lower) && lower !== 'host')) continue;
     // only trusted proxies may say how the request reached them (X-Forwarded-Port, -Prefix, -Ssl, …)
     if (!info.peerTrusted && lower.startsWith('x-forwarded-')) continue;
+    if (!info.regionHeaderTrusted && lower === 'x-region-id') continue;
     if (underscores !== 'allow' && lower.includes('_')) {
       if (underscores === 'reject') return new MalformedRequest(`header names with "_" are refused: ${name}`);
       continue;

@@ -158,6 +158,25 @@ describe('request headers from a trusted proxy', () => {
   });
 });
 
+describe('X-Region-ID upstream: passed on only where the gateway may act on it (trustRegionHeader)', () => {
+  const cases: ReadonlyArray<{ readonly gateway: GatewayInput; readonly passed: boolean; readonly label: string }> = [
+    { label: 'any (the default)', gateway: {}, passed: true },
+    { label: 'peers, from a trusted proxy', gateway: { trustRegionHeader: 'peers', trustedProxies: ['127.0.0.1/32'] }, passed: true },
+    { label: 'peers, from an untrusted client', gateway: { trustRegionHeader: 'peers' }, passed: false },
+    { label: 'never', gateway: { trustRegionHeader: 'never', trustedProxies: ['127.0.0.1/32'] }, passed: false },
+  ];
+  for (const { label, gateway, passed } of cases) {
+    describe(label, () => {
+      const proxied = proxiedMirror(gateway);
+      it(passed ? 'forwards the header as the client sent it' : 'drops the header and still forwards the request', async () => {
+        const seen = await seenUpstream(proxied.gateway, { 'x-region-id': 'bj-a', 'x-other': 'kept' });
+        assert.equal(seen.headers['x-region-id'], passed ? 'bj-a' : undefined);
+        assert.equal(seen.headers['x-other'], 'kept');
+      });
+    });
+  }
+});
+
 describe('underscoreHeaders: reject', () => {
   const proxied = proxiedMirror({ underscoreHeaders: 'reject' });
 
