@@ -37,31 +37,17 @@ export interface BoundedLogStream {
  */
 export function boundedLogStream(fd: number, onDrop?: () => void): BoundedLogStream {
   // No minLength: access lines arrive already batched, and the process's other lines (warnings, errors) go out at once.
-  // Buffer mode: SonicBoom writes the bytes it is handed. In its string mode it measured the UTF-8 length of each
-  // write and of the pending text, and encoded every batch twice (to write it, and again to account for a short
-  // write) — per access line, more than building the line. pino's own lines are strings, encoded once on the way in.
-  const stream = pino.destination({
-    dest: fd,
-    sync: false,
-    maxWrite: 4 * ACCESS_BATCH_BYTES,
-    maxLength: MAX_PENDING_LOG_BYTES,
-    contentMode: 'buffer',
-  });
-  const writeBytes = stream.write.bind(stream) as unknown as (data: Uint8Array) => boolean;
-  stream.write = ((data: string | Uint8Array) => writeBytes(typeof data === 'string' ? Buffer.from(data) : data)) as typeof stream.write;
-  (stream as unknown as Record<symbol, boolean>)[TAKES_BYTES] = true;
+  // String mode, though SonicBoom's buffer mode would skip measuring and re-encoding each batch: in 4.2.1 a failed
+  // write followed by flushSync (pino's exit hook) puts its pending buffers out of step with their lengths, and
+  // writes NUL bytes and cut lines.
+  const stream = pino.destination({ dest: fd, sync: false, maxWrite: 4 * ACCESS_BATCH_BYTES, maxLength: MAX_PENDING_LOG_BYTES });
   let dropped = 0;
-  stream.on('drop', (data: Buffer) => {
-    for (let at = data.indexOf(NEWLINE); at !== -1; at = data.indexOf(NEWLINE, at + 1)) dropped += 1;
+  stream.on('drop', (text: string) => {
+    for (let at = text.indexOf('\n'); at !== -1; at = text.indexOf('\n', at + 1)) dropped += 1;
     onDrop?.();
   });
   return { stream, droppedLines: () => dropped };
 }
-
-const NEWLINE = 0x0a;
-
-/** Marks a destination that takes bytes as well as text: access batches then reach it as the bytes they were gathered in. */
-const TAKES_BYTES = Symbol('zonegate.takesBytes');
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   let warnLater: (() => void) | undefined;
@@ -134,10 +120,7 @@ function drained(stream: PendingWrites): Promise<void> {
 }
 
 interface Destination {
-  /** bytes only where TAKES_BYTES is set */
-  write(data: string | Uint8Array): void;
-  /** set by boundedLogStream */
-  readonly [TAKES_BYTES]?: boolean;
+  write(text: string): void;
 }
 type PinoInternals = Record<symbol, Destination>;
 
@@ -186,11 +169,9 @@ class LineBatch {
       this.#timer = undefined;
     }
     if (this.#bytes === 0) return;
-    const destination = this.#destination;
-    // A destination that takes bytes keeps them until written: it gets its own copy of the batch.
-    const batch = destination[TAKES_BYTES] ? Buffer.from(this.#buffer.subarray(0, this.#bytes)) : this.#buffer.toString('utf8', 0, this.#bytes);
+    const text = this.#buffer.toString('utf8', 0, this.#bytes);
     this.#bytes = 0;
-    destination.write(batch);
+    this.#destination.write(text);
   };
 }
 
