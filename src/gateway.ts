@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
+import { routesView, upstreamsView } from './admin/views.ts';
 import type { Config, HostPort } from './config/schema.ts';
 import type { ConsulDiscovery } from './discovery/consul.ts';
 import type { Registry } from './discovery/registry.ts';
@@ -16,6 +17,7 @@ import { Breakers } from './resilience/breakers.ts';
 import { RetryBudget } from './resilience/retry.ts';
 import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
 import type { RedisStore } from './ratelimit/redis-store.ts';
+import { explain } from './routing/explain.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
@@ -88,7 +90,21 @@ export class Gateway {
       this.logger,
     );
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
-    this.#admin = createAdminServer({ isReady: () => this.isReady(), token: () => this.config.gateway.adminToken });
+    this.#admin = createAdminServer({
+      isReady: () => this.isReady(),
+      token: () => this.config.gateway.adminToken,
+      routes: () => routesView(this.#pipeline.state.routes),
+      upstreams: () =>
+        upstreamsView({
+          registry: this.registry,
+          breakerState: (instance) => this.breakers.state(instance),
+          inFlight: (instance) => this.upstreams.inFlight.load(instance),
+        }),
+      explain: (query) => {
+        const { routes, callers, config: running } = this.#pipeline.state;
+        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);
+      },
+    });
   }
 
   static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {

@@ -1,12 +1,20 @@
-// The admin listener: liveness and readiness now; the JSON API and dashboard grow here.
+// The admin listener: liveness, readiness and the read-only JSON API (DESIGN.md "Admin listener").
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ExplainQuery } from '../routing/explain.ts';
+import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
   /** config loaded and every routed service has a snapshot */
   isReady(): boolean;
   /** the bearer token the API requires; empty for none */
   token(): string;
+  /** GET /admin/routes */
+  routes(): unknown;
+  /** GET /admin/upstreams */
+  upstreams(): unknown;
+  /** GET /admin/explain */
+  explain(query: ExplainQuery): unknown;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -22,15 +30,43 @@ function authorised(req: IncomingMessage, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
+/** The JSON API behind the bearer token: each endpoint reads the running state when asked. */
+function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status: number; body: unknown } {
+  switch (path) {
+    case '/admin/routes':
+      return { status: 200, body: hooks.routes() };
+    case '/admin/upstreams':
+      return { status: 200, body: hooks.upstreams() };
+    case '/admin/explain': {
+      const query = explainQuery(search);
+      if (typeof query === 'string') return { status: 400, body: { error: 'bad_request', message: query } };
+      return { status: 200, body: hooks.explain(query) };
+    }
+    default:
+      return { status: 404, body: { error: 'not_found', message: `no admin endpoint ${path}` } };
+  }
+}
+
 export function createAdminServer(hooks: AdminHooks): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://admin.invalid');
+    } catch {
+      return sendJson(res, 400, { error: 'bad_request', message: 'the request target is not a valid path' });
+    }
+    const path = url.pathname;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      return sendJson(res, 405, { error: 'method_not_allowed', message: 'the admin API is read-only: use GET' });
+    }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       const ready = hooks.isReady();
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
     }
     if (!authorised(req, hooks.token())) return sendJson(res, 401, { error: 'unauthorized', message: 'a valid admin bearer token is required' });
-    sendJson(res, 404, { error: 'not_found', message: `no admin endpoint ${path}` });
+    const { status, body } = api(hooks, path, url.searchParams);
+    sendJson(res, status, body);
   });
 }
