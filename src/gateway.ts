@@ -7,13 +7,15 @@ import { createAdminServer } from './admin/server.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
 import type { Config, HostPort } from './config/schema.ts';
 import type { ConsulDiscovery } from './discovery/consul.ts';
+import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
+import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
-import { Breakers } from './resilience/breakers.ts';
+import { Breakers, type BreakerState } from './resilience/breakers.ts';
 import { RetryBudget } from './resilience/retry.ts';
 import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
 import type { RedisStore } from './ratelimit/redis-store.ts';
@@ -60,6 +62,7 @@ export class Gateway {
   #consul: ConsulDiscovery | undefined;
   readonly #limiter: RateLimiter;
   readonly breakers: Breakers;
+  readonly metrics: GatewayMetrics;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -84,22 +87,27 @@ export class Gateway {
     this.#watchConsul(config, new RouteTable(config.routes).services());
     this.#limiter = new RateLimiter(config.redis, this.logger);
     this.breakers = new Breakers(this.registry, this.logger);
+    const breakerState = (instance: Instance): BreakerState => this.breakers.state(instance);
+    const inFlight = (instance: Instance): number => this.upstreams.inFlight.load(instance);
+    this.metrics = new GatewayMetrics({
+      registry: this.registry,
+      breakerState,
+      inFlight,
+      unknownRegions: () => this.#pipeline.state.callers.unknownCount,
+    });
     this.#pipeline = new Pipeline(
       compileState(config, this.#topology, this.logger, this.#limiter),
       { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budget: new RetryBudget() },
       this.logger,
+      this.metrics,
     );
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       token: () => this.config.gateway.adminToken,
       routes: () => routesView(this.#pipeline.state.routes),
-      upstreams: () =>
-        upstreamsView({
-          registry: this.registry,
-          breakerState: (instance) => this.breakers.state(instance),
-          inFlight: (instance) => this.upstreams.inFlight.load(instance),
-        }),
+      upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
+      metrics: () => this.metrics,
       explain: (query) => {
         const { routes, callers, config: running } = this.#pipeline.state;
         return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);
@@ -202,6 +210,8 @@ export class Gateway {
     loadStatic(this.registry, config.discovery);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#watchConsul(config, state.routes.services(), previous);
+    // a counter: what the previous config's caller resolution counted carries over
+    state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
   }

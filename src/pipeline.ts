@@ -9,6 +9,7 @@ import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
 import { logAccess } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
+import type { GatewayMetrics } from './observability/metrics.ts';
 import { traceIds, type TraceIds } from './observability/trace.ts';
 import { sendFallback } from './proxy/fallback.ts';
 import { UpstreamFailure } from './proxy/forward.ts';
@@ -72,11 +73,13 @@ export class Pipeline {
   draining = false;
   readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
+  readonly #metrics: GatewayMetrics;
 
-  constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger) {
+  constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger, metrics: GatewayMetrics) {
     this.state = state;
     this.#attempts = attempts;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
@@ -235,9 +238,15 @@ export class Pipeline {
     // A response that never finished was cut short by the client, unless the gateway already said why.
     if (!res.writableFinished) ctx.error ??= 'client_closed';
     // A small response can close before its exchange has settled; the line waits for the breaker's verdict.
-    if (ctx.exchange === null) return logAccess(this.#logger, ctx);
-    const write = (): void => logAccess(this.#logger, ctx);
-    void ctx.exchange.then(write, write);
+    if (ctx.exchange === null) return this.#record(ctx);
+    const record = (): void => this.#record(ctx);
+    void ctx.exchange.then(record, record);
+  }
+
+  /** The request's access line and its share of the metrics. */
+  #record(ctx: RequestContext): void {
+    logAccess(this.#logger, ctx);
+    this.#metrics.record(ctx);
   }
 }
 

@@ -15,6 +15,8 @@ export interface AdminHooks {
   upstreams(): unknown;
   /** GET /admin/explain */
   explain(query: ExplainQuery): unknown;
+  /** GET /metrics */
+  metrics(): { exposition(): Promise<string>; readonly contentType: string };
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -28,6 +30,16 @@ function authorised(req: IncomingMessage, token: string): boolean {
   const given = Buffer.from(req.headers.authorization ?? '');
   const expected = Buffer.from(`Bearer ${token}`);
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+async function sendMetrics(res: ServerResponse, metrics: ReturnType<AdminHooks['metrics']>): Promise<void> {
+  try {
+    const text = await metrics.exposition();
+    res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(text);
+  } catch (err) {
+    sendJson(res, 500, { error: 'metrics_failed', message: String(err) });
+  }
 }
 
 /** The JSON API behind the bearer token: each endpoint reads the running state when asked. */
@@ -66,6 +78,7 @@ export function createAdminServer(hooks: AdminHooks): Server {
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
     }
     if (!authorised(req, hooks.token())) return sendJson(res, 401, { error: 'unauthorized', message: 'a valid admin bearer token is required' });
+    if (path === '/metrics') return void sendMetrics(res, hooks.metrics());
     const { status, body } = api(hooks, path, url.searchParams);
     sendJson(res, status, body);
   });
