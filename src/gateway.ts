@@ -108,6 +108,7 @@ export class Gateway {
       routes: () => routesView(this.#pipeline.state.routes),
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
       metrics: () => this.metrics,
+      failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       explain: (query) => {
         const { routes, callers, config: running } = this.#pipeline.state;
         return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);

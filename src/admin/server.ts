@@ -17,6 +17,8 @@ export interface AdminHooks {
   explain(query: ExplainQuery): unknown;
   /** GET /metrics */
   metrics(): { exposition(): Promise<string>; readonly contentType: string };
+  /** an endpoint failed (answered 500): the gateway logs it */
+  failed(err: unknown): void;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -32,14 +34,21 @@ function authorised(req: IncomingMessage, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-async function sendMetrics(res: ServerResponse, metrics: ReturnType<AdminHooks['metrics']>): Promise<void> {
+async function sendMetrics(res: ServerResponse, hooks: AdminHooks): Promise<void> {
+  const metrics = hooks.metrics();
   try {
     const text = await metrics.exposition();
     res.writeHead(200, { 'content-type': metrics.contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
     res.end(text);
   } catch (err) {
-    sendJson(res, 500, { error: 'metrics_failed', message: String(err) });
+    hooks.failed(err);
+    failed(res);
   }
+}
+
+function failed(res: ServerResponse): void {
+  if (!res.headersSent) sendJson(res, 500, { error: 'internal_error', message: 'the admin endpoint failed; the gateway log has the details' });
+  else res.destroy();
 }
 
 /** The JSON API behind the bearer token: each endpoint reads the running state when asked. */
@@ -61,13 +70,14 @@ function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status
 
 export function createAdminServer(hooks: AdminHooks): Server {
   return createServer((req, res) => {
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://admin.invalid');
-    } catch {
-      return sendJson(res, 400, { error: 'bad_request', message: 'the request target is not a valid path' });
+    // Origin-form only, taken as sent: no absolute-form, no `//authority`, no dot segments to resolve.
+    const target = req.url ?? '';
+    if (!target.startsWith('/') || target.startsWith('//')) {
+      return sendJson(res, 400, { error: 'bad_request', message: 'the admin listener takes paths only (/healthz, /admin/...)' });
     }
-    const path = url.pathname;
+    const question = target.indexOf('?');
+    const path = question === -1 ? target : target.slice(0, question);
+    const search = new URLSearchParams(question === -1 ? '' : target.slice(question + 1));
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD');
       return sendJson(res, 405, { error: 'method_not_allowed', message: 'the admin API is read-only: use GET' });
@@ -78,8 +88,15 @@ export function createAdminServer(hooks: AdminHooks): Server {
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
     }
     if (!authorised(req, hooks.token())) return sendJson(res, 401, { error: 'unauthorized', message: 'a valid admin bearer token is required' });
-    if (path === '/metrics') return void sendMetrics(res, hooks.metrics());
-    const { status, body } = api(hooks, path, url.searchParams);
-    sendJson(res, status, body);
+    if (path === '/metrics') return void sendMetrics(res, hooks);
+    let answer: { status: number; body: unknown };
+    try {
+      answer = api(hooks, path, search);
+    } catch (err) {
+      // a bug behind one endpoint costs that request, never the gateway
+      hooks.failed(err);
+      return failed(res);
+    }
+    sendJson(res, answer.status, answer.body);
   });
 }

@@ -75,7 +75,10 @@ export function routesView(routes: RouteTable): { readonly routes: readonly Rout
 /** `/admin/explain?path=…&method=…&region=…&key=…&host=…` → the explain query; a message when `path` is missing. */
 export function explainQuery(search: URLSearchParams): ExplainQuery | string {
   const path = search.get('path');
-  if (path === null || path === '') return 'explain needs a path: /admin/explain?path=/api/order/7[&method=POST][&region=sh-b][&key=u42][&host=h]';
-  const optional = (name: string): string | undefined => search.get(name) ?? undefined;
+  if (path === null || !path.startsWith('/')) {
+    return 'explain needs a path starting with /: /admin/explain?path=/api/order/7[&method=POST][&region=sh-b][&key=u42][&host=h]';
+  }
+  // an empty value is as good as none, as in a request
+  const optional = (name: string): string | undefined => search.get(name) || undefined;
   return { path, method: optional('method'), region: optional('region'), key: optional('key'), host: optional('host') };
 }

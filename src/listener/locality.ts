@@ -40,6 +40,11 @@ export class CallerLocality {
     return this.#home;
   }
 
+  /** What a trusted X-Region-ID would resolve to, without counting or logging an unknown value (explain asks this). */
+  preview(header: string | null): Locality {
+    return (header === null || header === '' ? undefined : this.#topology.resolve(header)) ?? this.#home;
+  }
+
   #unknown(value: string): void {
     this.unknownCount++;
     const now = performance.now();

@@ -24,7 +24,8 @@ const NEEDS_NORMALISING: Readonly<Record<EscapedSlashes, RegExp>> = {
 const SEPARATORS: Readonly<Record<'unescape' | 'keep', RegExp>> = { unescape: /%2f|%5c|\\/gi, keep: /\\/g };
 const ESCAPED_SLASH = /%2f|%5c/i;
 
-function hostWithoutPort(authority: string): string {
+/** `Host` as routes compare it: lower-case, without the port. */
+export function hostWithoutPort(authority: string): string {
   const lower = authority.toLowerCase();
   if (lower.startsWith('[')) return lower.slice(0, lower.indexOf(']') + 1);
   const colon = lower.indexOf(':');

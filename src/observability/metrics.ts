@@ -9,12 +9,13 @@ import type { BreakerState } from '../resilience/breakers.ts';
 
 /** Request duration buckets, seconds (Prometheus' defaults, which suit an API gateway's range). */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
-const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+/** by status / 100 - 1; anything outside 100–599 an upstream sends is `other` (499: the client went away first, nginx's code) */
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
 
 /** What one route has served since start. Unrouted requests (404, 400) count under route "". */
 class RouteTally {
-  /** by status class: index status / 100 - 1 */
-  readonly responses = [0, 0, 0, 0, 0];
+  /** by STATUS_CLASSES */
+  readonly responses = [0, 0, 0, 0, 0, 0];
   /** per bucket of DURATION_BUCKETS (not cumulative; the last is +Inf) */
   readonly durations = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSum = 0;
@@ -35,8 +36,8 @@ export class GatewayMetrics {
   readonly #routes = new Map<string, RouteTally>();
 
   constructor(sources: MetricsSources) {
+    processMetrics(); // started with the first gateway, so event-loop delay and GC are measured from the start
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'zonegate_' });
     const routes = this.#routes;
     new Counter({
       name: 'zonegate_requests_total',
@@ -127,7 +128,7 @@ export class GatewayMetrics {
       this.#routes.set(route, tally);
     }
     const statusClass = Math.floor(ctx.status / 100) - 1;
-    if (statusClass >= 0 && statusClass < STATUS_CLASSES.length) tally.responses[statusClass]! += 1;
+    tally.responses[statusClass >= 0 && statusClass < 5 ? statusClass : 5]! += 1;
     const seconds = (performance.now() - ctx.startedAt) / 1000;
     let bucket = 0;
     while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket += 1;
@@ -137,14 +138,28 @@ export class GatewayMetrics {
     if (ctx.rateLimited) tally.rateLimited += 1;
   }
 
-  /** The text exposition format. */
-  exposition(): Promise<string> {
-    return this.registry.metrics();
+  /** The text exposition format: the process's metrics, then the gateway's. */
+  async exposition(): Promise<string> {
+    return (await processMetrics().metrics()) + (await this.registry.metrics());
   }
 
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+let processRegistry: Registry | undefined;
+
+/**
+ * prom-client's process metrics (CPU, memory, event-loop delay, GC), collected once per process: each collection
+ * starts a GC observer and an event-loop monitor that nothing stops, so one per gateway would pile up.
+ */
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: 'zonegate_' });
+  }
+  return processRegistry;
 }
 
 /** Sets `gauge{service, state}` to the number of each service's instances in each state (zero included). */

@@ -2,7 +2,7 @@
 // uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
 // Backs `zonegate explain` and the admin listener's /admin/explain.
 import type { CallerLocality } from '../listener/locality.ts';
-import { splitTarget, type EscapedSlashes } from '../listener/target.ts';
+import { hostWithoutPort, splitTarget, type EscapedSlashes } from '../listener/target.ts';
 import type { Locality } from '../topology.ts';
 import { hashKey } from './hash.ts';
 import { chooseService, judgeStep, pickInTier, type StepVerdict, type Upstreams } from './pick.ts';
@@ -60,17 +60,20 @@ export interface ExplainContext {
 export function explain(context: ExplainContext, query: ExplainQuery): Explanation {
   const method = (query.method ?? 'GET').toUpperCase();
   const headers = Object.fromEntries(Object.entries(query.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
-  const resolved = context.callers.resolve(query.region ?? null, true);
+  const resolved = context.callers.preview(query.region ?? null);
   const caller = { ...resolved, fromHeader: query.region !== undefined && resolved !== context.callers.home };
   // the path as a request would be routed: normalised, without its query
-  const target = splitTarget(query.path, context.escapedSlashes ?? 'unescape');
+  const originForm = query.path.startsWith('/');
+  const target = originForm ? splitTarget(query.path, context.escapedSlashes ?? 'unescape') : undefined;
   const base = { method, path: target?.path ?? query.path, caller, tiers: [] as TierReport[], instance: null };
+  if (!originForm) return { ...base, route: null, service: null, balancing: null, outcome: '400 bad_request (the path must start with /)' };
   if (target === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '400 bad_request (escaped slash, gateway.escapedSlashes: reject)' };
   const { path } = target;
-  const route = context.routes.match({ method, host: (query.host ?? '').toLowerCase(), path, headers });
+  const route = context.routes.match({ method, host: hostWithoutPort(query.host ?? ''), path, headers });
   if (route === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '404 route_not_found' };
 
-  const keyHash = route.config.sticky && query.key !== undefined ? hashKey(query.key) : undefined;
+  // an empty key is no key, as on the request path
+  const keyHash = route.config.sticky && query.key ? hashKey(query.key) : undefined;
   const balancing = keyHash === undefined ? 'least-request' : 'sticky';
   const service = chooseService(route, keyHash);
   const snapshot = context.upstreams.registry.snapshot(service);

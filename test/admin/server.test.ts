@@ -136,6 +136,33 @@ describe('admin API', () => {
     assert.equal(body<{ error: string }>(missing).error, 'bad_request');
   });
 
+  it('/admin/explain answers as a request would be served: Host port ignored, an empty key is no key', async () => {
+    const withPort = body<{ route: string | null }>(await admin('/admin/explain?path=/api/orders/7&host=shop.example:8080'));
+    assert.equal(withPort.route, 'orders');
+    const emptyKey = body<{ balancing: string }>(await admin('/admin/explain?path=/api/orders/7&key='));
+    assert.equal(emptyKey.balancing, 'least-request');
+    const withKey = body<{ balancing: string }>(await admin('/admin/explain?path=/api/orders/7&key=u42'));
+    assert.equal(withKey.balancing, 'sticky');
+  });
+
+  it('/admin/explain does not count its regions as traffic with an unknown X-Region-ID', async () => {
+    const unknownRegions = async (): Promise<number> => {
+      const text = (await admin('/metrics')).body.toString();
+      return Number(/^zonegate_unknown_region_total (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const before = await unknownRegions();
+    assert.equal((await admin('/admin/explain?path=/api/orders/7&region=atlantis')).status, 200);
+    assert.equal(await unknownRegions(), before);
+  });
+
+  it('refuses targets that are not a plain path, and survives a path explain cannot parse', async () => {
+    for (const target of ['//elsewhere/admin/routes', '/admin/explain?path=https://[', '/admin/explain?path=https:%5C%5B']) {
+      const result = await admin(target);
+      assert.equal(result.status, 400, target);
+    }
+    assert.equal((await admin('/healthz')).status, 200, 'the gateway still answers');
+  });
+
   it('the API needs the bearer token; health and readiness do not', async () => {
     for (const path of ['/admin/routes', '/admin/upstreams', '/admin/explain?path=/']) {
       assert.equal((await admin(path, { token: null })).status, 401, path);

@@ -39,11 +39,15 @@ describe('metrics tallies', () => {
     metrics.record(finished({ route: 'orders', status: 503, ageMs: 700 }));
     metrics.record(finished({ route: 'orders', status: 429, ageMs: 1, rateLimited: true }));
     metrics.record(finished({ route: null, status: 404, ageMs: 1 }));
+    metrics.record(finished({ route: 'odd', status: 799, ageMs: 1 }));
     const values = series(await metrics.exposition());
     assert.equal(values.get('zonegate_requests_total{route="orders",code="2xx"}'), 2);
     assert.equal(values.get('zonegate_requests_total{route="orders",code="5xx"}'), 1);
     assert.equal(values.get('zonegate_requests_total{route="orders",code="4xx"}'), 1);
     assert.equal(values.get('zonegate_requests_total{route="",code="4xx"}'), 1);
+    // a status outside 100–599 is still a response: counted, under `other`, like its duration
+    assert.equal(values.get('zonegate_requests_total{route="odd",code="other"}'), 1);
+    assert.equal(values.get('zonegate_request_duration_seconds_count{route="odd"}'), 1);
     assert.equal(values.get('zonegate_retries_total{route="orders"}'), 2);
     assert.equal(values.get('zonegate_rate_limited_total{route="orders"}'), 1);
     assert.equal(values.get('zonegate_unknown_region_total'), 4);
