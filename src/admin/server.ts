@@ -1,7 +1,8 @@
-// The admin listener: liveness, readiness and the read-only JSON API (DESIGN.md "Admin listener").
+// The admin listener: liveness, readiness, the read-only JSON API and the dashboard page (DESIGN.md "Admin listener").
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ExplainQuery } from '../routing/explain.ts';
+import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
@@ -32,6 +33,18 @@ function authorised(req: IncomingMessage, token: string): boolean {
   const given = Buffer.from(req.headers.authorization ?? '');
   const expected = Buffer.from(`Bearer ${token}`);
   return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+function sendDashboard(res: ServerResponse): void {
+  res.writeHead(200, {
+    'content-type': 'text/html; charset=utf-8',
+    'content-length': Buffer.byteLength(DASHBOARD_HTML),
+    'content-security-policy': DASHBOARD_CSP,
+    'x-content-type-options': 'nosniff',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+  });
+  res.end(DASHBOARD_HTML);
 }
 
 async function sendMetrics(res: ServerResponse, hooks: AdminHooks): Promise<void> {
@@ -83,6 +96,8 @@ export function createAdminServer(hooks: AdminHooks): Server {
       return sendJson(res, 405, { error: 'method_not_allowed', message: 'the admin API is read-only: use GET' });
     }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    // The page holds no data (it asks the API, with the token, for everything), so it is served to anyone.
+    if (path === '/') return sendDashboard(res);
     if (path === '/readyz') {
       const ready = hooks.isReady();
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });

@@ -1,6 +1,7 @@
 // The admin listener's JSON API (DESIGN.md "Admin listener"): routes, upstreams with health, breaker state and
 // in-flight counts as they are right now, explain for a hypothetical request, the bearer token, read-only methods.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -171,6 +172,23 @@ describe('admin API', () => {
     assert.equal((await admin('/healthz', { token: null })).status, 200);
     assert.equal((await admin('/readyz', { token: null })).status, 200);
     assert.equal((await admin('/admin/nothing')).status, 404);
+  });
+
+  it('serves the dashboard page to anyone, allowed to run only its own script and style', async () => {
+    const page = await admin('/', { token: null });
+    assert.equal(page.status, 200);
+    assert.match(String(page.headers['content-type']), /^text\/html/);
+    const html = page.body.toString();
+    assert.match(html, /<title>zonegate<\/title>/);
+    // the page reads the API it is served beside
+    for (const endpoint of ['/admin/upstreams', '/admin/routes', '/admin/explain']) assert.ok(html.includes(endpoint), endpoint);
+    const csp = String(page.headers['content-security-policy']);
+    const digest = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;
+    const style = /<style>([\s\S]*)<\/style>/.exec(html)![1]!;
+    assert.match(csp, /default-src 'none'/);
+    assert.ok(csp.includes(`script-src ${digest(script)}`), 'the inline script is the one the policy allows');
+    assert.ok(csp.includes(`style-src ${digest(style)}`), 'the inline style is the one the policy allows');
   });
 
   it('is read-only: other methods get 405 with Allow', async () => {
