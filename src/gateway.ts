@@ -101,7 +101,7 @@ export class Gateway {
       this.logger,
       this.metrics,
     );
-    this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle);
+    this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       token: () => this.config.gateway.adminToken,
@@ -238,8 +238,10 @@ export class Gateway {
     closed.then(stopSweep, stopSweep);
     const deadline = AbortSignal.timeout(this.config.gateway.drainTimeout);
     const expired = once(deadline, 'abort').then(() => {
-      this.logger.warn('drain timeout reached; closing remaining connections');
+      this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
+      // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
+      this.#pipeline.closeTunnels();
     });
     this.#consul?.stop();
     await Promise.race([closed, expired]);

@@ -1,7 +1,10 @@
 // The request path, one direction: request context → route → upstream choice → forward → access log.
 // Everything it reads (routes, trust, snapshots) was built before the request arrived.
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
+import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
 import { CallerLocality } from './listener/locality.ts';
@@ -15,7 +18,7 @@ import { sendFallback } from './proxy/fallback.ts';
 import { UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
-import type { UpstreamPools } from './proxy/pools.ts';
+import { HandshakeTimeout, WebSocketTunnels } from './proxy/websocket.ts';
 import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
@@ -56,6 +59,12 @@ async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes:
   }
 }
 
+/** A WebSocket handshake: once admitted, its connection becomes a tunnel to the chosen instance. */
+interface Upgrade {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+}
+
 /** A request that matched a route, on its way to admission and forwarding. */
 interface RoutedRequest {
   readonly req: IncomingMessage;
@@ -65,6 +74,7 @@ interface RoutedRequest {
   /** the headers to send upstream */
   readonly headers: string[];
   readonly peerTrusted: boolean;
+  readonly upgrade: Upgrade | undefined;
 }
 
 export class Pipeline {
@@ -74,6 +84,7 @@ export class Pipeline {
   readonly #attempts: AttemptDeps;
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics;
+  readonly #tunnels = new WebSocketTunnels();
 
   constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger, metrics: GatewayMetrics) {
     this.state = state;
@@ -82,7 +93,28 @@ export class Pipeline {
     this.#metrics = metrics;
   }
 
-  readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+  readonly handle = (req: IncomingMessage, res: ServerResponse): void => this.#start(req, res, undefined);
+
+  /**
+   * A WebSocket handshake (Node hands it over with the raw connection). It takes the same path as any request, with
+   * a response bound to its connection for the gateway's own answers (400, 404, 429, 503 …), which then close it.
+   */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    this.#start(req, answerOn(req, socket), { socket, head });
+  };
+
+  /** WebSocket tunnels open now. */
+  get tunnels(): number {
+    return this.#tunnels.size;
+  }
+
+  /** Ends every WebSocket tunnel: the drain time is up. */
+  closeTunnels(): void {
+    this.#tunnels.closeAll();
+  }
+
+  #start(req: IncomingMessage, res: ServerResponse, upgrade: Upgrade | undefined): void {
     const target = parseTarget(req, this.state.config.gateway.escapedSlashes);
     const ctx = typeof target === 'string' ? new RequestContext(req, req.url ?? '', '', '') : new RequestContext(req, target.path, target.query, target.host);
     const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
@@ -93,13 +125,13 @@ export class Pipeline {
     if (this.draining) res.shouldKeepAlive = false;
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     try {
-      this.#route(req, res, ctx, ids);
+      this.#route(req, res, ctx, ids, upgrade);
     } catch (err) {
       this.#internalError(res, ctx, err);
     }
-  };
+  }
 
-  #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, ids: TraceIds): void {
+  #route(req: IncomingMessage, res: ServerResponse, ctx: RequestContext, ids: TraceIds, upgrade: Upgrade | undefined): void {
     const state = this.state;
     const peerTrusted = state.trusted.isTrustedSocket(req.socket);
     const headers = upstreamRequestHeaders(
@@ -113,7 +145,7 @@ export class Pipeline {
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 
-    this.#admit({ req, res, ctx, route, headers, peerTrusted });
+    this.#admit({ req, res, ctx, route, headers, peerTrusted, upgrade });
   }
 
   /**
@@ -132,7 +164,8 @@ export class Pipeline {
   }
 
   /** Picks the instance by locality and key, and streams the exchange. */
-  #forward({ req, res, ctx, route, headers, peerTrusted }: RoutedRequest): void {
+  #forward(routed: RoutedRequest): void {
+    const { req, res, ctx, route, headers, peerTrusted } = routed;
     const state = this.state;
     const body = this.#requestBody(req, ctx, state.config.gateway.limits.maxBodyBytes);
     if (body === false) {
@@ -147,6 +180,11 @@ export class Pipeline {
     const choice = chooseUpstream(route, { method: ctx.method, caller, keyHash }, this.#attempts.upstreams);
     ctx.service = choice.service;
     if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
+    if (routed.upgrade !== undefined) {
+      ctx.instance = choice.instance;
+      ctx.tier = choice.tier;
+      return this.#tunnel(routed, routed.upgrade, choice.instance);
+    }
     const plan: ExchangePlan = {
       req,
       res,
@@ -159,6 +197,46 @@ export class Pipeline {
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
     ctx.exchange = this.#exchange(plan, choice).catch((err: unknown) => this.#internalError(res, ctx, err));
+  }
+
+  /**
+   * The connection becomes a tunnel to `instance` (no breaker or retry: a handshake that fails is answered 502/504,
+   * and the client reconnects). Its access line is written when the tunnel closes, with what crossed it.
+   */
+  #tunnel({ req, res, ctx, route, headers }: RoutedRequest, { socket, head }: Upgrade, instance: Instance): void {
+    res.detachSocket(socket as Socket);
+    const inFlight = this.#attempts.upstreams.inFlight;
+    inFlight.begin(instance);
+    ctx.tries.push(instance.id);
+    const refuse = (error: Error): void => {
+      const answer = answerOn(req, socket);
+      if (error instanceof HandshakeTimeout) sendGatewayError(answer, ctx, 'upstream_timeout', `${ctx.service} did not answer the WebSocket handshake in time`);
+      else sendGatewayError(answer, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${error.message})`);
+    };
+    this.#tunnels.open(
+      req,
+      socket,
+      head,
+      {
+        origin: instance.origin,
+        path: route.upstreamPath(ctx.path) + ctx.query,
+        headers,
+        connectTimeout: this.state.config.gateway.upstream.connectTimeout,
+        handshakeTimeout: route.config.timeout,
+      },
+      refuse,
+      (outcome) => {
+        inFlight.end(instance);
+        if (outcome.status !== 0) ctx.status = outcome.status;
+        if (ctx.status === 0) {
+          ctx.status = 499;
+          ctx.error = 'client_closed';
+        }
+        ctx.bytesIn = outcome.bytesIn;
+        ctx.bytesOut = outcome.bytesOut;
+        this.#record(ctx);
+      },
+    );
   }
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
@@ -248,6 +326,15 @@ export class Pipeline {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
   }
+}
+
+/** A response on a connection Node has let go of (an upgrade): the gateway's own answer, then the connection closes. */
+function answerOn(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once('finish', () => (socket as Socket).destroySoon());
+  return res;
 }
 
 /** Node's own test for the expectation it hands to `checkContinue` (HTTP/1.1 only: no 1xx to HTTP/1.0, RFC 9110 §15.2). */

@@ -91,9 +91,15 @@ function refuseTunnel(handler: (req: IncomingMessage, res: ServerResponse) => vo
   };
 }
 
+/** A WebSocket handshake (RFC 6455 §4.1: GET with `Upgrade: websocket`); any other upgrade is served as a plain request. */
+function isWebSocketHandshake(req: IncomingMessage): boolean {
+  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
+}
+
 export function createProxyServer(
   limits: Limits,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  upgradeHandler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
 ): Server {
   const server = createServer(
     {
@@ -110,6 +116,9 @@ export function createProxyServer(
       // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): Node then skips
       // its body stream's whole event lifecycle, a measurable share of a small proxied request.
       optimizeEmptyRequests: true,
+      // Only WebSocket handshakes leave the request path for a tunnel; `Upgrade: h2c` and the like are answered as
+      // HTTP/1.1 requests without the upgrade (RFC 9110 §7.8 lets a server ignore it).
+      shouldUpgradeCallback: isWebSocketHandshake,
     },
     handler,
   );
@@ -119,6 +128,7 @@ export function createProxyServer(
   // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
   server.on('checkContinue', handler);
   server.on('connect', refuseTunnel(handler));
+  server.on('upgrade', upgradeHandler);
   server.on('clientError', rejectMalformed);
   return server;
 }

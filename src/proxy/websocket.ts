@@ -1,0 +1,125 @@
+// WebSocket upgrades (http-proxy-3): the handshake goes to the chosen instance, and once it answers 101 the two
+// sockets are piped until either side closes. Routing, locality, admission and headers were settled by the pipeline
+// before; this file only runs the tunnel and reports how it went.
+import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { createProxyServer } from 'http-proxy-3';
+
+export interface TunnelRequest {
+  /** `http://host:port` of the instance */
+  readonly origin: string;
+  /** path and query as sent upstream */
+  readonly path: string;
+  /** the request headers to send upstream, hop-by-hop ones already removed */
+  readonly headers: readonly string[];
+  /** longest wait for the TCP connection to the instance */
+  readonly connectTimeout: number;
+  /** longest wait for the instance's answer to the handshake */
+  readonly handshakeTimeout: number;
+}
+
+export interface TunnelOutcome {
+  /** 101 when upgraded; the instance's status when it answered otherwise; 0 when it could not be reached */
+  readonly status: number;
+  /** why the tunnel could not be opened or ended abnormally */
+  readonly error: Error | undefined;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+}
+
+interface OpenTunnel {
+  status: number;
+  error: Error | undefined;
+  /** the handshake request to the instance, until it is answered */
+  handshake: ClientRequest | undefined;
+}
+
+export class HandshakeTimeout extends Error {
+  constructor(ms: number) {
+    super(`the instance did not answer the WebSocket handshake within ${ms} ms`);
+    this.name = 'HandshakeTimeout';
+  }
+}
+
+/** The header object http-proxy-3 sends, from the pipeline's flat list plus the upgrade itself. */
+function handshakeHeaders(headers: readonly string[]): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!.toLowerCase();
+    const value = headers[i + 1]!;
+    const existing = out[name];
+    out[name] = existing === undefined ? value : Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  out.connection = 'Upgrade';
+  out.upgrade = 'websocket';
+  return out;
+}
+
+export class WebSocketTunnels {
+  readonly #proxy = createProxyServer({ ws: true, xfwd: false });
+  readonly #open = new Map<IncomingMessage, OpenTunnel>();
+  readonly #sockets = new Set<Duplex>();
+
+  constructor() {
+    // Per-request outcomes: which status the instance answered the handshake with.
+    this.#proxy.on('proxyReqWs', (proxyReq, req) => {
+      const tunnel = this.#open.get(req);
+      if (tunnel === undefined) return;
+      tunnel.handshake = proxyReq;
+      proxyReq.once('upgrade', () => (tunnel.status = 101));
+      proxyReq.once('response', (answer) => (tunnel.status = answer.statusCode ?? 0));
+    });
+  }
+
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  /**
+   * Opens a tunnel from the client's socket to the instance. `onClose` runs once, when the tunnel (or the attempt to
+   * open it) is over. Before the instance answered, a failure is written to the client as `refuse` says.
+   */
+  open(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    request: TunnelRequest,
+    refuse: (error: Error) => void,
+    onClose: (outcome: TunnelOutcome) => void,
+  ): void {
+    const tunnel: OpenTunnel = { status: 0, error: undefined, handshake: undefined };
+    const fail = (error: Error): void => {
+      if (tunnel.error !== undefined) return; // one failure answers; what follows from it (the aborted handshake) does not
+      tunnel.error = error;
+      // Nothing of the instance's reached the client yet: it gets the gateway's answer. After that, only the close.
+      if (tunnel.status === 0 && !socket.destroyed) refuse(error);
+    };
+    // http-proxy-3 has no deadline for the handshake's answer: an instance that accepts and stays silent would hold it.
+    const deadline = setTimeout(() => {
+      if (tunnel.status !== 0) return;
+      fail(new HandshakeTimeout(request.handshakeTimeout));
+      tunnel.handshake?.destroy();
+    }, request.handshakeTimeout);
+    this.#open.set(req, tunnel);
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      // a client that leaves before the instance answered takes the handshake with it
+      if (tunnel.status === 0) tunnel.handshake?.destroy();
+      this.#open.delete(req);
+      this.#sockets.delete(socket);
+      const { bytesRead = 0, bytesWritten = 0 } = socket as Duplex & { bytesRead?: number; bytesWritten?: number };
+      onClose({ status: tunnel.status, error: tunnel.error, bytesIn: bytesRead, bytesOut: bytesWritten });
+    });
+    req.url = request.path;
+    req.headers = handshakeHeaders(request.headers) as IncomingMessage['headers'];
+    this.#proxy.ws(req, socket, head, { target: request.origin, connectTimeout: request.connectTimeout }, (err) => {
+      fail(err instanceof Error ? err : new Error(String(err)));
+    });
+  }
+
+  /** Ends every open tunnel (the gateway is stopping and its drain time is up). */
+  closeAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+  }
+}

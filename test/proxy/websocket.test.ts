@@ -1,0 +1,175 @@
+// WebSocket upgrades end to end: a real `ws` server behind the gateway, clients through it. The handshake takes
+// the request path (route, locality, headers), the tunnel carries frames both ways, the gateway answers what fails
+// before the instance does, one access line per tunnel, and stopping ends tunnels that outlive the drain.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { WebSocket, WebSocketServer } from 'ws';
+import { startGateway, type TestGateway } from '../support/gateway.ts';
+import {
+  assertGatewayError,
+  configYaml,
+  pollUntil,
+  rawExchange,
+  readRequestHead,
+  refusedPort,
+  send,
+  startRawUpstream,
+  within,
+  type RawUpstream,
+} from '../support/http.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+
+const HANDSHAKE = ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
+
+interface EchoServer {
+  readonly address: string;
+  /** the handshake requests the server accepted */
+  readonly handshakes: IncomingMessage[];
+  close(): Promise<void>;
+}
+
+/** A WebSocket server that answers every message with `echo: <message>`. */
+async function startEchoServer(): Promise<EchoServer> {
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await once(server, 'listening');
+  const handshakes: IncomingMessage[] = [];
+  server.on('connection', (socket, req) => {
+    handshakes.push(req);
+    socket.on('message', (message) => socket.send(`echo: ${message.toString()}`));
+  });
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    handshakes,
+    close: () => {
+      for (const client of server.clients) client.terminate();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function openClient(url: string, headers: Record<string, string> = {}): Promise<WebSocket> {
+  const client = new WebSocket(url, { headers });
+  await within(once(client, 'open'), 5_000, 'the WebSocket to open');
+  return client;
+}
+
+async function roundTrip(client: WebSocket, text: string): Promise<string> {
+  const reply = once(client, 'message');
+  client.send(text);
+  const [message] = await within(reply, 5_000, 'the echo');
+  return (message as Buffer).toString();
+}
+
+describe('WebSocket upgrades', () => {
+  let echo: EchoServer;
+  let plain: TestUpstream;
+  let silent: RawUpstream;
+  let gateway: TestGateway;
+  let wsUrl: string;
+
+  before(async () => {
+    echo = await startEchoServer();
+    plain = await startUpstream('plain');
+    silent = await startRawUpstream((socket) => void readRequestHead(socket)); // reads the handshake, never answers
+    gateway = await startGateway(
+      configYaml({
+        services: { chat: [echo.address], plain: [plain.address], gone: [`127.0.0.1:${await refusedPort()}`], silent: [silent.address] },
+        routes: [
+          { name: 'chat', match: { prefix: '/chat' }, service: 'chat' },
+          { name: 'plain', match: { prefix: '/plain' }, service: 'plain' },
+          { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
+          { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
+          { name: 'limited', match: { prefix: '/limited' }, service: 'chat', rateLimit: { key: 'route', rate: '1/m', burst: 1 } },
+        ],
+      }),
+    );
+    wsUrl = gateway.url.replace('http:', 'ws:');
+  });
+  after(async () => {
+    await gateway.close();
+    await echo.close();
+    await plain.close();
+    await silent.close();
+  });
+
+  it('carries messages both ways, with the gateway headers on the handshake and one access line per tunnel', async () => {
+    const client = await openClient(`${wsUrl}/chat/room-7?user=u1`, { 'x-request-id': 'ws-req-1' });
+    assert.equal(await roundTrip(client, 'hello'), 'echo: hello');
+    assert.equal(await roundTrip(client, 'again'), 'echo: again');
+
+    const seen = echo.handshakes.at(-1)!;
+    assert.equal(seen.url, '/chat/room-7?user=u1');
+    assert.equal(seen.headers['x-request-id'], 'ws-req-1');
+    assert.equal(seen.headers.via, '1.1 zonegate');
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+    assert.ok(seen.headers.traceparent, 'a traceparent goes upstream');
+
+    const instance = gateway.gateway.registry.snapshot('chat')!.instances[0]!;
+    assert.equal(gateway.gateway.upstreams.inFlight.load(instance), 1, 'an open tunnel is in flight on its instance');
+    client.close();
+    const line = await gateway.log.waitFor((l) => l.msg === 'access' && l.reqId === 'ws-req-1');
+    assert.equal(line.status, 101);
+    assert.equal(line.route, 'chat');
+    assert.equal(line.upstream, instance.id);
+    assert.equal(line.tier, 'zone');
+    assert.ok((line.bytesIn as number) > 0 && (line.bytesOut as number) > 0, 'what crossed the tunnel is counted');
+    assert.equal(gateway.gateway.upstreams.inFlight.load(instance), 0);
+  });
+
+  it('answers a handshake no route matches with 404 route_not_found and closes the connection', async () => {
+    const answer = await rawExchange(gateway.url, ['GET /nowhere HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
+    assertGatewayError(answer, 404, 'route_not_found');
+  });
+
+  it('answers 502 when the instance cannot be reached, 504 when it does not answer the handshake in time', async () => {
+    assertGatewayError(await rawExchange(gateway.url, ['GET /gone HTTP/1.1', 'Host: gw', ...HANDSHAKE]), 502, 'upstream_unavailable');
+    const started = performance.now();
+    assertGatewayError(await rawExchange(gateway.url, ['GET /silent HTTP/1.1', 'Host: gw', ...HANDSHAKE]), 504, 'upstream_timeout');
+    assert.ok(performance.now() - started < 5_000, 'the route timeout bounds the handshake');
+  });
+
+  it('admits handshakes through the route rate limit: over the limit, 429 rate_limited', async () => {
+    const first = await openClient(`${wsUrl}/limited`);
+    first.close();
+    const refused = await rawExchange(gateway.url, ['GET /limited HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
+    assertGatewayError(refused, 429, 'rate_limited');
+    assert.ok(Number(refused.headers['retry-after']) >= 1);
+  });
+
+  it('relays an instance that refuses the upgrade with its own answer', async () => {
+    const answer = await rawExchange(gateway.url, ['GET /plain HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body.toString(), /"upstream":"plain"/);
+  });
+
+  it('serves a non-WebSocket upgrade (h2c) as a plain HTTP/1.1 request', async () => {
+    const result = await send(gateway.url, { path: '/plain/x', headers: { connection: 'Upgrade, HTTP2-Settings', upgrade: 'h2c', 'http2-settings': 'AAMAAABkAAQAAP__' } });
+    assert.equal(result.status, 200);
+  });
+});
+
+describe('stopping with WebSocket tunnels open', () => {
+  it('ends tunnels still open when the drain time is up, and stops', async () => {
+    const echo = await startEchoServer();
+    const gateway = await startGateway(
+      configYaml({
+        services: { chat: [echo.address] },
+        routes: [{ name: 'chat', match: { prefix: '/' }, service: 'chat' }],
+        gateway: { drainTimeout: '200ms' },
+      }),
+    );
+    try {
+      const client = await openClient(`${gateway.url.replace('http:', 'ws:')}/chat`);
+      assert.equal(await roundTrip(client, 'before stop'), 'echo: before stop');
+      const closed = once(client, 'close');
+      await within(gateway.close(), 5_000, 'the gateway to stop with a tunnel open');
+      await within(closed, 5_000, 'the client to see its tunnel end');
+      await pollUntil(() => (gateway.log.lines.some((l) => l.msg === 'access' && l.status === 101) ? true : undefined), 2_000, 'the tunnel access line');
+    } finally {
+      await echo.close();
+    }
+  });
+});
