@@ -101,7 +101,17 @@ export class Pipeline {
    */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    this.#start(req, answerOn(req, socket), { socket, head });
+    const res = answerOn(req, socket);
+    // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
+    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      const ctx = new RequestContext(req, req.url ?? '', '', '');
+      const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
+      ctx.requestId = ids.requestId;
+      ctx.traceId = ids.traceId;
+      res.once('close', () => this.#finish(ctx, res));
+      return sendGatewayError(res, ctx, 'bad_request', 'a WebSocket handshake has no body');
+    }
+    this.#start(req, res, { socket, head });
   };
 
   /** WebSocket tunnels open now. */
@@ -204,6 +214,8 @@ export class Pipeline {
    * and the client reconnects). Its access line is written when the tunnel closes, with what crossed it.
    */
   #tunnel({ req, res, ctx, route, headers }: RoutedRequest, { socket, head }: Upgrade, instance: Instance): void {
+    // After the drain time no tunnel opens: the listener can only close once every upgraded connection has.
+    if (this.#tunnels.closed) return sendGatewayError(res, ctx, 'no_healthy_upstream', 'the gateway is stopping and opens no new WebSocket tunnels');
     res.detachSocket(socket as Socket);
     const inFlight = this.#attempts.upstreams.inFlight;
     inFlight.begin(instance);
@@ -223,11 +235,14 @@ export class Pipeline {
         headers,
         connectTimeout: this.state.config.gateway.upstream.connectTimeout,
         handshakeTimeout: route.config.timeout,
+        responseHeaders: { 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId },
       },
       refuse,
       (outcome) => {
         inFlight.end(instance);
         if (outcome.status !== 0) ctx.status = outcome.status;
+        // a tunnel the instance broke off (reset, error) rather than closed
+        if (outcome.status === 101 && outcome.error !== undefined) ctx.error ??= 'upstream_body_failed';
         if (ctx.status === 0) {
           ctx.status = 499;
           ctx.error = 'client_closed';

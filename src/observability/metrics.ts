@@ -129,11 +129,14 @@ export class GatewayMetrics {
     }
     const statusClass = Math.floor(ctx.status / 100) - 1;
     tally.responses[statusClass >= 0 && statusClass < 5 ? statusClass : 5]! += 1;
-    const seconds = (performance.now() - ctx.startedAt) / 1000;
-    let bucket = 0;
-    while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket += 1;
-    tally.durations[bucket]! += 1;
-    tally.durationSum += seconds;
+    // A WebSocket tunnel's lifetime is no request latency: it is counted, not timed.
+    if (ctx.status !== 101) {
+      const seconds = (performance.now() - ctx.startedAt) / 1000;
+      let bucket = 0;
+      while (bucket < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[bucket]!) bucket += 1;
+      tally.durations[bucket]! += 1;
+      tally.durationSum += seconds;
+    }
     if (ctx.tries.length > 1) tally.retries += ctx.tries.length - 1;
     if (ctx.rateLimited) tally.rateLimited += 1;
   }

@@ -16,6 +16,8 @@ export interface TunnelRequest {
   readonly connectTimeout: number;
   /** longest wait for the instance's answer to the handshake */
   readonly handshakeTimeout: number;
+  /** added to the instance's answer (the request and trace ids) */
+  readonly responseHeaders: Readonly<Record<string, string>>;
 }
 
 export interface TunnelOutcome {
@@ -30,8 +32,9 @@ export interface TunnelOutcome {
 interface OpenTunnel {
   status: number;
   error: Error | undefined;
-  /** the handshake request to the instance, until it is answered */
+  /** the handshake request to the instance */
   handshake: ClientRequest | undefined;
+  readonly responseHeaders: Readonly<Record<string, string>>;
 }
 
 export class HandshakeTimeout extends Error {
@@ -59,16 +62,31 @@ export class WebSocketTunnels {
   readonly #proxy = createProxyServer({ ws: true, xfwd: false });
   readonly #open = new Map<IncomingMessage, OpenTunnel>();
   readonly #sockets = new Set<Duplex>();
+  #closed = false;
 
   constructor() {
-    // Per-request outcomes: which status the instance answered the handshake with.
+    // Per-request outcomes: which status the instance answered the handshake with. These listeners run before
+    // http-proxy-3's own, so the ids added here go out with the instance's answer.
     this.#proxy.on('proxyReqWs', (proxyReq, req) => {
       const tunnel = this.#open.get(req);
       if (tunnel === undefined) return;
       tunnel.handshake = proxyReq;
-      proxyReq.once('upgrade', () => (tunnel.status = 101));
-      proxyReq.once('response', (answer) => (tunnel.status = answer.statusCode ?? 0));
+      const answered = (answer: IncomingMessage, status: number): void => {
+        tunnel.status = status;
+        Object.assign(answer.headers, tunnel.responseHeaders);
+      };
+      proxyReq.once('upgrade', (answer: IncomingMessage) => answered(answer, 101));
+      proxyReq.once('response', (answer: IncomingMessage) => answered(answer, answer.statusCode ?? 0));
     });
+    // http-proxy-3 also reports a client socket's errors (a reset, a write after the peer left) here, whatever
+    // callback ws() was given; its default handler throws them. Each tunnel learns of its end from its socket's
+    // close, and of a failed handshake from the ws() callback.
+    this.#proxy.on('error', () => {});
+  }
+
+  /** No more tunnels: closeAll() ran, the gateway is stopping. */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   get size(): number {
@@ -87,7 +105,7 @@ export class WebSocketTunnels {
     refuse: (error: Error) => void,
     onClose: (outcome: TunnelOutcome) => void,
   ): void {
-    const tunnel: OpenTunnel = { status: 0, error: undefined, handshake: undefined };
+    const tunnel: OpenTunnel = { status: 0, error: undefined, handshake: undefined, responseHeaders: request.responseHeaders };
     const fail = (error: Error): void => {
       if (tunnel.error !== undefined) return; // one failure answers; what follows from it (the aborted handshake) does not
       tunnel.error = error;
@@ -104,8 +122,8 @@ export class WebSocketTunnels {
     this.#sockets.add(socket);
     socket.once('close', () => {
       clearTimeout(deadline);
-      // a client that leaves before the instance answered takes the handshake with it
-      if (tunnel.status === 0) tunnel.handshake?.destroy();
+      // A client that leaves takes the handshake with it: unanswered, or an answer other than 101 still being relayed.
+      if (tunnel.status !== 101) tunnel.handshake?.destroy();
       this.#open.delete(req);
       this.#sockets.delete(socket);
       const { bytesRead = 0, bytesWritten = 0 } = socket as Duplex & { bytesRead?: number; bytesWritten?: number };
@@ -118,8 +136,9 @@ export class WebSocketTunnels {
     });
   }
 
-  /** Ends every open tunnel (the gateway is stopping and its drain time is up). */
+  /** Ends every open tunnel and refuses new ones (the gateway is stopping and its drain time is up). */
   closeAll(): void {
+    this.#closed = true;
     for (const socket of this.#sockets) socket.destroy();
   }
 }

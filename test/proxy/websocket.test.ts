@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -54,6 +54,19 @@ async function openClient(url: string, headers: Record<string, string> = {}): Pr
   const client = new WebSocket(url, { headers });
   await within(once(client, 'open'), 5_000, 'the WebSocket to open');
   return client;
+}
+
+/** A raw connection that has sent a handshake for `path`; resolves once `ready` says the exchange got far enough. */
+async function rawHandshake(baseUrl: string, path: string, ready: (received: string) => boolean): Promise<{ socket: Socket; received: () => string }> {
+  const url = new URL(baseUrl);
+  const socket = connect(Number(url.port), url.hostname);
+  await once(socket, 'connect');
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+  socket.on('error', () => {});
+  socket.write(['GET ' + path + ' HTTP/1.1', 'Host: gw', ...HANDSHAKE].join('\r\n') + '\r\n\r\n');
+  await pollUntil(() => (ready(received) ? true : undefined), 5_000, `the handshake for ${path}`);
+  return { socket, received: () => received };
 }
 
 async function roundTrip(client: WebSocket, text: string): Promise<string> {
@@ -137,6 +150,32 @@ describe('WebSocket upgrades', () => {
     const refused = await rawExchange(gateway.url, ['GET /limited HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
     assertGatewayError(refused, 429, 'rate_limited');
     assert.ok(Number(refused.headers['retry-after']) >= 1);
+  });
+
+  it('puts the request and trace ids on the instance\'s 101', async () => {
+    const { socket, received } = await rawHandshake(gateway.url, '/chat/ids', (text) => text.includes('\r\n\r\n'));
+    socket.destroy();
+    assert.match(received(), /^HTTP\/1\.1 101 /);
+    assert.match(received(), /\r\nx-request-id: [^\r]+\r\n/i);
+    assert.match(received(), /\r\nx-trace-id: [^\r]+\r\n/i);
+  });
+
+  it('survives clients that reset their connection, on an open tunnel and while the instance has not answered', async () => {
+    const open = await rawHandshake(gateway.url, '/chat/reset', (text) => text.startsWith('HTTP/1.1 101'));
+    open.socket.resetAndDestroy();
+    const before = silent.connections();
+    const waiting = await rawHandshake(gateway.url, '/silent/reset', () => silent.connections() > before);
+    waiting.socket.resetAndDestroy();
+    await gateway.log.waitFor((l) => l.msg === 'access' && l.path === '/silent/reset' && l.status === 499);
+    await gateway.log.waitFor((l) => l.msg === 'access' && l.path === '/chat/reset' && l.status === 101);
+    const client = await openClient(`${wsUrl}/chat/after-reset`);
+    assert.equal(await roundTrip(client, 'still here'), 'echo: still here');
+    client.close();
+  });
+
+  it('refuses a handshake that declares a body with 400', async () => {
+    const answer = await rawExchange(gateway.url, ['GET /chat HTTP/1.1', 'Host: gw', ...HANDSHAKE, 'Content-Length: 5'], 'hello');
+    assertGatewayError(answer, 400, 'bad_request');
   });
 
   it('relays an instance that refuses the upgrade with its own answer', async () => {
