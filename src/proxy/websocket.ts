@@ -35,6 +35,8 @@ interface OpenTunnel {
   /** the handshake request to the instance */
   handshake: ClientRequest | undefined;
   readonly responseHeaders: Readonly<Record<string, string>>;
+  /** stops reading the client before the tunnel's pipe takes over */
+  readonly upgraded: () => void;
 }
 
 export class HandshakeTimeout extends Error {
@@ -75,7 +77,10 @@ export class WebSocketTunnels {
         tunnel.status = status;
         Object.assign(answer.headers, tunnel.responseHeaders);
       };
-      proxyReq.once('upgrade', (answer: IncomingMessage) => answered(answer, 101));
+      proxyReq.once('upgrade', (answer: IncomingMessage) => {
+        tunnel.upgraded();
+        answered(answer, 101);
+      });
       proxyReq.once('response', (answer: IncomingMessage) => answered(answer, answer.statusCode ?? 0));
     });
     // http-proxy-3 also reports a client socket's errors (a reset, a write after the peer left) here, whatever
@@ -105,7 +110,25 @@ export class WebSocketTunnels {
     refuse: (error: Error) => void,
     onClose: (outcome: TunnelOutcome) => void,
   ): void {
-    const tunnel: OpenTunnel = { status: 0, error: undefined, handshake: undefined, responseHeaders: request.responseHeaders };
+    // Until the 101, the client's socket is read only to notice that it left (while the instance is slow, or while a
+    // non-101 answer is relayed): nothing may come before the 101 (RFC 6455 §4.1), so what does is dropped. Bytes
+    // that came with the handshake itself are kept for the tunnel, and then the socket is left as it is.
+    const dropEarly = (): void => {};
+    const tunnel: OpenTunnel = {
+      status: 0,
+      error: undefined,
+      handshake: undefined,
+      responseHeaders: request.responseHeaders,
+      upgraded: () => {
+        socket.off('data', dropEarly);
+        socket.pause(); // the tunnel's pipe reads from here on
+      },
+    };
+    if (head.length === 0) socket.on('data', dropEarly).resume();
+    // Node's server keeps connections half-open: a client that ends its side before the 101 has left.
+    socket.once('end', () => {
+      if (tunnel.status !== 101) socket.destroy();
+    });
     const fail = (error: Error): void => {
       if (tunnel.error !== undefined) return; // one failure answers; what follows from it (the aborted handshake) does not
       tunnel.error = error;

@@ -80,6 +80,9 @@ describe('WebSocket upgrades', () => {
   let echo: EchoServer;
   let plain: TestUpstream;
   let silent: RawUpstream;
+  let streaming: RawUpstream;
+  /** connections to `streaming` still open */
+  const streams = new Set<Socket>();
   let gateway: TestGateway;
   let wsUrl: string;
 
@@ -87,14 +90,27 @@ describe('WebSocket upgrades', () => {
     echo = await startEchoServer();
     plain = await startUpstream('plain');
     silent = await startRawUpstream((socket) => void readRequestHead(socket)); // reads the handshake, never answers
+    // answers the handshake with an endless event stream instead of upgrading
+    streaming = await startRawUpstream((socket) => {
+      streams.add(socket);
+      socket.once('close', () => streams.delete(socket));
+      void readRequestHead(socket).then(() => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\n'));
+    });
     gateway = await startGateway(
       configYaml({
-        services: { chat: [echo.address], plain: [plain.address], gone: [`127.0.0.1:${await refusedPort()}`], silent: [silent.address] },
+        services: {
+          chat: [echo.address],
+          plain: [plain.address],
+          gone: [`127.0.0.1:${await refusedPort()}`],
+          silent: [silent.address],
+          streaming: [streaming.address],
+        },
         routes: [
           { name: 'chat', match: { prefix: '/chat' }, service: 'chat' },
           { name: 'plain', match: { prefix: '/plain' }, service: 'plain' },
           { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
           { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
+          { name: 'streaming', match: { prefix: '/streaming' }, service: 'streaming' },
           { name: 'limited', match: { prefix: '/limited' }, service: 'chat', rateLimit: { key: 'route', rate: '1/m', burst: 1 } },
         ],
       }),
@@ -106,6 +122,7 @@ describe('WebSocket upgrades', () => {
     await echo.close();
     await plain.close();
     await silent.close();
+    await streaming.close();
   });
 
   it('carries messages both ways, with the gateway headers on the handshake and one access line per tunnel', async () => {
@@ -182,6 +199,13 @@ describe('WebSocket upgrades', () => {
     const answer = await rawExchange(gateway.url, ['GET /plain HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
     assert.equal(answer.status, 200);
     assert.match(answer.body.toString(), /"upstream":"plain"/);
+  });
+
+  it('lets go of the instance when the client leaves an answer that did not upgrade', async () => {
+    const { socket } = await rawHandshake(gateway.url, '/streaming/events', (text) => text.includes('data: 1'));
+    assert.equal(streams.size, 1, 'the instance is still sending');
+    socket.destroy();
+    await pollUntil(() => (streams.size === 0 ? true : undefined), 5_000, 'the instance connection to close');
   });
 
   it('serves a non-WebSocket upgrade (h2c) as a plain HTTP/1.1 request', async () => {
