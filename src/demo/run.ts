@@ -19,7 +19,7 @@ function demoConfig(config: Config, consul: string | undefined): Config {
   return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {} } };
 }
 
-function tryThis(base: string): string {
+function tryThis(base: string, admin: string): string {
   const curl = (args: string, what: string): string => `  curl -si ${args.replace('$URL', base)}\n      # ${what}`;
   return [
     '',
@@ -33,7 +33,8 @@ function tryThis(base: string): string {
     curl("-H 'X-Release: gray' $URL/api/order/7", 'traffic colouring: the gray release goes to order-v2'),
     curl('$URL/nowhere', '404 route_not_found as JSON'),
     `  npx zonegate explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
-    'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why. Ctrl-C stops.',
+    'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why.',
+    `The dashboard (instances, breakers, routes, explain) is at ${admin}/ and Prometheus metrics at ${admin}/metrics. Ctrl-C stops.`,
     '',
   ].join('\n');
 }
@@ -48,7 +49,7 @@ export async function runDemo(configPath: string, options: DemoOptions = {}): Pr
       stopSignal: options.stopSignal,
       onStarted: (gateway) => {
         const { port } = gateway.address;
-        process.stderr.write(tryThis(`http://127.0.0.1:${port}`));
+        process.stderr.write(tryThis(`http://127.0.0.1:${port}`, `http://127.0.0.1:${gateway.adminAddress.port}`));
       },
     });
   } finally {

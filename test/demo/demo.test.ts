@@ -34,6 +34,8 @@ interface Demo {
   readonly child: ChildProcess;
   readonly url: string;
   readonly startedInMs: number;
+  /** what the demo printed so far (its stderr) */
+  printed(): string;
 }
 
 async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo> {
@@ -51,7 +53,7 @@ async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo
     });
     child.once('exit', (code) => reject(new Error(`demo exited with ${code}: ${stderr}`)));
   });
-  return { child, url, startedInMs: performance.now() - started };
+  return { child, url, startedInMs: performance.now() - started, printed: () => stderr };
 }
 
 async function stopDemo(demo: Demo): Promise<number | null> {
@@ -91,6 +93,14 @@ describe('zonegate demo', { timeout: 30_000 }, () => {
 
       const gray = await fetch(`${demo.url}/api/order/7`, { headers: { 'x-release': 'gray' } });
       assert.equal(((await gray.json()) as { service: string }).service, 'order-v2');
+
+      // the dashboard and metrics it advertises answer (the repo's routes.yaml sets no admin token by default)
+      const admin = /dashboard .* is at (http:\/\/127\.0\.0\.1:\d+)\//.exec(demo.printed())?.[1];
+      assert.ok(admin, 'the demo prints the dashboard address');
+      const dashboard = await fetch(`${admin}/`);
+      assert.equal(dashboard.status, 200);
+      assert.match(await dashboard.text(), /<title>zonegate<\/title>/);
+      assert.match(await (await fetch(`${admin}/metrics`)).text(), /^zonegate_requests_total\{route="orders",code="2xx"\} \d+$/m);
     } finally {
       assert.equal(await stopDemo(demo), 0, 'SIGTERM drains and exits 0');
     }
