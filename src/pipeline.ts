@@ -101,17 +101,7 @@ export class Pipeline {
    */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    const res = answerOn(req, socket);
-    // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
-    if (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-      const ctx = new RequestContext(req, req.url ?? '', '', '');
-      const ids = traceIds(req.headers['x-request-id'], req.headers['x-trace-id'], req.headers.traceparent);
-      ctx.requestId = ids.requestId;
-      ctx.traceId = ids.traceId;
-      res.once('close', () => this.#finish(ctx, res));
-      return sendGatewayError(res, ctx, 'bad_request', 'a WebSocket handshake has no body');
-    }
-    this.#start(req, res, { socket, head });
+    this.#start(req, answerOn(req, socket), { socket, head });
   };
 
   /** WebSocket tunnels open now. */
@@ -134,6 +124,10 @@ export class Pipeline {
     res.once('close', () => this.#finish(ctx, res));
     if (this.draining) res.shouldKeepAlive = false;
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
+    // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
+    if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
+      return sendGatewayError(res, ctx, 'bad_request', 'a WebSocket handshake has no body');
+    }
     try {
       this.#route(req, res, ctx, ids, upgrade);
     } catch (err) {
