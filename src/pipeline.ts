@@ -1,6 +1,6 @@
 // The request path, one direction: request context → route → upstream choice → forward → access log.
 // Everything it reads (routes, trust, snapshots) was built before the request arrived.
-import { ServerResponse, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
@@ -8,6 +8,7 @@ import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
 import { CallerLocality } from './listener/locality.ts';
+import { answerOnConnection } from './listener/server.ts';
 import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
 import { logAccess } from './observability/access-log.ts';
@@ -101,7 +102,7 @@ export class Pipeline {
    */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
-    this.#start(req, answerOn(req, socket), { socket, head });
+    this.#start(req, answerOnConnection(req, socket), { socket, head });
   };
 
   /** WebSocket tunnels open now. */
@@ -215,7 +216,7 @@ export class Pipeline {
     inFlight.begin(instance);
     ctx.tries.push(instance.id);
     const refuse = (error: Error): void => {
-      const answer = answerOn(req, socket);
+      const answer = answerOnConnection(req, socket);
       if (error instanceof HandshakeTimeout) sendGatewayError(answer, ctx, 'upstream_timeout', `${ctx.service} did not answer the WebSocket handshake in time`);
       else sendGatewayError(answer, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${error.message})`);
     };
@@ -335,15 +336,6 @@ export class Pipeline {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
   }
-}
-
-/** A response on a connection Node has let go of (an upgrade): the gateway's own answer, then the connection closes. */
-function answerOn(req: IncomingMessage, socket: Duplex): ServerResponse {
-  const res = new ServerResponse(req);
-  res.shouldKeepAlive = false;
-  res.assignSocket(socket as Socket);
-  res.once('finish', () => (socket as Socket).destroySoon());
-  return res;
 }
 
 /** Node's own test for the expectation it hands to `checkContinue` (HTTP/1.1 only: no 1xx to HTTP/1.0, RFC 9110 §15.2). */

@@ -72,6 +72,18 @@ function writeParserError(err: NodeJS.ErrnoException, socket: HttpSocket): void 
 }
 
 /**
+ * A response on a connection Node has let go of (CONNECT, an upgrade): the gateway's own answer, after which the
+ * connection closes.
+ */
+export function answerOnConnection(req: IncomingMessage, socket: Duplex): ServerResponse {
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once('finish', () => (socket as Socket).destroySoon());
+  return res;
+}
+
+/**
  * CONNECT asks for a tunnel, which a reverse proxy does not offer; Node would drop the connection without a word.
  * It goes down the request path instead (which refuses it at once, with the JSON 400 and an access line). Node has
  * let go of the socket by now, so it is looked after here: errors are swallowed, whatever the client sends on is
@@ -81,10 +93,7 @@ function refuseTunnel(handler: (req: IncomingMessage, res: ServerResponse) => vo
   return (req: IncomingMessage, socket: Duplex): void => {
     socket.on('error', () => socket.destroy());
     socket.resume();
-    const res = new ServerResponse(req);
-    res.shouldKeepAlive = false;
-    res.assignSocket(socket as Socket);
-    res.once('finish', () => (socket as Socket).destroySoon());
+    const res = answerOnConnection(req, socket);
     handler(req, res);
     // the pipeline answers a CONNECT synchronously; anything else would leave this connection unowned
     if (!res.writableEnded) socket.destroy();

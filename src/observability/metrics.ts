@@ -11,11 +11,12 @@ import type { BreakerState } from '../resilience/breakers.ts';
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
 /** by status / 100 - 1; anything outside 100–599 an upstream sends is `other` (499: the client went away first, nginx's code) */
 const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx', 'other'] as const;
+const OTHER_STATUS = STATUS_CLASSES.length - 1;
 
 /** What one route has served since start. Unrouted requests (404, 400) count under route "". */
 class RouteTally {
   /** by STATUS_CLASSES */
-  readonly responses = [0, 0, 0, 0, 0, 0];
+  readonly responses = STATUS_CLASSES.map(() => 0);
   /** per bucket of DURATION_BUCKETS (not cumulative; the last is +Inf) */
   readonly durations = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSum = 0;
@@ -51,26 +52,8 @@ export class GatewayMetrics {
         }
       },
     });
-    new Counter({
-      name: 'zonegate_retries_total',
-      help: 'Attempts beyond the first, by route',
-      labelNames: ['route'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, tally] of routes) if (tally.retries > 0) this.inc({ route }, tally.retries);
-      },
-    });
-    new Counter({
-      name: 'zonegate_rate_limited_total',
-      help: 'Requests refused with 429 by the route rate limit',
-      labelNames: ['route'],
-      registers,
-      collect() {
-        this.reset();
-        for (const [route, tally] of routes) if (tally.rateLimited > 0) this.inc({ route }, tally.rateLimited);
-      },
-    });
+    routeCounter(this.registry, routes, 'zonegate_retries_total', 'Attempts beyond the first, by route', (tally) => tally.retries);
+    routeCounter(this.registry, routes, 'zonegate_rate_limited_total', 'Requests refused with 429 by the route rate limit', (tally) => tally.rateLimited);
     new Counter({
       name: 'zonegate_unknown_region_total',
       help: 'Requests whose X-Region-ID named no zone, city or region of the topology',
@@ -128,7 +111,7 @@ export class GatewayMetrics {
       this.#routes.set(route, tally);
     }
     const statusClass = Math.floor(ctx.status / 100) - 1;
-    tally.responses[statusClass >= 0 && statusClass < 5 ? statusClass : 5]! += 1;
+    tally.responses[statusClass >= 0 && statusClass < OTHER_STATUS ? statusClass : OTHER_STATUS]! += 1;
     // A WebSocket tunnel's lifetime is no request latency: it is counted, not timed.
     if (ctx.status !== 101) {
       const seconds = (performance.now() - ctx.startedAt) / 1000;
@@ -163,6 +146,29 @@ function processMetrics(): Registry {
     collectDefaultMetrics({ register: processRegistry, prefix: 'zonegate_' });
   }
   return processRegistry;
+}
+
+/** A counter by route whose values are read from the tallies when scraped. */
+function routeCounter(
+  registry: Registry,
+  routes: ReadonlyMap<string, RouteTally>,
+  name: string,
+  help: string,
+  count: (tally: RouteTally) => number,
+): void {
+  new Counter({
+    name,
+    help,
+    labelNames: ['route'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [route, tally] of routes) {
+        const value = count(tally);
+        if (value > 0) this.inc({ route }, value);
+      }
+    },
+  });
 }
 
 /** Sets `gauge{service, state}` to the number of each service's instances in each state (zero included). */

@@ -127,5 +127,6 @@ describe('GET /metrics', () => {
 
   it('needs the admin token like the rest of the API', async () => {
     assert.equal((await scrape(null)).status, 401);
+    assert.equal((await scrape()).status, 200, 'and answers with it');
   });
 });
