@@ -6,6 +6,7 @@ import type { Config } from './config/schema.ts';
 import { watchConfig } from './config/watch.ts';
 import { Gateway } from './gateway.ts';
 import { startChunkReclaim } from './memory.ts';
+import { flushLogger, type Logger } from './observability/logger.ts';
 
 export interface RunOptions {
   /** adjusts every loaded config before it is applied (the demo turns routing headers on) */
@@ -44,26 +45,58 @@ async function serve(configPath: string, options: RunOptions, onHangup: (handler
   }
   const stop = options.stopSignal ?? stopOnSignal();
   const gateway = await Gateway.start(prepare(loaded.config));
-  const reclaim = startChunkReclaim({
-    onError: (err) => gateway.logger.warn({ err: String(err) }, 'streamed-body memory reclaim is off; memory may peak higher during large transfers'),
-  });
-  const watcher = watchConfig(configPath, {
-    initialText: loaded.text,
-    onConfig: (config) => gateway.reload(prepare(config)),
-    onError: (err) =>
-      gateway.logger.error(
-        { file: configPath, errors: err instanceof ConfigError ? err.format().split('\n') : [String(err)] },
-        'config reload rejected; the running config stays in force',
-      ),
-  });
-  // The file may have changed while the gateway started (no watcher saw it then).
-  void watcher.reload();
-  onHangup(() => void watcher.reload());
-  await options.onStarted?.(gateway);
-  await stop;
-  onHangup(() => gateway.logger.info('SIGHUP ignored: the gateway is stopping'));
-  watcher.close();
-  await gateway.stop();
-  reclaim.stop();
+  const fatal = exitOnFatalError(gateway.logger);
+  process.on('uncaughtException', fatal);
+  try {
+    const reclaim = startChunkReclaim({
+      onError: (err) => gateway.logger.warn({ err: String(err) }, 'streamed-body memory reclaim is off; memory may peak higher during large transfers'),
+    });
+    const watcher = watchConfig(configPath, {
+      initialText: loaded.text,
+      onConfig: (config) => gateway.reload(prepare(config)),
+      onError: (err) =>
+        gateway.logger.error(
+          { file: configPath, errors: err instanceof ConfigError ? err.format().split('\n') : [String(err)] },
+          'config reload rejected; the running config stays in force',
+        ),
+    });
+    // The file may have changed while the gateway started (no watcher saw it then).
+    void watcher.reload();
+    onHangup(() => void watcher.reload());
+    await options.onStarted?.(gateway);
+    await stop;
+    onHangup(() => gateway.logger.info('SIGHUP ignored: the gateway is stopping'));
+    watcher.close();
+    await gateway.stop();
+    reclaim.stop();
+  } finally {
+    process.off('uncaughtException', fatal);
+  }
   return 0;
+}
+
+/**
+ * What the process does with an error nothing caught (a bug, or a library throwing from a callback): the state it
+ * leaves is unknown, so the gateway stops serving and exits with 1 for its supervisor to restart it. It first says
+ * why in its own log (a fatal line with the stack; the stack also goes to stderr, as Node would print it) and writes
+ * out the access lines still gathered in memory, which Node's default handling would lose.
+ */
+function exitOnFatalError(logger: Logger): (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => void {
+  let exiting = false;
+  return (err, origin) => {
+    const stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
+    process.stderr.write(`${stack}\n`);
+    if (exiting) return; // a further error while the log is written out: the exit is already on its way
+    exiting = true;
+    process.exitCode = 1;
+    try {
+      logger.fatal({ err: stack, origin }, 'unexpected error: the gateway exits');
+    } catch {
+      // the log itself failed: stderr has the stack
+    }
+    // flushLogger gives a slow reader of stdout a bounded time.
+    void flushLogger(logger)
+      .catch(() => {})
+      .finally(() => process.exit(1));
+  };
 }

@@ -1,12 +1,15 @@
 // `zonegate run` as an operator drives it: SIGHUP reloads routes.yaml, SIGTERM drains. A hangup that arrives
 // while the gateway is still starting or already draining must not end the process (SIGHUP's default action).
+// An error nothing catches ends it, with a word in the log and nothing gathered for the log lost.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { ConfigInput } from '../src/config/schema.ts';
 import { HEALTH_LOG } from '../src/ratelimit/redis-health.ts';
 import { isStartedLine, launchGatewayProcess } from './support/gateway-process.ts';
-import { configInput, pollUntil, refusedPort, send } from './support/http.ts';
+import { REJECTED_MESSAGE, THROWN_MESSAGE } from './support/fatal-trigger.ts';
+import { configInput, pollUntil, refusedPort, send, within } from './support/http.ts';
 import { echo, startUpstream } from './support/upstream.ts';
 
 const START_MS = 15_000;
@@ -61,4 +64,40 @@ describe('SIGHUP', () => {
     assert.equal((await inFlight).status, 200);
     assert.equal(await gateway.exited, 0);
   });
+});
+
+describe('an error nothing catches', () => {
+  const trigger = fileURLToPath(new URL('./support/fatal-trigger.ts', import.meta.url));
+
+  for (const { signal, message, origin } of [
+    { signal: 'SIGUSR2', message: THROWN_MESSAGE, origin: 'uncaughtException' },
+    { signal: 'SIGWINCH', message: REJECTED_MESSAGE, origin: 'unhandledRejection' },
+  ] as const) {
+    it(`(${origin}) is logged as a fatal line after the access lines still gathered, and the process exits 1`, async (t) => {
+      const upstream = await startUpstream('app');
+      t.after(() => upstream.close());
+      const gateway = await launchGatewayProcess(configInput({ services: { app: [upstream.address] }, routes: [routeTo('app', '/a')] }), {
+        nodeArgs: ['--import', trigger],
+      });
+      t.after(() => gateway.stop());
+      const started = await gateway.waitForLine(isStartedLine, START_MS, 'the gateway to start');
+
+      const reply = await send(`http://127.0.0.1:${started.listen.port}`, { path: '/a/last' });
+      assert.equal(reply.status, 200);
+      // Access lines wait up to 100 ms in memory before they are written: this one is still there when the error comes.
+      gateway.child.kill(signal);
+
+      assert.equal(await within(gateway.exited, START_MS, 'the process to exit'), 1);
+      const accessAt = gateway.lines.findIndex((line) => line.msg === 'access' && line.reqId === reply.headers['x-request-id']);
+      const fatalAt = gateway.lines.findIndex((line) => line.msg === 'unexpected error: the gateway exits');
+      assert.notEqual(accessAt, -1, 'the access line of the last request was written');
+      assert.notEqual(fatalAt, -1, 'a fatal line says why the process exits');
+      assert.ok(accessAt < fatalAt, 'in the order things happened');
+      const fatal = gateway.lines[fatalAt]!;
+      assert.equal(fatal.level, 60);
+      assert.equal(fatal.origin, origin);
+      assert.match(String(fatal.err), new RegExp(`${message}\\n\\s+at `), 'with the stack');
+      assert.match(gateway.stderr(), new RegExp(message), 'and on stderr, where Node would have printed it');
+    });
+  }
 });

@@ -71,16 +71,21 @@ export interface LaunchedGateway {
   stop(): Promise<number | NodeJS.Signals>;
 }
 
+export interface LaunchOptions {
+  /** options for the node binary, before the script (e.g. `--import` of a test-only module) */
+  readonly nodeArgs?: readonly string[];
+}
+
 /**
  * Writes `config` (listeners forced onto free loopback ports) to a temporary routes.yaml and starts
  * `zonegate run --config <file>` from a filled compile cache.
  */
-export async function launchGatewayProcess(config: ConfigInput): Promise<LaunchedGateway> {
+export async function launchGatewayProcess(config: ConfigInput, options: LaunchOptions = {}): Promise<LaunchedGateway> {
   await (compileCacheFilled ??= fillCompileCache());
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-process-'));
   const file = join(dir, 'routes.yaml');
   await writeFile(file, JSON.stringify({ ...config, gateway: { ...config.gateway, listen: '127.0.0.1:0', admin: '127.0.0.1:0' } }));
-  const child = spawn(NODE, ['bin/zonegate.js', 'run', '--config', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NODE, [...(options.nodeArgs ?? []), 'bin/zonegate.js', 'run', '--config', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
