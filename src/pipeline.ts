@@ -19,7 +19,7 @@ import { sendFallback } from './proxy/fallback.ts';
 import { UpstreamFailure } from './proxy/forward.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
-import { HandshakeTimeout, WebSocketTunnels } from './proxy/websocket.ts';
+import { HandshakeTimeout, TunnelIdle, WebSocketTunnels } from './proxy/websocket.ts';
 import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
@@ -230,14 +230,16 @@ export class Pipeline {
         headers,
         connectTimeout: this.state.config.gateway.upstream.connectTimeout,
         handshakeTimeout: route.config.timeout,
+        idleTimeout: route.config.tunnelIdleTimeout,
         responseHeaders: { 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId },
       },
       refuse,
       (outcome) => {
         inFlight.end(instance);
         if (outcome.status !== 0) ctx.status = outcome.status;
-        // a tunnel the instance broke off (reset, error) rather than closed
-        if (outcome.status === 101 && outcome.error !== undefined) ctx.error ??= 'upstream_body_failed';
+        // a tunnel closed for idleness, or one the instance broke off (reset, error) rather than closed
+        if (outcome.status === 101 && outcome.error instanceof TunnelIdle) ctx.error ??= 'tunnel_idle';
+        else if (outcome.status === 101 && outcome.error !== undefined) ctx.error ??= 'upstream_body_failed';
         if (ctx.status === 0) {
           ctx.status = 499;
           ctx.error = 'client_closed';

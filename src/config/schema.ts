@@ -276,6 +276,8 @@ const route = z
     timeout: timeout.prefault('15s'),
     /** longest gap between two body chunks from the upstream */
     idleTimeout: timeout.prefault('30s'),
+    /** longest time a WebSocket tunnel may carry nothing in either direction (Envoy's stream idle timeout) */
+    tunnelIdleTimeout: timeout.prefault('5m'),
     retries: retries.prefault({}),
     locality: locality.prefault({}),
     sticky: sticky.optional(),

@@ -2,6 +2,7 @@
 // sockets are piped until either side closes. Routing, locality, admission and headers were settled by the pipeline
 // before; this file only runs the tunnel and reports how it went.
 import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 
@@ -16,6 +17,8 @@ export interface TunnelRequest {
   readonly connectTimeout: number;
   /** longest wait for the instance's answer to the handshake */
   readonly handshakeTimeout: number;
+  /** an open tunnel that carries nothing either way for this long is closed */
+  readonly idleTimeout: number;
   /** added to the instance's answer (the request and trace ids) */
   readonly responseHeaders: Readonly<Record<string, string>>;
 }
@@ -43,6 +46,13 @@ export class HandshakeTimeout extends Error {
   constructor(ms: number) {
     super(`the instance did not answer the WebSocket handshake within ${ms} ms`);
     this.name = 'HandshakeTimeout';
+  }
+}
+
+export class TunnelIdle extends Error {
+  constructor(ms: number) {
+    super(`nothing crossed the WebSocket tunnel for ${ms} ms`);
+    this.name = 'TunnelIdle';
   }
 }
 
@@ -122,6 +132,12 @@ export class WebSocketTunnels {
       upgraded: () => {
         socket.off('data', dropEarly);
         socket.pause(); // the tunnel's pipe reads from here on
+        // Every byte of the tunnel is read from or written to the client's socket, so its inactivity is the tunnel's.
+        // (An HTTP server's connections are net.Sockets, TLS ones included.)
+        (socket as Socket).setTimeout(request.idleTimeout, () => {
+          tunnel.error ??= new TunnelIdle(request.idleTimeout);
+          socket.destroy();
+        });
       },
     };
     if (head.length === 0) socket.on('data', dropEarly).resume();

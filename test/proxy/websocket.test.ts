@@ -22,6 +22,8 @@ import {
 } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
+/** the idle timeout of the `quiet` route */
+const QUIET_MS = 1_000;
 const HANDSHAKE = ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='];
 
 interface EchoServer {
@@ -107,6 +109,7 @@ describe('WebSocket upgrades', () => {
         },
         routes: [
           { name: 'chat', match: { prefix: '/chat' }, service: 'chat' },
+          { name: 'quiet', match: { prefix: '/quiet' }, service: 'chat', tunnelIdleTimeout: `${QUIET_MS}ms` },
           { name: 'plain', match: { prefix: '/plain' }, service: 'plain' },
           { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
           { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
@@ -147,6 +150,25 @@ describe('WebSocket upgrades', () => {
     assert.equal(line.tier, 'zone');
     assert.ok((line.bytesIn as number) > 0 && (line.bytesOut as number) > 0, 'what crossed the tunnel is counted');
     assert.equal(gateway.gateway.upstreams.inFlight.load(instance), 0);
+  });
+
+  it('keeps a tunnel open while anything crosses it, and closes it after tunnelIdleTimeout of silence', async () => {
+    const client = await openClient(`${wsUrl}/quiet/room`, { 'x-request-id': 'ws-quiet-1' });
+    const closed = once(client, 'close');
+    // Messages at a fifth of the idle timeout, for longer than it: the tunnel stays open throughout.
+    for (let sent = 0; sent < 7; sent += 1) {
+      await new Promise((resolve) => setTimeout(resolve, QUIET_MS / 5));
+      assert.equal(await roundTrip(client, `tick ${sent}`), `echo: tick ${sent}`);
+    }
+    const quietSince = performance.now();
+    await within(closed, 5_000, 'the idle tunnel to be closed');
+    assert.ok(performance.now() - quietSince >= QUIET_MS - 5, 'not before the idle timeout');
+
+    const line = await gateway.log.waitFor((l) => l.msg === 'access' && l.reqId === 'ws-quiet-1');
+    assert.equal(line.status, 101);
+    assert.equal(line.error, 'tunnel_idle');
+    const instance = gateway.gateway.registry.snapshot('chat')!.instances[0]!;
+    assert.equal(gateway.gateway.upstreams.inFlight.load(instance), 0, 'the instance connection is let go');
   });
 
   it('answers a handshake no route matches with 404 route_not_found and closes the connection', async () => {
