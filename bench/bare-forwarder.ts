@@ -4,6 +4,7 @@
 //   node bench/bare-forwarder.ts <listenPort> <upstreamPort>
 import { createServer } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
+import { endToEndHeaders } from './hop-by-hop.ts';
 
 const [listenPort, upstreamPort] = process.argv.slice(2).map(Number);
 if (!Number.isInteger(listenPort) || !Number.isInteger(upstreamPort)) {
@@ -13,19 +14,6 @@ if (!Number.isInteger(listenPort) || !Number.isInteger(upstreamPort)) {
 
 // Same cap as the gateway's default upstream.maxConnections, so both pools behave alike.
 const pool = new Pool(`http://127.0.0.1:${upstreamPort}`, { connections: 128, pipelining: 1 });
-
-const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
-
-type Headers = Readonly<Record<string, string | string[] | undefined>>;
-
-function endToEndHeaders(headers: Headers): Record<string, string | string[]> {
-  const connectionTokens = String(headers['connection'] ?? '').toLowerCase().split(',').map((token) => token.trim());
-  const kept: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined && !HOP_BY_HOP.includes(name) && !connectionTokens.includes(name)) kept[name] = value;
-  }
-  return kept;
-}
 
 createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;

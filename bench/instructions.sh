@@ -43,4 +43,6 @@ count() { # <name> <node args...>: prints instructions per request
 }
 
 count bare --import "$work/exit-on-sigint.mjs" bench/bare-forwarder.ts $proxy_port $upstream_port
-count zonegate bin/zonegate.js run --config "$work/routes.yaml"
+# As `zonegate` runs: with the node flags of bin/zonegate.js's first line.
+read -ra zonegate_flags <<< "$(head -1 bin/zonegate.js | sed 's/^.*[ /]node//')"
+count zonegate "${zonegate_flags[@]}" bin/zonegate.js run --config "$work/routes.yaml"

@@ -1,5 +1,6 @@
-// What zonegate costs per request, measured against a bare undici forwarder on the same machine.
-// Both proxies forward to the same upstream and take the same load; see bench/README.md.
+// What zonegate costs per request, measured on the same machine against a bare undici forwarder and against that
+// forwarder plus the per-request work DESIGN.md requires (the contract forwarder). All three forward to the same
+// upstream and take the same load; see bench/README.md.
 //   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
 //                     [--connections 50] [--rounds 2]
 import autocannon, { type Instance, type RequestSpec } from 'autocannon';
@@ -8,7 +9,7 @@ import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSyn
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { createHistogram, performance } from 'node:perf_hooks';
-import { join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
@@ -17,7 +18,7 @@ const REPO = resolve(import.meta.dirname, '..');
 const LOOPBACK = '127.0.0.1';
 const SCENARIO_NAMES = ['plain', 'sticky', 'ratelimit'] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
-type TargetName = 'bare' | 'zonegate';
+type TargetName = 'bare' | 'contract' | 'zonegate';
 
 const CHILD_START_TIMEOUT_MS = 10_000;
 const CHILD_STOP_GRACE_MS = 3_000;
@@ -147,11 +148,18 @@ class Child {
   #exitReason: string | undefined;
   #stderrTail = '';
 
-  constructor(name: string, nodeArgs: readonly string[], options: { cpu: number | undefined; stdout: 'pipe' | number }) {
+  /** `argv`: a node script and its arguments, or (`executable: true`) a file that runs itself, like `zonegate` */
+  constructor(
+    name: string,
+    argv: readonly string[],
+    options: { cpu: number | undefined; stdout: 'pipe' | number; executable?: boolean },
+  ) {
     this.name = name;
-    const argv = [process.execPath, ...nodeArgs];
-    const [command, ...args] = options.cpu === undefined ? argv : ['taskset', '-c', String(options.cpu), ...argv];
-    this.#process = spawn(command!, args, { cwd: REPO, stdio: ['ignore', options.stdout, 'pipe'] });
+    const command = options.executable === true ? argv : [process.execPath, ...argv];
+    const [file, ...args] = options.cpu === undefined ? command : ['taskset', '-c', String(options.cpu), ...command];
+    // A file that runs itself finds node on PATH: this same Node first.
+    const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` };
+    this.#process = spawn(file!, args, { cwd: REPO, env, stdio: ['ignore', options.stdout, 'pipe'] });
     this.#process.stderr?.setEncoding('utf8').on('data', (text: string) => {
       this.#stderrTail = (this.#stderrTail + text).slice(-STDERR_TAIL_CHARS);
     });
@@ -504,9 +512,10 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       return [outcome.scenario, outcome.target, 'skipped', ...Array<string>(TABLE_HEADER.length - 3).fill('-')];
     }
     const { best } = outcome;
-    const bare = outcome.target === 'bare' ? undefined : outcomes.find(
-      (other): other is Measured => other.scenario === outcome.scenario && other.target === 'bare' && 'best' in other,
-    );
+    const reference = (target: TargetName): Measured | undefined =>
+      outcomes.find((other): other is Measured => other.scenario === outcome.scenario && other.target === target && 'best' in other);
+    const bare = outcome.target === 'bare' ? undefined : reference('bare');
+    const contract = outcome.target === 'zonegate' ? reference('contract') : undefined;
     return [
       outcome.scenario,
       outcome.target,
@@ -518,6 +527,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       best.cpuMicrosPerResponse === undefined ? '-' : best.cpuMicrosPerResponse.toFixed(0),
       bare ? formatRatio(best.requestsPerSecond, bare.best.requestsPerSecond) : '',
       bare ? formatRatio(best.cpuMicrosPerResponse, bare.best.cpuMicrosPerResponse) : '',
+      contract ? formatRatio(best.requestsPerSecond, contract.best.requestsPerSecond) : '',
     ];
   });
 }
@@ -548,6 +558,7 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 const TABLE_HEADER = [
   'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors/non-2xx', 'proxy CPU', 'CPU µs/req', 'req/s ÷ bare', 'CPU/req ÷ bare',
+  'req/s ÷ contract',
 ];
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
@@ -583,6 +594,8 @@ interface Bench {
   readonly cpus: CpuLayout;
   readonly workDir: string;
   readonly bare: Target;
+  /** the bare forwarder plus the per-request work DESIGN.md requires (bench/contract-forwarder.ts) */
+  readonly contract: Target;
   readonly upstreamPorts: readonly number[];
 }
 
@@ -591,11 +604,13 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
   const current = scenario(name);
   console.log(`\n[${name}] ${current.summary}`);
 
-  const bareProblem = await preflight(bench.bare.url, current.requests[0]!);
-  if (bareProblem) throw new Error(`the bare forwarder fails the ${name} preflight: ${bareProblem}`);
+  for (const reference of [bench.bare, bench.contract]) {
+    const problem = await preflight(reference.url, current.requests[0]!);
+    if (problem) throw new Error(`the ${reference.name} forwarder fails the ${name} preflight: ${problem}`);
+  }
 
   const gateway = await startGateway(bench, current);
-  const targets: Target[] = [bench.bare];
+  const targets: Target[] = [bench.bare, bench.contract];
   const outcomes: Outcome[] = [];
   if ('skipReason' in gateway) {
     console.log(`  zonegate skipped: ${gateway.skipReason}`);
@@ -639,6 +654,18 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
   return [...measured, ...outcomes];
 }
 
+async function startContractForwarder(dir: string, upstreamPort: number, cpu: number | undefined): Promise<Target> {
+  const port = await freePort();
+  // Its access lines go to a file, as the gateway's do.
+  const logFd = openSync(join(dir, 'contract.access.log'), 'w');
+  const child = new Child('contract forwarder', ['bench/contract-forwarder.ts', String(port), String(upstreamPort)], { cpu, stdout: logFd });
+  closeSync(logFd);
+  const url = `http://${LOOPBACK}:${port}`;
+  const notReady = await child.waitForHttpReady(`${url}/`, CHILD_START_TIMEOUT_MS);
+  if (notReady !== undefined) throw new Error(`${notReady}\n${child.stderrTail()}`);
+  return { name: 'contract', url, child };
+}
+
 type GatewayStart = (Target & { readonly accessLog: string }) | { readonly skipReason: string };
 
 async function startGateway(bench: Bench, current: Scenario): Promise<GatewayStart> {
@@ -651,7 +678,12 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
   const accessLog = join(bench.workDir, `${current.name}.access.log`);
   // Access logging stays on: writing it is part of what a request costs.
   const logFd = openSync(accessLog, 'w');
-  const child = new Child('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], { cpu: bench.cpus.proxyCpu, stdout: logFd });
+  // Run as installed: the file itself, so the node flags on its first line apply.
+  const child = new Child('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+    cpu: bench.cpus.proxyCpu,
+    stdout: logFd,
+    executable: true,
+  });
   closeSync(logFd);
   const notReady = await child.waitForHttpReady(`http://${LOOPBACK}:${admin}/readyz`, CHILD_START_TIMEOUT_MS);
   const url = `http://${LOOPBACK}:${listen}`;
@@ -666,7 +698,7 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
 
 function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
-  const perScenario = 2 * perTarget + CHILD_START_TIMEOUT_MS / 1000 + 2 * (CHILD_STOP_GRACE_MS / 1000);
+  const perScenario = 3 * perTarget + CHILD_START_TIMEOUT_MS / 1000 + 2 * (CHILD_STOP_GRACE_MS / 1000);
   return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
 }
 
@@ -710,7 +742,8 @@ async function main(): Promise<void> {
     cpus.proxyCpu,
   );
   const bare: Target = { name: 'bare', url: `http://${LOOPBACK}:${barePort}`, child: bareForwarder };
-  const bench: Bench = { options, cpus, workDir, bare, upstreamPorts };
+  const contract = await startContractForwarder(workDir, upstreamPorts[0]!, cpus.proxyCpu);
+  const bench: Bench = { options, cpus, workDir, bare, contract, upstreamPorts };
 
   const outcomes: Outcome[] = [];
   for (const name of options.scenarios) {

@@ -77,7 +77,7 @@ describe('an error nothing catches', () => {
       const upstream = await startUpstream('app');
       t.after(() => upstream.close());
       const gateway = await launchGatewayProcess(configInput({ services: { app: [upstream.address] }, routes: [routeTo('app', '/a')] }), {
-        nodeArgs: ['--import', trigger],
+        preload: trigger,
       });
       t.after(() => gateway.stop());
       const started = await gateway.waitForLine(isStartedLine, START_MS, 'the gateway to start');

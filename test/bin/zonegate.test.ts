@@ -1,5 +1,6 @@
 // bin/zonegate.js loads the sources from Node's compile cache, filled by bin/warm-compile-cache.js on
-// install: a gateway started that way never loads the TypeScript stripper (~25 MiB it would keep).
+// install: a gateway started that way never loads the TypeScript stripper (~25 MiB it would keep). Run as a file,
+// it passes node the flags of its first line.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { fillCompileCache } from '../support/gateway-process.ts';
+import { fillCompileCache, ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = join(REPO, 'node_modules/.bin/node');
@@ -16,7 +17,7 @@ const NODE = join(REPO, 'node_modules/.bin/node');
 /** Preloaded into the child: reports on exit whether Node's TypeScript stripper (amaro) was loaded. */
 const PROBE = `process.on('exit', () => process.stderr.write('stripper loaded: ' + process.moduleLoadList.some((m) => m.includes('amaro')) + '\\n'));`;
 
-describe('bin/zonegate.js and the compile cache', () => {
+describe('bin/zonegate.js', () => {
   let dir: string;
   let probe: string;
   before(async () => {
@@ -36,6 +37,15 @@ describe('bin/zonegate.js and the compile cache', () => {
     const { stdout, stderr } = await validate(join(dir, 'empty'));
     assert.equal(stdout.trim(), 'ok');
     assert.match(stderr, /stripper loaded: true/);
+  });
+
+  it('runs on the node flags of its first line when run as a file: semi-spaces capped at 16 MiB', async () => {
+    const report = join(dir, 'flags.mjs');
+    await writeFile(report, `process.on('exit', () => process.stderr.write('execArgv: ' + JSON.stringify(process.execArgv) + '\\n'));`);
+    const env = zonegateEnv({ NODE_OPTIONS: `--import="${report}"` });
+    const { stdout, stderr } = await promisify(execFile)(ZONEGATE_BIN, ['validate', 'routes.yaml'], { cwd: REPO, env });
+    assert.equal(stdout.trim(), 'ok');
+    assert.match(stderr, /execArgv: \["--max-semi-space-size=16"\]/);
   });
 
   it('loads every module already stripped once the cache is filled', async () => {

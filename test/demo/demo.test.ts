@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
+import { ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -40,8 +41,8 @@ interface Demo {
 
 async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo> {
   const started = performance.now();
-  const child = spawn(process.execPath, ['bin/zonegate.js', 'demo', '--config', config, ...extraArgs], {
-    env: { ...process.env, ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' },
+  const child = spawn(ZONEGATE_BIN, ['demo', '--config', config, ...extraArgs], {
+    env: zonegateEnv({ ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

@@ -2,7 +2,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -10,8 +10,15 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { pollUntil, within } from './http.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-/** the pinned Node 24 (a symlink to the binary itself, so the child's pid is the gateway's) */
+/** the pinned Node 24 (a symlink to the binary itself) */
 const NODE = join(REPO, 'node_modules/.bin/node');
+/** `zonegate` as installed: run as a file, so its shebang's node flags apply (env and node exec in turn: one pid) */
+export const ZONEGATE_BIN = join(REPO, 'bin/zonegate.js');
+
+/** An environment in which `ZONEGATE_BIN` finds the pinned Node 24 first on PATH, plus `extra`. */
+export function zonegateEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, PATH: `${dirname(NODE)}${delimiter}${process.env.PATH ?? ''}`, ...extra };
+}
 const START_TIMEOUT_MS = 15_000;
 
 export interface GatewayProcess {
@@ -72,8 +79,8 @@ export interface LaunchedGateway {
 }
 
 export interface LaunchOptions {
-  /** options for the node binary, before the script (e.g. `--import` of a test-only module) */
-  readonly nodeArgs?: readonly string[];
+  /** a module for the process to import first (a test-only hook) */
+  readonly preload?: string;
 }
 
 /**
@@ -85,7 +92,8 @@ export async function launchGatewayProcess(config: ConfigInput, options: LaunchO
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-process-'));
   const file = join(dir, 'routes.yaml');
   await writeFile(file, JSON.stringify({ ...config, gateway: { ...config.gateway, listen: '127.0.0.1:0', admin: '127.0.0.1:0' } }));
-  const child = spawn(NODE, [...(options.nodeArgs ?? []), 'bin/zonegate.js', 'run', '--config', file], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+  const preload = options.preload === undefined ? {} : { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import="${options.preload}"` };
+  const child = spawn(ZONEGATE_BIN, ['run', '--config', file], { cwd: REPO, env: zonegateEnv(preload), stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | NodeJS.Signals>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal!)));
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
