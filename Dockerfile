@@ -1,0 +1,26 @@
+# zonegate as an image: `docker build -t zonegate .`, then
+#   docker run -p 8080:8080 -v "$PWD/routes.yaml:/app/routes.yaml:ro" zonegate
+# (the default command runs /app/routes.yaml; `docker run zonegate demo` runs the demo, see docker-compose.yml).
+FROM node:24-bookworm-slim
+
+WORKDIR /app
+# Node's compile cache lives in the image, filled at build time by the postinstall step (bin/warm-compile-cache.js):
+# the gateway then never loads the TypeScript stripper (README "Memory").
+ENV NODE_ENV=production \
+    NODE_COMPILE_CACHE=/app/.node-compile-cache \
+    MALLOC_ARENA_MAX=2 \
+    ZONEGATE_LISTEN=0.0.0.0:8080
+
+COPY package.json package-lock.json ./
+COPY bin ./bin
+COPY src ./src
+# Production dependencies only: the image's own Node 24 runs the gateway (the `node` devDependency is for the repo's
+# scripts), and the postinstall step fills the compile cache for every module of src/.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force && chown -R node:node /app/.node-compile-cache
+COPY routes.yaml ./
+
+USER node
+EXPOSE 8080 9901
+# Run as a file, so the node flags on its first line apply; the gateway drains on SIGTERM (Docker's stop signal).
+ENTRYPOINT ["/app/bin/zonegate.js"]
+CMD ["run", "--config", "/app/routes.yaml"]
