@@ -2,8 +2,8 @@
 // The flag: under steady load V8 lets its young generation grow to 64 MiB semi-spaces (128 MiB of RSS) on a
 // machine with plenty of memory. A gateway's garbage is short-lived; with 16 MiB semi-spaces it costs no measurable
 // CPU per request and a process under 50 connections of small requests peaks at ~165 MiB instead of ~240 MiB.
-// V8 reads it only from the command line, hence this line: run the file itself (the `zonegate` bin, npm scripts,
-// the image); `node bin/zonegate.js` runs too, without it.
+// V8 takes it only when the process starts (command line or NODE_OPTIONS), hence this line: run the file itself
+// (the `zonegate` bin, npm scripts, the image); `node bin/zonegate.js` runs too, without it.
 //
 // Node ≥ 22.19 runs the TypeScript sources directly (type stripping). With the compile cache filled
 // (bin/warm-compile-cache.js, run on install), the sources load already stripped and the stripper itself

@@ -186,6 +186,11 @@ const redis = z.strictObject({
   onError: z.enum(['local', 'allow', 'deny']).default('local'),
   commandTimeout: timeout.prefault('50ms'),
   gatewayCount: z.number().int().positive().default(1),
+  /**
+   * one script call per event-loop turn for every bucket it asked for (single node); false behind a proxy that
+   * routes a script by its first key (twemproxy, Envoy's redis_proxy), where the other buckets would land on the wrong shard
+   */
+  batchDecisions: z.boolean().default(true),
 });
 
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name');

@@ -37,6 +37,8 @@ interface OpenTunnel {
   error: Error | undefined;
   /** the handshake request to the instance */
   handshake: ClientRequest | undefined;
+  /** the connection to the instance, once it upgraded */
+  upstream: Duplex | undefined;
   readonly responseHeaders: Readonly<Record<string, string>>;
   /** stops reading the client before the tunnel's pipe takes over */
   readonly upgraded: () => void;
@@ -87,7 +89,8 @@ export class WebSocketTunnels {
         tunnel.status = status;
         Object.assign(answer.headers, tunnel.responseHeaders);
       };
-      proxyReq.once('upgrade', (answer: IncomingMessage) => {
+      proxyReq.once('upgrade', (answer: IncomingMessage, upstream: Duplex) => {
+        tunnel.upstream = upstream;
         tunnel.upgraded();
         answered(answer, 101);
       });
@@ -128,6 +131,7 @@ export class WebSocketTunnels {
       status: 0,
       error: undefined,
       handshake: undefined,
+      upstream: undefined,
       responseHeaders: request.responseHeaders,
       upgraded: () => {
         socket.off('data', dropEarly);
@@ -136,6 +140,8 @@ export class WebSocketTunnels {
         // (An HTTP server's connections are net.Sockets, TLS ones included.)
         (socket as Socket).setTimeout(request.idleTimeout, () => {
           tunnel.error ??= new TunnelIdle(request.idleTimeout);
+          // Both ends at once: http-proxy-3 would only half-close the instance's side, which a peer that vanished never completes.
+          tunnel.upstream?.destroy();
           socket.destroy();
         });
       },

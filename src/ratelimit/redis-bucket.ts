@@ -6,56 +6,76 @@ import type { RedisConfig } from '../config/schema.ts';
 import type { BucketDecision } from './decision.ts';
 
 /**
- * KEYS[1]  the bucket: a hash of tk (tokens) and ts (µs, Redis clock, of the last refill)
- * ARGV     capacity, refill in tokens per second, cost
- * Returns  {allowed 0|1, tokens left, µs until `cost` tokens are available}. Tokens go back as a string:
- *          Redis truncates a Lua number in a reply to an integer.
- * The key expires when the bucket would be full again: an expired bucket and a full one are the same.
- * Redis ≥ 5 replicates a script by its effects, so writing after TIME needs no replicate_commands().
+ * KEYS     the buckets: each a hash of tk (tokens) and ts (µs, Redis clock, of the last refill)
+ * ARGV     for each bucket in turn: capacity, refill in tokens per second, cost
+ * Returns  for each bucket in turn: allowed 0|1, tokens left, µs until `cost` tokens are available — or -1
+ *          and the error when that bucket's key could not be used (say, a key of another type under the prefix):
+ *          one bad key fails only its own request. Tokens go back as a string: Redis truncates a Lua number in
+ *          a reply to an integer.
+ * One call decides many buckets (the requests of one event-loop turn), each as a call of its own would, in order
+ * (a bucket named twice is drawn from twice). A key expires when its bucket would be full again: an expired
+ * bucket and a full one are the same. Redis ≥ 5 replicates a script by its effects, so writing after TIME
+ * needs no replicate_commands().
  */
 export const TAKE_TOKENS_LUA = `
-local capacity = tonumber(ARGV[1])
-local per_us = tonumber(ARGV[2]) / 1000000
-local cost = tonumber(ARGV[3])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local bucket = redis.call('HMGET', KEYS[1], 'tk', 'ts')
-local tokens = tonumber(bucket[1])
-local stamp = tonumber(bucket[2])
-if tokens == nil or stamp == nil then
-  tokens = capacity
-  stamp = now
-elseif now > stamp then
-  -- refill only when time moved forward: a promoted replica whose clock is behind never takes tokens back
-  tokens = tokens + (now - stamp) * per_us
-  stamp = now
+
+local function take(key, capacity, per_us, cost)
+  local bucket = redis.call('HMGET', key, 'tk', 'ts')
+  local tokens = tonumber(bucket[1])
+  local stamp = tonumber(bucket[2])
+  if tokens == nil or stamp == nil then
+    tokens = capacity
+    stamp = now
+  elseif now > stamp then
+    -- refill only when time moved forward: a promoted replica whose clock is behind never takes tokens back
+    tokens = tokens + (now - stamp) * per_us
+    stamp = now
+  end
+  -- also caps a bucket left fuller by a larger burst before a reload
+  tokens = math.min(capacity, tokens)
+  local allowed = 0
+  if tokens >= cost then
+    tokens = tokens - cost
+    allowed = 1
+  end
+  -- a clock behind the stored stamp refills nothing until it catches up
+  local lag = stamp - now
+  local wait_us = lag + math.max(0, cost - tokens) / per_us
+  local full_us = lag + (capacity - tokens) / per_us
+  local left = string.format('%.17g', tokens)
+  redis.call('HSET', key, 'tk', left, 'ts', string.format('%d', stamp))
+  redis.call('PEXPIRE', key, math.max(1, math.ceil(full_us / 1000)))
+  return {allowed, left, math.ceil(wait_us)}
 end
--- also caps a bucket left fuller by a larger burst before a reload
-tokens = math.min(capacity, tokens)
-local allowed = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
+
+local out = {}
+for i = 1, #KEYS do
+  local ok, result = pcall(take, KEYS[i], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]) / 1000000, tonumber(ARGV[3 * i]))
+  if not ok then
+    result = {-1, type(result) == 'table' and result.err or tostring(result), 0}
+  end
+  out[3 * i - 2] = result[1]
+  out[3 * i - 1] = result[2]
+  out[3 * i] = result[3]
 end
--- a clock behind the stored stamp refills nothing until it catches up
-local lag = stamp - now
-local wait_us = lag + math.max(0, cost - tokens) / per_us
-local full_us = lag + (capacity - tokens) / per_us
-local left = string.format('%.17g', tokens)
-redis.call('HSET', KEYS[1], 'tk', left, 'ts', string.format('%d', stamp))
-redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(full_us / 1000)))
-return {allowed, left, math.ceil(wait_us)}
+return out
 `;
 
-type TakeTokensReply = [allowed: number, remaining: string, waitMicros: number];
+/** allowed (0|1, or -1 with the error), tokens left (a string), µs until `cost` tokens are available: three per bucket, in order */
+type TakeTokensReply = (number | string)[];
 
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    zonegateTakeTokens(key: string, capacity: number, perSecond: number, cost: number): Result<TakeTokensReply, Context>;
+    /** single node: the number of buckets, their keys, then capacity, perSecond and cost of each in turn; Cluster: one bucket, without the count */
+    zonegateTakeTokens(args: (string | number)[]): Result<TakeTokensReply, Context>;
   }
 }
 
 export type RedisClient = Redis | Cluster;
+
+const TAKE_TOKENS_COMMAND = 'zonegateTakeTokens';
 
 /**
  * `<keyPrefix>:{<route>:<key>}`. The braces are a Cluster hash tag: only the text inside picks the
@@ -94,21 +114,63 @@ export function connectRedis(config: RedisConfig): RedisClient {
       : new Redis(config.url, {
           ...failFast,
           enableAutoPipelining: true,
+          // RedisStore already sends one script call per event-loop turn; queueing it for the next turn would only add latency
+          autoPipeliningIgnoredCommands: [TAKE_TOKENS_COMMAND],
           enableOfflineQueue: false,
           retryStrategy: reconnectDelayMs,
         });
-  client.defineCommand('zonegateTakeTokens', { numberOfKeys: 1, lua: TAKE_TOKENS_LUA });
+  // A Cluster gets one bucket per call with the key count fixed, so ioredis routes (and autopipelines) each call
+  // by its key; a single node takes a count and many keys.
+  client.defineCommand(TAKE_TOKENS_COMMAND, client instanceof Cluster ? { numberOfKeys: 1, lua: TAKE_TOKENS_LUA } : { lua: TAKE_TOKENS_LUA });
   return client;
 }
 
-/** Runs the script for one request; rejects when Redis does not answer within the command timeout. */
-export async function takeRedisTokens(
-  client: RedisClient,
-  key: string,
-  capacity: number,
-  perSecond: number,
-  cost: number,
-): Promise<BucketDecision> {
-  const [allowed, remaining, waitMicros] = await client.zonegateTakeTokens(key, capacity, perSecond, cost);
-  return { counted: true, allowed: allowed === 1, remaining: Number(remaining), retryAfterMs: waitMicros / 1000 };
+export interface TokenRequest {
+  /** the bucket's key (redisBucketKey) */
+  readonly key: string;
+  readonly capacity: number;
+  readonly perSecond: number;
+  readonly cost: number;
+}
+
+/** Most buckets in one script call: Redis runs a script alone, and a turn after a long stall may gather thousands. */
+export const MAX_BUCKETS_PER_CALL = 256;
+
+/** Why one bucket could not be decided while the others of its call were (the key is not a bucket). */
+export class BucketError extends Error {
+  constructor(key: string, reason: string) {
+    super(`redis could not use the bucket ${key}: ${reason}`);
+    this.name = 'BucketError';
+  }
+}
+
+/**
+ * Decides every bucket of `requests` in one script call on a single node (at most MAX_BUCKETS_PER_CALL), and
+ * the one bucket of a call on a Cluster. Rejects when Redis does not answer within the command timeout.
+ */
+export async function takeRedisTokensBatch(client: RedisClient, requests: readonly TokenRequest[]): Promise<(BucketDecision | BucketError)[]> {
+  let args: (string | number)[];
+  if (client instanceof Cluster) {
+    if (requests.length !== 1) throw new RangeError('a Cluster decides one bucket per call');
+    const [{ key, capacity, perSecond, cost }] = requests as [TokenRequest];
+    args = [key, capacity, perSecond, cost];
+  } else {
+    if (requests.length > MAX_BUCKETS_PER_CALL) throw new RangeError(`at most ${MAX_BUCKETS_PER_CALL} buckets per call`);
+    args = [requests.length];
+    for (const request of requests) args.push(request.key);
+    for (const request of requests) args.push(request.capacity, request.perSecond, request.cost);
+  }
+  const reply = await client.zonegateTakeTokens(args);
+  return requests.map(({ key }, index) => {
+    const allowed = reply[3 * index];
+    if (allowed === -1) return new BucketError(key, String(reply[3 * index + 1]));
+    return { counted: true, allowed: allowed === 1, remaining: Number(reply[3 * index + 1]), retryAfterMs: (reply[3 * index + 2] as number) / 1000 };
+  });
+}
+
+/** One bucket: takeRedisTokensBatch for a single request. */
+export async function takeRedisTokens(client: RedisClient, key: string, capacity: number, perSecond: number, cost: number): Promise<BucketDecision> {
+  const [decision] = await takeRedisTokensBatch(client, [{ key, capacity, perSecond, cost }]);
+  if (decision instanceof BucketError) throw decision;
+  return decision!;
 }

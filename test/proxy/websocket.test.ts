@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { connect, type AddressInfo, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -83,6 +83,10 @@ describe('WebSocket upgrades', () => {
   let plain: TestUpstream;
   let silent: RawUpstream;
   let streaming: RawUpstream;
+  /** upgrades, then never closes its side of the connection: a peer that vanished */
+  let stubborn: Server;
+  let stubbornGone: Promise<string>;
+  const stubbornSockets = new Set<Socket>();
   /** connections to `streaming` still open */
   const streams = new Set<Socket>();
   let gateway: TestGateway;
@@ -98,6 +102,22 @@ describe('WebSocket upgrades', () => {
       socket.once('close', () => streams.delete(socket));
       void readRequestHead(socket).then(() => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\n'));
     });
+    const { promise: gone, resolve: goneWith } = Promise.withResolvers<string>();
+    stubbornGone = gone;
+    stubborn = createServer({ allowHalfOpen: true }, (socket) => {
+      stubbornSockets.add(socket);
+      socket.on('error', () => goneWith('reset'));
+      void readRequestHead(socket).then(() => socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', '', ''].join('\r\n')));
+      // The gateway's FIN: a peer that vanished never answers it; this one keeps writing, which a closed connection refuses.
+      socket.once('end', () => {
+        const writing = setInterval(() => socket.write('x'), 20);
+        socket.once('close', () => {
+          clearInterval(writing);
+          goneWith('closed');
+        });
+      });
+    });
+    await new Promise<void>((resolve) => stubborn.listen(0, '127.0.0.1', resolve));
     gateway = await startGateway(
       configYaml({
         services: {
@@ -106,10 +126,12 @@ describe('WebSocket upgrades', () => {
           gone: [`127.0.0.1:${await refusedPort()}`],
           silent: [silent.address],
           streaming: [streaming.address],
+          stubborn: [`127.0.0.1:${(stubborn.address() as AddressInfo).port}`],
         },
         routes: [
           { name: 'chat', match: { prefix: '/chat' }, service: 'chat' },
           { name: 'quiet', match: { prefix: '/quiet' }, service: 'chat', tunnelIdleTimeout: `${QUIET_MS}ms` },
+          { name: 'stubborn', match: { prefix: '/stubborn' }, service: 'stubborn', tunnelIdleTimeout: '200ms' },
           { name: 'plain', match: { prefix: '/plain' }, service: 'plain' },
           { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
           { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
@@ -126,6 +148,8 @@ describe('WebSocket upgrades', () => {
     await plain.close();
     await silent.close();
     await streaming.close();
+    for (const socket of stubbornSockets) socket.destroy();
+    await new Promise((resolve) => stubborn.close(resolve));
   });
 
   it('carries messages both ways, with the gateway headers on the handshake and one access line per tunnel', async () => {
@@ -169,6 +193,12 @@ describe('WebSocket upgrades', () => {
     assert.equal(line.error, 'tunnel_idle');
     const instance = gateway.gateway.registry.snapshot('chat')!.instances[0]!;
     assert.equal(gateway.gateway.upstreams.inFlight.load(instance), 0, 'the instance connection is let go');
+  });
+
+  it('closes an idle tunnel at both ends, also towards an instance that never closes its side', async () => {
+    const { socket } = await rawHandshake(gateway.url, '/stubborn/x', (received) => received.startsWith('HTTP/1.1 101'));
+    await within(once(socket, 'close'), 5_000, 'the idle tunnel to be closed towards the client');
+    assert.equal(await within(stubbornGone, 5_000, 'the connection to the instance to be closed'), 'reset');
   });
 
   it('answers a handshake no route matches with 404 route_not_found and closes the connection', async () => {

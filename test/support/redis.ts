@@ -58,16 +58,31 @@ export interface PrivateRedis {
  * Cluster that owns every slot, which is enough for ioredis' Cluster client and `CLUSTER KEYSLOT`.
  */
 export async function startPrivateRedis(options: { cluster?: boolean } = {}): Promise<PrivateRedis> {
+  const redis = await startRedisServer(options.cluster === true);
+  if (options.cluster) await formCluster([redis]);
+  return redis;
+}
+
+/**
+ * A Cluster of `masters` nodes, the slots split evenly between them: unlike a one-node Cluster, keys of
+ * different slots live on different servers, as they do in production.
+ */
+export async function startRedisCluster(masters: number): Promise<{ readonly urls: readonly string[]; stop(): Promise<void> }> {
+  const nodes = await Promise.all(Array.from({ length: masters }, () => startRedisServer(true)));
+  await formCluster(nodes);
+  return { urls: nodes.map((node) => node.url), stop: async () => void (await Promise.all(nodes.map((node) => node.stop()))) };
+}
+
+async function startRedisServer(cluster: boolean): Promise<PrivateRedis> {
   const port = await refusedPort();
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
-  if (options.cluster) {
+  if (cluster) {
     // without an announced address a lone node lists itself with an empty host, which ioredis cannot dial
     args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
   }
   let server = await spawnServer(args);
   const url = `redis://127.0.0.1:${port}`;
-  if (options.cluster) await assignAllSlots(url);
 
   const exit = async (signal: NodeJS.Signals): Promise<void> => {
     if (server.exitCode !== null || server.signalCode !== null) return;
@@ -111,16 +126,24 @@ async function spawnServer(args: readonly string[]): Promise<ChildProcess> {
   return server;
 }
 
-async function assignAllSlots(url: string): Promise<void> {
-  const client = await inspectRedis(url);
+/** Splits the 16384 slots evenly over `nodes`, introduces them to each other, and waits until every node says ok. */
+async function formCluster(nodes: readonly PrivateRedis[]): Promise<void> {
+  const clients = await Promise.all(nodes.map((node) => inspectRedis(node.url)));
   try {
-    await client.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
-    await pollUntil(
-      async () => ((await client.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok') || undefined,
-      START_TIMEOUT_MS,
-      'the one-node cluster to report cluster_state:ok',
-    );
+    const share = Math.ceil(16384 / nodes.length);
+    for (const [index, client] of clients.entries()) {
+      const last = Math.min(16383, (index + 1) * share - 1);
+      await client.call('CLUSTER', 'ADDSLOTSRANGE', String(index * share), String(last));
+      if (index > 0) await client.call('CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port));
+    }
+    for (const client of clients) {
+      await pollUntil(
+        async () => ((await client.call('CLUSTER', 'INFO')) as string).includes('cluster_state:ok') || undefined,
+        START_TIMEOUT_MS * 2,
+        'every node of the cluster to report cluster_state:ok',
+      );
+    }
   } finally {
-    client.disconnect();
+    for (const client of clients) client.disconnect();
   }
 }

@@ -1,0 +1,170 @@
+// The limiter's Redis side: on a single node, the buckets asked for during one event-loop turn are decided by
+// one script call, each as a call of its own would decide it; a Cluster (here two masters, so buckets of one turn
+// live on different servers), a server in cluster mode named by `url`, and `batchDecisions: false` get a call per
+// bucket. Counted with Redis's own command statistics on private
+// servers, so no other test's commands are in the numbers.
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import type { Redis } from 'ioredis';
+import type { RedisConfig } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import type { Admission } from '../../src/ratelimit/decision.ts';
+import type { RateLimitPolicy } from '../../src/ratelimit/policy.ts';
+import { MAX_BUCKETS_PER_CALL, redisBucketKey } from '../../src/ratelimit/redis-bucket.ts';
+import { RedisStore } from '../../src/ratelimit/redis-store.ts';
+import { inspectRedis, startPrivateRedis, startRedisCluster, uniqueKeyPrefix } from '../support/redis.ts';
+
+const NEAR_ZERO_RATE = 1e-6;
+
+function policy(route: string, capacity: number, cost = 1): RateLimitPolicy {
+  return {
+    route,
+    key: { kind: 'route' },
+    capacity,
+    perSecond: NEAR_ZERO_RATE,
+    cost,
+    policyHeader: `"${route}";q=${capacity};w=1`,
+    signature: route,
+  };
+}
+
+const quietLogger = () => createLogger({ destination: new Writable({ write: (_chunk, _encoding, done) => done() }) });
+/** A fallback decision where Redis must decide: not counted, refused, so every assertion on a Redis decision fails. */
+const unexpectedFallback = (): Admission => ({ counted: false, allowed: false });
+const FALLBACK: Admission = { counted: false, allowed: true };
+
+/** Script runs counted since the last CONFIG RESETSTAT, over every node (EVALSHA, and EVAL after a NOSCRIPT). */
+async function scriptCalls(nodes: readonly Redis[]): Promise<number> {
+  let calls = 0;
+  for (const node of nodes) {
+    for (const [, count] of (await node.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(count);
+  }
+  return calls;
+}
+
+interface Topology {
+  readonly name: string;
+  readonly start: () => Promise<{ urls: readonly string[]; config: (keyPrefix: string) => RedisConfig; stop: () => Promise<void> }>;
+  /** script calls for `buckets` decisions asked for in one turn */
+  readonly callsFor: (buckets: number) => number;
+}
+
+const TOPOLOGIES: readonly Topology[] = [
+  {
+    name: 'a single node',
+    start: async () => {
+      const redis = await startPrivateRedis();
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
+    },
+    callsFor: (buckets) => Math.ceil(buckets / MAX_BUCKETS_PER_CALL),
+  },
+  {
+    name: 'a single node with batchDecisions: false (behind a proxy that routes a script by its first key)',
+    start: async () => {
+      const redis = await startPrivateRedis();
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: false } as const;
+      return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
+    },
+    callsFor: (buckets) => buckets,
+  },
+  {
+    // A managed single-shard "cluster mode" endpoint: it refuses a script over keys of different slots (CROSSSLOT).
+    name: 'a server in cluster mode named by url',
+    start: async () => {
+      const redis = await startPrivateRedis({ cluster: true });
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
+    },
+    callsFor: (buckets) => buckets,
+  },
+  {
+    name: 'a two-master Cluster',
+    start: async () => {
+      const cluster = await startRedisCluster(2);
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, url: '' } as const;
+      return { urls: cluster.urls, config: (keyPrefix) => ({ ...base, cluster: [...cluster.urls], keyPrefix }), stop: () => cluster.stop() };
+    },
+    callsFor: (buckets) => buckets,
+  },
+];
+
+for (const topology of TOPOLOGIES) {
+  describe(`RedisStore on ${topology.name}`, () => {
+    let redis: Awaited<ReturnType<Topology['start']>>;
+    let nodes: Redis[];
+    let store: RedisStore;
+    const keyPrefix = uniqueKeyPrefix('store');
+
+    before(async () => {
+      redis = await topology.start();
+      nodes = await Promise.all(redis.urls.map(inspectRedis));
+      store = new RedisStore(redis.config(keyPrefix), quietLogger());
+      await store.whenAvailable(5000);
+      // the script is loaded on every node from here on
+      const warmUp = await Promise.all(['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((key) => store.decide(policy('warm-up', 1), key, unexpectedFallback)));
+      assert.ok(warmUp.every((decision) => decision.counted), 'Redis decides');
+    });
+    after(async () => {
+      await store.close();
+      for (const node of nodes) node.disconnect();
+      await redis.stop();
+    });
+
+    it('decides each bucket of one turn as a call of its own would, a bucket asked twice drawn from twice', async () => {
+      const small = policy('small', 2);
+      const big = policy('big', 5, 2);
+      const decisions = await Promise.all([
+        store.decide(small, 'a', unexpectedFallback),
+        store.decide(big, 'b', unexpectedFallback),
+        store.decide(small, 'a', unexpectedFallback),
+        store.decide(small, 'a', unexpectedFallback),
+        store.decide(small, 'c', unexpectedFallback),
+      ]);
+      assert.deepEqual(
+        decisions.map((decision) => [decision.allowed, decision.counted && Math.round(decision.remaining * 1000) / 1000]),
+        [[true, 1], [true, 3], [true, 0], [false, 0], [true, 1]],
+      );
+    });
+
+    const many = MAX_BUCKETS_PER_CALL * 2 + 10;
+    it(`sends ${topology.callsFor(4)} script call(s) for a turn of 4 buckets, ${topology.callsFor(many)} for ${many}`, async () => {
+      await Promise.all(nodes.map((node) => node.config('RESETSTAT')));
+      const turn = (route: string, buckets: number): Promise<Admission[]> =>
+        Promise.all(Array.from({ length: buckets }, (_, index) => store.decide(policy(route, 10), `u${index}`, unexpectedFallback)));
+      assert.ok((await turn('four', 4)).every((decision) => decision.counted && decision.allowed));
+      assert.equal(await scriptCalls(nodes), topology.callsFor(4));
+      await Promise.all(nodes.map((node) => node.config('RESETSTAT')));
+      assert.ok((await turn('many', many)).every((decision) => decision.counted && decision.allowed));
+      assert.equal(await scriptCalls(nodes), topology.callsFor(many));
+    });
+
+    it('answers a request whose key is no bucket from the fallback, and still decides the others of its turn', async () => {
+      const blocked = redisBucketKey(keyPrefix, 'typed', 'blocked');
+      await Promise.all(nodes.map((node) => node.set(blocked, 'a string, not a bucket').catch(() => {}))); // only its own node takes it
+      const decisions = await Promise.all([
+        store.decide(policy('typed', 3), 'fine', unexpectedFallback),
+        store.decide(policy('typed', 3), 'blocked', () => FALLBACK),
+        store.decide(policy('typed', 3), 'fine', unexpectedFallback),
+      ]);
+      assert.deepEqual(decisions[1], FALLBACK);
+      assert.deepEqual(
+        [decisions[0], decisions[2]].map((decision) => decision.counted && Math.round(decision.remaining * 1000) / 1000),
+        [2, 1],
+        `the bucket beside it was charged once per request: ${JSON.stringify(decisions)}`,
+      );
+      const next = await store.decide(policy('typed', 3), 'other', unexpectedFallback);
+      assert.equal(next.counted, true, 'Redis answered: it stays in use');
+    });
+
+    it('still sends what the turn asked for when it is closed, and Redis decides it', async () => {
+      const closing = new RedisStore(redis.config(keyPrefix), quietLogger());
+      await closing.whenAvailable(5000);
+      const decision = closing.decide(policy('closing', 4), 'k', unexpectedFallback);
+      await closing.close();
+      const answered = await decision;
+      assert.equal(answered.counted && answered.remaining, 3);
+    });
+  });
+}
