@@ -45,7 +45,7 @@ async function serve(configPath: string, options: RunOptions, onHangup: (handler
   }
   const stop = options.stopSignal ?? stopOnSignal();
   const gateway = await Gateway.start(prepare(loaded.config));
-  const fatal = exitOnFatalError(gateway.logger);
+  const fatal = exitOnFatalError(gateway.logger, () => void gateway.stop().catch(() => {}));
   process.on('uncaughtException', fatal);
   try {
     const reclaim = startChunkReclaim({
@@ -77,11 +77,12 @@ async function serve(configPath: string, options: RunOptions, onHangup: (handler
 
 /**
  * What the process does with an error nothing caught (a bug, or a library throwing from a callback): the state it
- * leaves is unknown, so the gateway stops serving and exits with 1 for its supervisor to restart it. It first says
- * why in its own log (a fatal line with the stack; the stack also goes to stderr, as Node would print it) and writes
- * out the access lines still gathered in memory, which Node's default handling would lose.
+ * leaves is unknown, so the gateway stops accepting (`stopAccepting`: the drain begins) and exits with 1 for its
+ * supervisor to restart it. It first says why in its own log (a fatal line with the stack; the stack also goes to
+ * stderr, as Node would print it) and writes out the access lines still gathered in memory, which Node's default
+ * handling would lose; requests in flight get that long to finish.
  */
-function exitOnFatalError(logger: Logger): (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => void {
+function exitOnFatalError(logger: Logger, stopAccepting: () => void): (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => void {
   let exiting = false;
   return (err, origin) => {
     const stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
@@ -91,8 +92,9 @@ function exitOnFatalError(logger: Logger): (err: unknown, origin: NodeJS.Uncaugh
     process.exitCode = 1;
     try {
       logger.fatal({ err: stack, origin }, 'unexpected error: the gateway exits');
+      stopAccepting();
     } catch {
-      // the log itself failed: stderr has the stack
+      // the log or the listeners failed too: stderr has the stack, and the exit follows
     }
     // flushLogger gives a slow reader of stdout a bounded time.
     void flushLogger(logger)
