@@ -58,6 +58,19 @@ export class TunnelIdle extends Error {
   }
 }
 
+/** How long the instance's side of a tunnel may take to close after the client's has. */
+const UPSTREAM_CLOSE_GRACE_MS = 2_000;
+
+/**
+ * When the client's side closes, http-proxy-3 only half-closes the instance's (what the client sent last still
+ * goes out); an instance that vanished never completes that, and would hold the connection until TCP gives up.
+ */
+function closeSoon(upstream: Duplex | undefined): void {
+  if (upstream === undefined || upstream.destroyed) return;
+  const timer = setTimeout(() => upstream.destroy(), UPSTREAM_CLOSE_GRACE_MS).unref();
+  upstream.once('close', () => clearTimeout(timer));
+}
+
 /** The header object http-proxy-3 sends, from the pipeline's flat list plus the upgrade itself. */
 function handshakeHeaders(headers: readonly string[]): OutgoingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -169,6 +182,7 @@ export class WebSocketTunnels {
       clearTimeout(deadline);
       // A client that leaves takes the handshake with it: unanswered, or an answer other than 101 still being relayed.
       if (tunnel.status !== 101) tunnel.handshake?.destroy();
+      else closeSoon(tunnel.upstream);
       this.#open.delete(req);
       this.#sockets.delete(socket);
       const { bytesRead = 0, bytesWritten = 0 } = socket as Duplex & { bytesRead?: number; bytesWritten?: number };

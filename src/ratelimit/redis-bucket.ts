@@ -9,8 +9,8 @@ import type { BucketDecision } from './decision.ts';
  * KEYS     the buckets: each a hash of tk (tokens) and ts (µs, Redis clock, of the last refill)
  * ARGV     for each bucket in turn: capacity, refill in tokens per second, cost
  * Returns  for each bucket in turn: allowed 0|1, tokens left, µs until `cost` tokens are available — or -1
- *          and the error when that bucket's key could not be used (say, a key of another type under the prefix):
- *          one bad key fails only its own request. Tokens go back as a string: Redis truncates a Lua number in
+ *          and the error when that bucket's key holds another type (another client's data under the prefix):
+ *          one bad key fails only its own request. Any other error (OOM, READONLY, …) fails the whole call. Tokens go back as a string: Redis truncates a Lua number in
  *          a reply to an integer.
  * One call decides many buckets (the requests of one event-loop turn), each as a call of its own would, in order
  * (a bucket named twice is drawn from twice). A key expires when its bucket would be full again: an expired
@@ -54,7 +54,10 @@ local out = {}
 for i = 1, #KEYS do
   local ok, result = pcall(take, KEYS[i], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]) / 1000000, tonumber(ARGV[3 * i]))
   if not ok then
-    result = {-1, type(result) == 'table' and result.err or tostring(result), 0}
+    local message = type(result) == 'table' and result.err or tostring(result)
+    -- only a key of another type is this bucket's own trouble; anything else (OOM, READONLY, …) fails the call
+    if not string.find(message, 'WRONGTYPE', 1, true) then error(result) end
+    result = {-1, message, 0}
   end
   out[3 * i - 2] = result[1]
   out[3 * i - 1] = result[2]
@@ -115,7 +118,7 @@ export function connectRedis(config: RedisConfig): RedisClient {
           ...failFast,
           enableAutoPipelining: true,
           // RedisStore already sends one script call per event-loop turn; queueing it for the next turn would only add latency
-          autoPipeliningIgnoredCommands: [TAKE_TOKENS_COMMAND],
+          autoPipeliningIgnoredCommands: config.batchDecisions ? [TAKE_TOKENS_COMMAND] : [],
           enableOfflineQueue: false,
           retryStrategy: reconnectDelayMs,
         });
@@ -138,8 +141,9 @@ export const MAX_BUCKETS_PER_CALL = 256;
 
 /** Why one bucket could not be decided while the others of its call were (the key is not a bucket). */
 export class BucketError extends Error {
-  constructor(key: string, reason: string) {
-    super(`redis could not use the bucket ${key}: ${reason}`);
+  /** The key is not in the message: it may hold a client's header value (an API key, say). */
+  constructor(reason: string) {
+    super(`redis could not use a bucket key: ${reason}`);
     this.name = 'BucketError';
   }
 }
@@ -161,9 +165,9 @@ export async function takeRedisTokensBatch(client: RedisClient, requests: readon
     for (const request of requests) args.push(request.capacity, request.perSecond, request.cost);
   }
   const reply = await client.zonegateTakeTokens(args);
-  return requests.map(({ key }, index) => {
+  return requests.map((_, index) => {
     const allowed = reply[3 * index];
-    if (allowed === -1) return new BucketError(key, String(reply[3 * index + 1]));
+    if (allowed === -1) return new BucketError(String(reply[3 * index + 1]));
     return { counted: true, allowed: allowed === 1, remaining: Number(reply[3 * index + 1]), retryAfterMs: (reply[3 * index + 2] as number) / 1000 };
   });
 }

@@ -40,6 +40,8 @@ export class RedisStore {
   readonly #logger: Logger;
   #unusableBuckets = 0;
   #unusableWarnedAt = -Infinity;
+  /** close() ran: a route table still holding this store (a reload in progress) gets the fallback */
+  #closed = false;
 
   constructor(config: RedisConfig, logger: Logger) {
     this.config = config;
@@ -56,7 +58,7 @@ export class RedisStore {
 
   /** Redis's decision, or `fallback()`'s when Redis is unavailable or fails to answer in time. Never rejects. */
   decide(policy: RateLimitPolicy, key: string, fallback: () => Admission): Admission | Promise<Admission> {
-    if (!this.#health.available) return fallback();
+    if (this.#closed || !this.#health.available) return fallback();
     const { promise, resolve } = Promise.withResolvers<Admission>();
     const release = (): void => {
       if (this.#waiting.delete(release)) resolve(fallback());
@@ -110,7 +112,8 @@ export class RedisStore {
       this.#batchable = false;
       this.#logger.warn({ err: err.message }, 'rate limits: redis is in cluster mode; deciding one bucket per call (configure redis.cluster for it)');
     }
-    for (const request of requests) this.#send([request]);
+    // only those still waiting: the others were answered by the fallback, and Redis must not charge them
+    for (const request of requests) if (this.#waiting.has(request.release)) this.#send([request]);
   }
 
   /** Redis answers, but this key is no bucket (another client's data under the prefix): that request gets the fallback. */
@@ -125,6 +128,7 @@ export class RedisStore {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
     const answering = this.#health.available;
     this.#health.close();
     // A Redis that is not answering would never answer QUIT either (a connection still being set up, one paused).

@@ -85,7 +85,8 @@ describe('WebSocket upgrades', () => {
   let streaming: RawUpstream;
   /** upgrades, then never closes its side of the connection: a peer that vanished */
   let stubborn: Server;
-  let stubbornGone: Promise<string>;
+  /** per connection to `stubborn`, in order: resolves with how it ended */
+  const stubbornEnds: Promise<string>[] = [];
   const stubbornSockets = new Set<Socket>();
   /** connections to `streaming` still open */
   const streams = new Set<Socket>();
@@ -102,9 +103,9 @@ describe('WebSocket upgrades', () => {
       socket.once('close', () => streams.delete(socket));
       void readRequestHead(socket).then(() => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\n'));
     });
-    const { promise: gone, resolve: goneWith } = Promise.withResolvers<string>();
-    stubbornGone = gone;
     stubborn = createServer({ allowHalfOpen: true }, (socket) => {
+      const { promise: gone, resolve: goneWith } = Promise.withResolvers<string>();
+      stubbornEnds.push(gone);
       stubbornSockets.add(socket);
       socket.on('error', () => goneWith('reset'));
       void readRequestHead(socket).then(() => socket.write(['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', '', ''].join('\r\n')));
@@ -131,7 +132,8 @@ describe('WebSocket upgrades', () => {
         routes: [
           { name: 'chat', match: { prefix: '/chat' }, service: 'chat' },
           { name: 'quiet', match: { prefix: '/quiet' }, service: 'chat', tunnelIdleTimeout: `${QUIET_MS}ms` },
-          { name: 'stubborn', match: { prefix: '/stubborn' }, service: 'stubborn', tunnelIdleTimeout: '200ms' },
+          { name: 'stubborn', match: { prefix: '/stubborn/x' }, service: 'stubborn', tunnelIdleTimeout: '200ms' },
+          { name: 'stubborn-busy', match: { prefix: '/stubborn/y' }, service: 'stubborn' },
           { name: 'plain', match: { prefix: '/plain' }, service: 'plain' },
           { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
           { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
@@ -197,8 +199,16 @@ describe('WebSocket upgrades', () => {
 
   it('closes an idle tunnel at both ends, also towards an instance that never closes its side', async () => {
     const { socket } = await rawHandshake(gateway.url, '/stubborn/x', (received) => received.startsWith('HTTP/1.1 101'));
+    const instanceSide = stubbornEnds.at(-1)!;
     await within(once(socket, 'close'), 5_000, 'the idle tunnel to be closed towards the client');
-    assert.equal(await within(stubbornGone, 5_000, 'the connection to the instance to be closed'), 'reset');
+    assert.equal(await within(instanceSide, 5_000, 'the connection to the instance to be closed'), 'reset');
+  });
+
+  it('closes the instance\'s side of a tunnel the client left, also when that instance never closes it', async () => {
+    const { socket } = await rawHandshake(gateway.url, '/stubborn/y', (received) => received.startsWith('HTTP/1.1 101'));
+    const instanceSide = stubbornEnds.at(-1)!;
+    socket.destroy();
+    assert.equal(await within(instanceSide, 10_000, 'the connection to the instance to be closed'), 'reset');
   });
 
   it('answers a handshake no route matches with 404 route_not_found and closes the connection', async () => {

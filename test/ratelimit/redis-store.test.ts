@@ -12,7 +12,9 @@ import { createLogger } from '../../src/observability/logger.ts';
 import type { Admission } from '../../src/ratelimit/decision.ts';
 import type { RateLimitPolicy } from '../../src/ratelimit/policy.ts';
 import { MAX_BUCKETS_PER_CALL, redisBucketKey } from '../../src/ratelimit/redis-bucket.ts';
+import { HEALTH_LOG } from '../../src/ratelimit/redis-health.ts';
 import { RedisStore } from '../../src/ratelimit/redis-store.ts';
+import { pollUntil } from '../support/http.ts';
 import { inspectRedis, startPrivateRedis, startRedisCluster, uniqueKeyPrefix } from '../support/redis.ts';
 
 const NEAR_ZERO_RATE = 1e-6;
@@ -91,7 +93,7 @@ const TOPOLOGIES: readonly Topology[] = [
 ];
 
 for (const topology of TOPOLOGIES) {
-  describe(`RedisStore on ${topology.name}`, () => {
+  describe(`RedisStore on ${topology.name}`, { timeout: 60_000 }, () => {
     let redis: Awaited<ReturnType<Topology['start']>>;
     let nodes: Redis[];
     let store: RedisStore;
@@ -107,9 +109,12 @@ for (const topology of TOPOLOGIES) {
       assert.ok(warmUp.every((decision) => decision.counted), 'Redis decides');
     });
     after(async () => {
-      await store.close();
-      for (const node of nodes) node.disconnect();
-      await redis.stop();
+      try {
+        await store?.close();
+        for (const node of nodes ?? []) node.disconnect();
+      } finally {
+        await redis?.stop();
+      }
     });
 
     it('decides each bucket of one turn as a call of its own would, a bucket asked twice drawn from twice', async () => {
@@ -168,3 +173,35 @@ for (const topology of TOPOLOGIES) {
     });
   });
 }
+
+describe('RedisStore when Redis refuses to write (out of memory)', { timeout: 60_000 }, () => {
+  it('marks Redis unavailable and decides from the fallback, as for any error reply, until Redis writes again', async (t) => {
+    const redis = await startPrivateRedis();
+    t.after(() => redis.stop());
+    const inspect = await inspectRedis(redis.url);
+    t.after(() => inspect.disconnect());
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({
+      destination: new Writable({
+        write: (chunk: Buffer, _encoding, done) => {
+          for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Record<string, unknown>);
+          done();
+        },
+      }),
+    });
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true }, logger);
+    t.after(() => store.close());
+    await store.whenAvailable(5000);
+    assert.equal((await store.decide(policy('oom', 5), 'k', unexpectedFallback)).counted, true);
+
+    await inspect.config('SET', 'maxmemory', '1');
+    const refused = await Promise.all([store.decide(policy('oom', 5), 'k', () => FALLBACK), store.decide(policy('oom', 5), 'j', () => FALLBACK)]);
+    assert.deepEqual(refused, [FALLBACK, FALLBACK]);
+    const unavailable = await pollUntil(() => lines.find((line) => line.msg === HEALTH_LOG.unavailable), 5000, 'the store to say Redis is unavailable');
+    assert.match(String(unavailable.err), /OOM/);
+
+    await inspect.config('SET', 'maxmemory', '0');
+    await store.whenAvailable(5000);
+    await pollUntil(async () => ((await store.decide(policy('oom', 5), 'k', unexpectedFallback)).counted ? true : undefined), 5000, 'Redis to decide again');
+  });
+});

@@ -68,9 +68,18 @@ export async function startPrivateRedis(options: { cluster?: boolean } = {}): Pr
  * different slots live on different servers, as they do in production.
  */
 export async function startRedisCluster(masters: number): Promise<{ readonly urls: readonly string[]; stop(): Promise<void> }> {
-  const nodes = await Promise.all(Array.from({ length: masters }, () => startRedisServer(true)));
-  await formCluster(nodes);
-  return { urls: nodes.map((node) => node.url), stop: async () => void (await Promise.all(nodes.map((node) => node.stop()))) };
+  const started = await Promise.allSettled(Array.from({ length: masters }, () => startRedisServer(true)));
+  const nodes = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
+  const stop = async (): Promise<void> => void (await Promise.all(nodes.map((node) => node.stop())));
+  try {
+    const failed = started.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+    await formCluster(nodes);
+  } catch (err) {
+    await stop(); // a server left running would keep the test process alive
+    throw err;
+  }
+  return { urls: nodes.map((node) => node.url), stop };
 }
 
 async function startRedisServer(cluster: boolean): Promise<PrivateRedis> {
