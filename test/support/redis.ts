@@ -39,6 +39,8 @@ const START_TIMEOUT_MS = 5000;
 
 export interface PrivateRedis {
   readonly port: number;
+  /** a Cluster node's bus port (other nodes meet it there) */
+  readonly busPort?: number | undefined;
   readonly url: string;
   /** the running server's process, replaced by restart() */
   readonly pid: number;
@@ -86,9 +88,13 @@ async function startRedisServer(cluster: boolean): Promise<PrivateRedis> {
   const port = await refusedPort();
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-redis-'));
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  let busPort: number | undefined;
   if (cluster) {
     // without an announced address a lone node lists itself with an empty host, which ioredis cannot dial
     args.push('--cluster-enabled', 'yes', '--cluster-config-file', join(dir, 'nodes.conf'), '--cluster-announce-ip', '127.0.0.1');
+    // The bus port defaults to port + 10000, a port nothing reserved: another test's free port could be taken.
+    busPort = await refusedPort();
+    args.push('--cluster-port', String(busPort));
   }
   let server = await spawnServer(args);
   const url = `redis://127.0.0.1:${port}`;
@@ -101,6 +107,7 @@ async function startRedisServer(cluster: boolean): Promise<PrivateRedis> {
   };
   return {
     port,
+    busPort,
     url,
     get pid() {
       return server.pid!;
@@ -143,7 +150,7 @@ async function formCluster(nodes: readonly PrivateRedis[]): Promise<void> {
     for (const [index, client] of clients.entries()) {
       const last = Math.min(16383, (index + 1) * share - 1);
       await client.call('CLUSTER', 'ADDSLOTSRANGE', String(index * share), String(last));
-      if (index > 0) await client.call('CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port));
+      if (index > 0) await client.call('CLUSTER', 'MEET', '127.0.0.1', String(nodes[0]!.port), String(nodes[0]!.busPort));
     }
     for (const client of clients) {
       await pollUntil(
