@@ -84,17 +84,20 @@ export function upstreamRequestHeaders(
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    const lower = name.toLowerCase();
+    let lower = name.toLowerCase();
     // Host is end to end: `Connection: host` can neither remove it nor hide a second one
     if (lower === 'host' && ++hosts > 1) return new MalformedRequest('the request has more than one Host header');
+    if (lower.includes('_')) {
+      if (underscores === 'reject') return new MalformedRequest(`header names with "_" are refused: ${name}`);
+      if (underscores === 'drop') continue;
+      // Allowed, but judged as the header it spells for stacks that read `_` as `-` (CGI, FastCGI, PHP): a client
+      // cannot pass X_Forwarded_For or X_Region_ID where X-Forwarded-For or X-Region-ID would be dropped.
+      lower = lower.replaceAll('_', '-');
+    }
     if (REQUEST_DROPPED.has(lower) || REQUEST_REBUILT.has(lower) || (named?.has(lower) && lower !== 'host')) continue;
     // only trusted proxies may say how the request reached them (X-Forwarded-Port, -Prefix, -Ssl, …)
     if (!info.peerTrusted && lower.startsWith('x-forwarded-')) continue;
     if (!info.regionHeaderTrusted && lower === 'x-region-id') continue;
-    if (underscores !== 'allow' && lower.includes('_')) {
-      if (underscores === 'reject') return new MalformedRequest(`header names with "_" are refused: ${name}`);
-      continue;
-    }
     out.push(name, raw[i + 1]!);
   }
   appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info);

@@ -189,6 +189,24 @@ describe('underscoreHeaders: reject', () => {
   });
 });
 
+describe('underscoreHeaders: allow', () => {
+  const proxied = proxiedMirror({ underscoreHeaders: 'allow', trustRegionHeader: 'never' });
+
+  it('forwards header names with an underscore, except spellings of headers the gateway sets or vets', async () => {
+    const seen = await seenUpstream(proxied.gateway, {
+      x_user_id: 'admin',
+      x_forwarded_for: '6.6.6.6',
+      X_Region_ID: 'bj-a',
+      x_request_id: 'forged',
+      via_: 'kept too',
+    });
+    assert.equal(seen.headers.x_user_id, 'admin');
+    assert.equal(seen.headers['via_'], 'kept too');
+    for (const spelled of ['x_forwarded_for', 'x_region_id', 'x_request_id']) assert.equal(seen.headers[spelled], undefined, spelled);
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+  });
+});
+
 describe('response headers', () => {
   const proxied = proxiedMirror();
 
