@@ -57,6 +57,20 @@ async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo
   return { child, url, startedInMs: performance.now() - started, printed: () => stderr };
 }
 
+/**
+ * startDemo on the repo's routes.yaml moved to free ports. A port found free can be taken by another process (a
+ * test running beside this one) before the demo binds it; then it is tried again on other ports.
+ */
+async function startDemoOnFreePorts(dir: string, extraArgs: string[] = []): Promise<Demo> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await startDemo(await demoConfig(dir), extraArgs);
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes('EADDRINUSE')) throw err;
+    }
+  }
+}
+
 async function stopDemo(demo: Demo): Promise<number | null> {
   const exited = once(demo.child, 'exit');
   demo.child.kill('SIGTERM');
@@ -74,7 +88,7 @@ describe('zonegate demo', { timeout: 30_000 }, () => {
   });
 
   test('is up within 10 s and answers the behaviours it advertises', async () => {
-    const demo = await startDemo(await demoConfig(dir));
+    const demo = await startDemoOnFreePorts(dir);
     try {
       assert.ok(demo.startedInMs < 10_000, `up after ${demo.startedInMs} ms`);
 
@@ -117,7 +131,7 @@ describe('zonegate demo', { timeout: 30_000 }, () => {
     });
 
     test('registers the instances with Meta.zone and an HTTP check, routes through Consul, deregisters on exit', async () => {
-      const demo = await startDemo(await demoConfig(dir), ['--consul', consul.address]);
+      const demo = await startDemoOnFreePorts(dir, ['--consul', consul.address]);
       try {
         // Consul runs the HTTP checks; until they pass the instances are critical and not served.
         await consul.runHttpChecks();
