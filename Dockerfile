@@ -8,7 +8,6 @@ WORKDIR /app
 # loads the TypeScript stripper (README "Memory").
 ENV NODE_ENV=production \
     NODE_COMPILE_CACHE=/app/.node-compile-cache \
-    MALLOC_ARENA_MAX=2 \
     ZONEGATE_LISTEN=0.0.0.0:8080
 
 # Production dependencies only (the image's own Node 24 runs the gateway; the `node` devDependency is for the

@@ -39,13 +39,16 @@ describe('bin/zonegate.js', () => {
     assert.match(stderr, /stripper loaded: true/);
   });
 
-  it('runs on the node flags of its first line when run as a file: semi-spaces capped at 16 MiB', async () => {
+  it('runs with the environment and node flags of its first line when run as a file', async () => {
     const report = join(dir, 'flags.mjs');
-    await writeFile(report, `process.on('exit', () => process.stderr.write('execArgv: ' + JSON.stringify(process.execArgv) + '\\n'));`);
+    await writeFile(
+      report,
+      `process.on('exit', () => process.stderr.write('execArgv: ' + JSON.stringify(process.execArgv) + ' arenas: ' + process.env.MALLOC_ARENA_MAX + '\\n'));`,
+    );
     const env = zonegateEnv({ NODE_OPTIONS: `--import="${report}"` });
     const { stdout, stderr } = await promisify(execFile)(ZONEGATE_BIN, ['validate', 'routes.yaml'], { cwd: REPO, env });
     assert.equal(stdout.trim(), 'ok');
-    assert.match(stderr, /execArgv: \["--max-semi-space-size=16"\]/);
+    assert.match(stderr, /execArgv: \["--max-semi-space-size=16"\] arenas: 2/);
   });
 
   it('loads every module already stripped once the cache is filled', async () => {
