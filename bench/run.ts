@@ -654,12 +654,24 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
   return [...measured, ...outcomes];
 }
 
+/** A proxy under test whose stdout (its access log: writing it is part of what a request costs) goes to `logFile`. */
+function startLoggingChild(
+  name: string,
+  argv: readonly string[],
+  options: { cpu: number | undefined; logFile: string; executable?: boolean },
+): Child {
+  const logFd = openSync(options.logFile, 'w');
+  try {
+    return new Child(name, argv, { cpu: options.cpu, stdout: logFd, executable: options.executable });
+  } finally {
+    closeSync(logFd);
+  }
+}
+
 async function startContractForwarder(dir: string, upstreamPort: number, cpu: number | undefined): Promise<Target> {
   const port = await freePort();
-  // Its access lines go to a file, as the gateway's do.
-  const logFd = openSync(join(dir, 'contract.access.log'), 'w');
-  const child = new Child('contract forwarder', ['bench/contract-forwarder.ts', String(port), String(upstreamPort)], { cpu, stdout: logFd });
-  closeSync(logFd);
+  const logFile = join(dir, 'contract.access.log');
+  const child = startLoggingChild('contract forwarder', ['bench/contract-forwarder.ts', String(port), String(upstreamPort)], { cpu, logFile });
   const url = `http://${LOOPBACK}:${port}`;
   const notReady = await child.waitForHttpReady(`${url}/`, CHILD_START_TIMEOUT_MS);
   if (notReady !== undefined) throw new Error(`${notReady}\n${child.stderrTail()}`);
@@ -676,15 +688,12 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
   const configFile = join(bench.workDir, `${current.name}.routes.yaml`);
   writeFileSync(configFile, toYaml(gatewayConfig(current, { listen, admin, upstreams: bench.upstreamPorts })));
   const accessLog = join(bench.workDir, `${current.name}.access.log`);
-  // Access logging stays on: writing it is part of what a request costs.
-  const logFd = openSync(accessLog, 'w');
-  // Run as installed: the file itself, so the node flags on its first line apply.
-  const child = new Child('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+  // Run as installed: the file itself, so the environment and node flags on its first line apply.
+  const child = startLoggingChild('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
     cpu: bench.cpus.proxyCpu,
-    stdout: logFd,
+    logFile: accessLog,
     executable: true,
   });
-  closeSync(logFd);
   const notReady = await child.waitForHttpReady(`http://${LOOPBACK}:${admin}/readyz`, CHILD_START_TIMEOUT_MS);
   const url = `http://${LOOPBACK}:${listen}`;
   const problem = notReady ?? (await preflight(url, current.requests[0]!));

@@ -238,8 +238,9 @@ export class Pipeline {
         inFlight.end(instance);
         if (outcome.status !== 0) ctx.status = outcome.status;
         // a tunnel closed for idleness, or one the instance broke off (reset, error) rather than closed
-        if (outcome.status === 101 && outcome.error instanceof TunnelIdle) ctx.error ??= 'tunnel_idle';
-        else if (outcome.status === 101 && outcome.error !== undefined) ctx.error ??= 'upstream_body_failed';
+        if (outcome.status === 101 && outcome.error !== undefined) {
+          ctx.error ??= outcome.error instanceof TunnelIdle ? 'tunnel_idle' : 'upstream_body_failed';
+        }
         if (ctx.status === 0) {
           ctx.status = 499;
           ctx.error = 'client_closed';

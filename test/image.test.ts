@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { isStartedLine, zonegateEnv } from './support/gateway-process.ts';
+import { isStartedLine, STRIPPER_PROBE, zonegateEnv } from './support/gateway-process.ts';
 import { pollUntil, send, within } from './support/http.ts';
 
 const REPO = fileURLToPath(new URL('../', import.meta.url));
@@ -87,12 +87,9 @@ describe('the container image, built without Docker', () => {
 
   it('starts the gateway on routes.yaml with its ENTRYPOINT and CMD, every module from the compile cache, and serves', async (t) => {
     const [entrypoint, ...entryArgs] = dockerfile.entrypoint.map((part) => inImage(root, part));
-    // Reports on exit whether Node's TypeScript stripper was loaded: not when the cache holds every module.
-    const probe = join(root, 'stripper-probe.mjs');
-    await writeFile(probe, `process.on('exit', () => process.stderr.write('stripper loaded: ' + process.moduleLoadList.some((m) => m.includes('amaro')) + '\\n'));`);
     const child = spawn(entrypoint!, [...entryArgs, ...dockerfile.cmd.map((part) => inImage(root, part))], {
       cwd: root,
-      env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import="${probe}"` },
+      env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import="${STRIPPER_PROBE}"` },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';

@@ -9,28 +9,23 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { fillCompileCache, ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
+import { fillCompileCache, STRIPPER_PROBE, ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const NODE = join(REPO, 'node_modules/.bin/node');
 
-/** Preloaded into the child: reports on exit whether Node's TypeScript stripper (amaro) was loaded. */
-const PROBE = `process.on('exit', () => process.stderr.write('stripper loaded: ' + process.moduleLoadList.some((m) => m.includes('amaro')) + '\\n'));`;
 
 describe('bin/zonegate.js', () => {
   let dir: string;
-  let probe: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'zonegate-compile-cache-'));
-    probe = join(dir, 'probe.mjs');
-    await writeFile(probe, PROBE);
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
   /** `zonegate validate routes.yaml` (which loads the whole gateway) with its own cache directory. */
   async function validate(cacheDir: string): Promise<{ stdout: string; stderr: string }> {
     const env = { ...process.env, NODE_COMPILE_CACHE: cacheDir };
-    return promisify(execFile)(NODE, ['--import', probe, 'bin/zonegate.js', 'validate', 'routes.yaml'], { cwd: REPO, env });
+    return promisify(execFile)(NODE, ['--import', STRIPPER_PROBE, 'bin/zonegate.js', 'validate', 'routes.yaml'], { cwd: REPO, env });
   }
 
   it('strips types at run time while the cache is empty', async () => {

@@ -15,6 +15,9 @@ const NODE = join(REPO, 'node_modules/.bin/node');
 /** `zonegate` as installed: run as a file, so its shebang's node flags apply (env and node exec in turn: one pid) */
 export const ZONEGATE_BIN = join(REPO, 'bin/zonegate.js');
 
+/** A module to preload into a zonegate process: on exit it prints `stripper loaded: true|false` on stderr. */
+export const STRIPPER_PROBE = join(REPO, 'test/support/stripper-probe.mjs');
+
 /** An environment in which `ZONEGATE_BIN` finds the pinned Node 24 first on PATH, plus `extra`. */
 export function zonegateEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   return { ...process.env, PATH: `${dirname(NODE)}${delimiter}${process.env.PATH ?? ''}`, ...extra };
