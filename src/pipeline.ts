@@ -231,7 +231,7 @@ export class Pipeline {
         connectTimeout: this.state.config.gateway.upstream.connectTimeout,
         handshakeTimeout: route.config.timeout,
         idleTimeout: route.config.tunnelIdleTimeout,
-        responseHeaders: { 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId },
+        ids: ctx,
       },
       refuse,
       (outcome) => {

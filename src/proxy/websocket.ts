@@ -1,10 +1,13 @@
 // WebSocket upgrades (http-proxy-3): the handshake goes to the chosen instance, and once it answers 101 the two
 // sockets are piped until either side closes. Routing, locality, admission and headers were settled by the pipeline
 // before; this file only runs the tunnel and reports how it went.
-import type { ClientRequest, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { ClientRequest, IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
+import { downstreamResponseHeaders, type ForwardingInfo } from './headers.ts';
+
+type ResponseIds = Pick<ForwardingInfo, 'requestId' | 'traceId'>;
 
 export interface TunnelRequest {
   /** `http://host:port` of the instance */
@@ -19,8 +22,8 @@ export interface TunnelRequest {
   readonly handshakeTimeout: number;
   /** an open tunnel that carries nothing either way for this long is closed */
   readonly idleTimeout: number;
-  /** added to the instance's answer (the request and trace ids) */
-  readonly responseHeaders: Readonly<Record<string, string>>;
+  /** put on the instance's answer */
+  readonly ids: ResponseIds;
 }
 
 export interface TunnelOutcome {
@@ -39,7 +42,7 @@ interface OpenTunnel {
   handshake: ClientRequest | undefined;
   /** the connection to the instance, once it upgraded */
   upstream: Duplex | undefined;
-  readonly responseHeaders: Readonly<Record<string, string>>;
+  readonly ids: ResponseIds;
   /** stops reading the client before the tunnel's pipe takes over */
   readonly upgraded: () => void;
 }
@@ -98,9 +101,16 @@ export class WebSocketTunnels {
       const tunnel = this.#open.get(req);
       if (tunnel === undefined) return;
       tunnel.handshake = proxyReq;
+      // The answer's head goes out as http-proxy-3 finds it, so the proxy header rules are applied to it here.
       const answered = (answer: IncomingMessage, status: number): void => {
         tunnel.status = status;
-        Object.assign(answer.headers, tunnel.responseHeaders);
+        const head = downstreamResponseHeaders(answer.headers, tunnel.ids);
+        if (status !== 101) head.connection = 'close'; // the client's connection ends with this answer
+        else {
+          head.connection = 'Upgrade';
+          if (answer.headers.upgrade !== undefined) head.upgrade = answer.headers.upgrade;
+        }
+        answer.headers = head as IncomingHttpHeaders;
       };
       proxyReq.once('upgrade', (answer: IncomingMessage, upstream: Duplex) => {
         tunnel.upstream = upstream;
@@ -145,7 +155,7 @@ export class WebSocketTunnels {
       error: undefined,
       handshake: undefined,
       upstream: undefined,
-      responseHeaders: request.responseHeaders,
+      ids: request.ids,
       upgraded: () => {
         socket.off('data', dropEarly);
         socket.pause(); // the tunnel's pipe reads from here on

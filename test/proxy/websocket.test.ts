@@ -83,6 +83,8 @@ describe('WebSocket upgrades', () => {
   let plain: TestUpstream;
   let silent: RawUpstream;
   let streaming: RawUpstream;
+  /** answers with hop-by-hop headers of its own: 101 for /fussy/up, 426 otherwise */
+  let fussy: RawUpstream;
   /** upgrades, then never closes its side of the connection: a peer that vanished */
   let stubborn: Server;
   /** per connection to `stubborn`, in order: resolves with how it ended */
@@ -102,6 +104,16 @@ describe('WebSocket upgrades', () => {
       streams.add(socket);
       socket.once('close', () => streams.delete(socket));
       void readRequestHead(socket).then(() => socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\ndata: 1\n\n'));
+    });
+    fussy = await startRawUpstream((socket) => {
+      void readRequestHead(socket).then((head) => {
+        const hopByHop = ['Keep-Alive: timeout=5', 'X-Secret: 1', 'Proxy-Authenticate: Basic realm="x"'];
+        socket.write(
+          head.startsWith('GET /fussy/up ')
+            ? ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade, X-Secret', ...hopByHop, '', ''].join('\r\n')
+            : ['HTTP/1.1 426 Upgrade Required', 'Upgrade: websocket', 'Connection: keep-alive, Upgrade, X-Secret', ...hopByHop, 'Content-Length: 2', '', 'no'].join('\r\n'),
+        );
+      });
     });
     stubborn = createServer({ allowHalfOpen: true }, (socket) => {
       const { promise: gone, resolve: goneWith } = Promise.withResolvers<string>();
@@ -127,6 +139,7 @@ describe('WebSocket upgrades', () => {
           gone: [`127.0.0.1:${await refusedPort()}`],
           silent: [silent.address],
           streaming: [streaming.address],
+          fussy: [fussy.address],
           stubborn: [`127.0.0.1:${(stubborn.address() as AddressInfo).port}`],
         },
         routes: [
@@ -138,6 +151,7 @@ describe('WebSocket upgrades', () => {
           { name: 'gone', match: { prefix: '/gone' }, service: 'gone' },
           { name: 'silent', match: { prefix: '/silent' }, service: 'silent', timeout: '300ms' },
           { name: 'streaming', match: { prefix: '/streaming' }, service: 'streaming' },
+          { name: 'fussy', match: { prefix: '/fussy' }, service: 'fussy' },
           { name: 'limited', match: { prefix: '/limited' }, service: 'chat', rateLimit: { key: 'route', rate: '1/m', burst: 1 } },
         ],
       }),
@@ -150,6 +164,7 @@ describe('WebSocket upgrades', () => {
     await plain.close();
     await silent.close();
     await streaming.close();
+    await fussy.close();
     for (const socket of stubbornSockets) socket.destroy();
     await new Promise((resolve) => stubborn.close(resolve));
   });
@@ -261,6 +276,27 @@ describe('WebSocket upgrades', () => {
     const answer = await rawExchange(gateway.url, ['GET /plain HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
     assert.equal(answer.status, 200);
     assert.match(answer.body.toString(), /"upstream":"plain"/);
+  });
+
+  it('applies the proxy header rules to the instance\'s answer, whether it upgrades or not', async () => {
+    const refused = await rawExchange(gateway.url, ['GET /fussy/no HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
+    assert.equal(refused.status, 426);
+    assert.equal(refused.body.toString(), 'no');
+    assert.equal(refused.headers.connection, 'close', 'the connection ends with this answer');
+    const { socket, received } = await rawHandshake(gateway.url, '/fussy/up', (text) => text.includes('\r\n\r\n'));
+    socket.destroy();
+    const upgraded = received().slice(0, received().indexOf('\r\n\r\n')).toLowerCase();
+    assert.match(upgraded, /^http\/1\.1 101 /);
+    assert.match(upgraded, /\r\nconnection: upgrade(\r\n|$)/);
+    assert.match(upgraded, /\r\nupgrade: websocket(\r\n|$)/);
+    for (const head of [refused.headers, Object.fromEntries(upgraded.split('\r\n').slice(1).map((line) => line.split(': ')))]) {
+      assert.equal(head['keep-alive'], undefined);
+      assert.equal(head['x-secret'], undefined, 'named by Connection');
+      assert.equal(head['proxy-authenticate'], undefined);
+      assert.equal(head.via, '1.1 zonegate');
+      assert.ok(head['x-request-id'] && head['x-trace-id']);
+    }
+    assert.equal(refused.headers.upgrade, undefined);
   });
 
   it('lets go of the instance when the client leaves an answer that did not upgrade', async () => {
