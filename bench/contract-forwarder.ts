@@ -5,10 +5,11 @@
 // or metrics. `contract ÷ bare` in the benchmark is what the contract costs on Node and undici, whoever implements
 // it; `zonegate ÷ contract` is what zonegate's own machinery adds.
 //   node bench/contract-forwarder.ts <listenPort> <upstreamPort>   (access lines on stdout)
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { Pool, type Dispatcher } from 'undici';
 import { createLogger, jsonString, writeInfoMembers } from '../src/observability/logger.ts';
+import { randomHex } from '../src/observability/trace.ts';
 import { endToEndHeaders } from './hop-by-hop.ts';
 
 const [listenPort, upstreamPort] = process.argv.slice(2).map(Number);
@@ -28,8 +29,9 @@ function ids(req: IncomingMessage): { requestId: string; traceId: string; tracep
   const requestId = typeof sent === 'string' && sent !== '' ? sent : randomUUID();
   const sentParent = req.headers.traceparent;
   const parent = TRACEPARENT.exec(typeof sentParent === 'string' ? sentParent : '');
-  const traceId = parent?.[1] ?? randomBytes(16).toString('hex');
-  return { requestId, traceId, traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-${parent?.[2] ?? '01'}` };
+  // zonegate's pooled random bytes: crypto.randomBytes costs an OpenSSL DRBG call each time
+  const traceId = parent?.[1] ?? randomHex(16);
+  return { requestId, traceId, traceparent: `00-${traceId}-${randomHex(8)}-${parent?.[2] ?? '01'}` };
 }
 
 createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request, bare forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
+# Instructions per request, bare forwarder vs contract forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
 # time, the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change apart.
 #   bash bench/instructions.sh [requests=4000] [warmup=30000]       (needs valgrind; ~5 min per target)
 # The warm-up matters: V8 still optimises (and re-optimises) hot code for the first ~20,000 requests, and with
@@ -43,6 +43,7 @@ count() { # <name> <node args...>: prints instructions per request
 }
 
 count bare --import "$work/exit-on-sigint.mjs" bench/bare-forwarder.ts $proxy_port $upstream_port
+count contract --import "$work/exit-on-sigint.mjs" bench/contract-forwarder.ts $proxy_port $upstream_port
 # As `zonegate` runs: with the node flags of bin/zonegate.js's first line.
 read -ra zonegate_flags <<< "$(head -1 bin/zonegate.js | sed 's/^.*[ /]node//')"
 count zonegate "${zonegate_flags[@]}" bin/zonegate.js run --config "$work/routes.yaml"
