@@ -129,7 +129,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   }
 
   onRequestSent(): void {
-    if (this.#streamedBody && !this.#done) this.#headDeadline = setTimeout(this.#headTimedOut, this.#headTimeoutMs);
+    // An instance may answer before it has read the whole body (an early reply, a duplex API): its head is in.
+    if (this.#streamedBody && !this.#done && !this.#committed) this.#headDeadline = setTimeout(this.#headTimedOut, this.#headTimeoutMs);
   }
 
   onResponseStart(

@@ -186,6 +186,32 @@ describe('the per-try timeout and a streamed request body', () => {
     assert.equal(gateway.gateway.breakers.state(instance), 'closed');
   });
 
+  it('does not run again when the instance answered before the body was all sent: its response streams on', async (t) => {
+    // answers at once, then streams for well past the per-try timeout after the upload has ended
+    const upstream = await startUpstream('app', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' }).write('head;');
+      req.resume();
+      req.once('end', () => {
+        const ticks = setInterval(() => res.write('tick;'), PER_TRY_TIMEOUT_MS / 5);
+        setTimeout(() => {
+          clearInterval(ticks);
+          res.end('done');
+        }, PER_TRY_TIMEOUT_MS * 3);
+      });
+    });
+    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
+    const gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
+    t.after(async () => {
+      await gateway.close();
+      await upstream.close();
+    });
+    const result = await slowUpload(gateway.url);
+    assert.equal(result.status, 200);
+    assert.match(result.body.toString(), /^head;(tick;)+done$/);
+    const access = await gateway.log.waitFor((line) => line.msg === 'access' && line.path === '/upload');
+    assert.equal(access.error, null);
+  });
+
   it('runs once the body is sent: an upstream that then stays silent is a 504', async (t) => {
     const silent = await startRawUpstream((socket) => void readRequestHead(socket).catch(() => {}));
     const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
