@@ -17,6 +17,7 @@ import {
   readRequestHead,
   refusedPort,
   send,
+  startBlackhole,
   startRawUpstream,
   type HttpResult,
   type Mirrored,
@@ -227,5 +228,37 @@ describe('the per-try timeout and a streamed request body', () => {
     const bound = CLIENT_PAUSE_MS + PER_TRY_TIMEOUT_MS + TIMEOUT_SLACK_MS + stalls.stop();
     assert.ok(elapsed >= CLIENT_PAUSE_MS + PER_TRY_TIMEOUT_MS - 5, `answered after ${elapsed.toFixed(0)} ms, before the body was sent and waited for`);
     assert.ok(elapsed < bound, `answered after ${elapsed.toFixed(0)} ms`);
+  });
+});
+
+describe('an instance whose connection never completes (connectTimeout)', () => {
+  const CONNECT_TIMEOUT_MS = 200;
+
+  it('is a connect failure: retried on another instance, and 502 upstream_unavailable when none is left', async (t) => {
+    const blackhole = await startBlackhole();
+    const healthy = await startUpstream('healthy');
+    const gateway = await startGateway(
+      configYaml({
+        services: { both: [blackhole.address, healthy.address], dead: [blackhole.address] },
+        routes: [
+          { name: 'dead', match: { prefix: '/dead' }, service: 'dead' },
+          { name: 'both', match: { prefix: '/' }, service: 'both', breaker: { volumeThreshold: 1000 } },
+        ],
+        gateway: { upstream: { connectTimeout: `${CONNECT_TIMEOUT_MS}ms` } },
+      }),
+    );
+    t.after(async () => {
+      await gateway.close();
+      await healthy.close();
+      blackhole.close();
+    });
+    assertGatewayError(await send(gateway.url, { path: '/dead' }), 502, 'upstream_unavailable');
+    // until one of them tried the unreachable instance first
+    for (let sent = 1; ; sent++) {
+      assert.equal((await send(gateway.url, { path: `/both/${sent}` })).status, 200);
+      const line = await gateway.log.waitFor((entry) => entry.msg === 'access' && entry.path === `/both/${sent}`);
+      if (line.attempts === 2) break;
+      assert.ok(sent < 20, 'no request was sent to the unreachable instance first');
+    }
   });
 });

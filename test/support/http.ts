@@ -1,6 +1,7 @@
 // HTTP helpers for the proxy-path tests: routes.yaml builders, raw `node:http` and raw-socket clients,
 // raw TCP upstreams for answers a real HTTP server would never send, and deadline-bounded waits.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
@@ -281,6 +282,47 @@ export async function refusedPort(): Promise<number> {
   server.close();
   await once(server, 'close');
   return port;
+}
+
+export interface Blackhole {
+  /** `127.0.0.1:port`, where a connection attempt neither completes nor fails */
+  readonly address: string;
+  close(): void;
+}
+
+/**
+ * A port where TCP connections hang, as at a host that dropped off the network: a listener in a stopped process
+ * whose accept queue is full, so the kernel drops every further SYN.
+ */
+export async function startBlackhole(): Promise<Blackhole> {
+  const listener = spawn(
+    process.execPath,
+    ['-e', "require('net').createServer().listen({ port: 0, host: '127.0.0.1', backlog: 1 }, function () { console.log(this.address().port) })"],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const [line] = (await once(listener.stdout!, 'data')) as [Buffer];
+  const port = Number(line.toString().trim());
+  listener.kill('SIGSTOP');
+  const fillers: Socket[] = [];
+  // Connections the kernel completes into the queue; once it is full, the next one hangs.
+  for (;;) {
+    const socket = connect(port, '127.0.0.1').on('error', () => {});
+    fillers.push(socket);
+    const { promise: settled, resolve } = Promise.withResolvers<boolean>();
+    const timer = setTimeout(() => resolve(false), 200);
+    socket.once('connect', () => resolve(true));
+    const connected = await settled;
+    clearTimeout(timer);
+    if (!connected) break;
+    if (fillers.length > 16) throw new Error('the blackhole listener keeps accepting connections');
+  }
+  return {
+    address: `127.0.0.1:${port}`,
+    close: () => {
+      for (const socket of fillers) socket.destroy();
+      listener.kill('SIGKILL');
+    },
+  };
 }
 
 /** Rejects with a message naming `what` when the promise has not settled within `ms`. */
