@@ -234,17 +234,18 @@ export class Gateway {
     // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
     this.#proxy.closeIdleConnections();
     const sweep = setInterval(() => this.#proxy.closeIdleConnections(), DRAIN_SWEEP_MS);
-    const stopSweep = (): void => clearInterval(sweep);
-    closed.then(stopSweep, stopSweep);
-    const deadline = AbortSignal.timeout(this.config.gateway.drainTimeout);
-    const expired = once(deadline, 'abort').then(() => {
+    const deadline = setTimeout(() => {
       this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
       // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
       this.#pipeline.closeTunnels();
-    });
+    }, this.config.gateway.drainTimeout);
+    const stopTimers = (): void => {
+      clearInterval(sweep);
+      clearTimeout(deadline);
+    };
+    closed.then(stopTimers, stopTimers);
     this.#consul?.stop();
-    await Promise.race([closed, expired]);
     await closed;
     this.breakers.close();
     // In-flight exchanges ended with their connections; a pool that still will not close is destroyed.

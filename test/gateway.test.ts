@@ -114,6 +114,19 @@ describe('drain', { timeout: 30_000 }, () => {
     assert.ok(elapsed < DRAIN_TIMEOUT_MS / 2, `stop took ${elapsed.toFixed(0)} ms (drain timeout ${DRAIN_TIMEOUT_MS} ms)`);
   });
 
+  it('forgets its drain deadline once stopped: nothing of it runs later', async (t) => {
+    const upstream = await startUpstream('app');
+    const drainMs = 200;
+    const gateway = await startGateway(
+      configYaml({ services: { app: [upstream.address] }, routes: [{ name: 'app', match: { prefix: '/' }, service: 'app' }], gateway: { drainTimeout: `${drainMs}ms` } }),
+    );
+    t.after(() => upstream.close());
+    await gateway.close();
+    // Nothing announces that a timer did not fire: wait well past when it would have.
+    await new Promise((resolve) => setTimeout(resolve, drainMs * 3));
+    assert.deepEqual(gateway.log.lines.filter((line) => String(line.msg).startsWith('drain timeout')), []);
+  });
+
   it('answers a request that arrives on a kept-alive connection during the drain with Connection: close', async (t) => {
     const { gateway, arrived } = await slowGateway(t);
     const { port } = new URL(gateway.url);
