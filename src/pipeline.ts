@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
+import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { answerOnConnection } from './listener/server.ts';
 import { parseTarget } from './listener/target.ts';
@@ -129,6 +130,9 @@ export class Pipeline {
     if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
       return sendGatewayError(res, ctx, 'bad_request', 'a WebSocket handshake has no body');
     }
+    const refused = refusedFraming(req);
+    // the body, if any, is not read: the connection cannot carry another request
+    if (refused !== undefined) return sendGatewayError(res, ctx, refused.code, refused.message, { connection: 'close' });
     try {
       this.#route(req, res, ctx, ids, upgrade);
     } catch (err) {
@@ -341,8 +345,6 @@ export class Pipeline {
   }
 }
 
-/** Node's own test for the expectation it hands to `checkContinue` (HTTP/1.1 only: no 1xx to HTTP/1.0, RFC 9110 §15.2). */
-const EXPECTS_CONTINUE = /(?:^|\W)100-continue(?:$|\W)/i;
 
 function noHeaders(): undefined {
   return undefined;

@@ -136,6 +136,8 @@ export function createProxyServer(
   // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
   // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
   server.on('checkContinue', handler);
+  // Any other expectation: the pipeline answers 417 with the gateway's JSON, ids and an access line (Node's own is bare).
+  server.on('checkExpectation', handler);
   server.on('connect', refuseTunnel(handler));
   server.on('upgrade', upgradeHandler);
   server.on('clientError', rejectMalformed);

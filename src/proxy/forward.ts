@@ -5,6 +5,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
+import { isChunkedOnly } from '../listener/framing.ts';
 import { downstreamResponseHeaders, downstreamTrailers } from './headers.ts';
 
 export type FailureKind =
@@ -154,6 +155,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       return;
     }
     clearTimeout(this.#headDeadline);
+    const codings = headers['transfer-encoding'];
+    if (codings !== undefined && !isChunkedOnly(String(codings))) {
+      // undici removed only the chunking: the rest (gzip, …) cannot be relayed without it (nginx: 502 too)
+      controller.abort(new UpstreamFailure('bad-response', new Error(`unsupported transfer coding "${String(codings)}" in the response`)));
+      return;
+    }
     if (this.#holdStatus?.(statusCode)) {
       controller.abort(new UpstreamFailure('status', undefined, statusCode));
       return;

@@ -6,6 +6,8 @@ export const GATEWAY_ERRORS = {
   bad_request: 400,
   route_not_found: 404,
   body_too_large: 413,
+  /** zonegate's addition: an `Expect` other than 100-continue */
+  expectation_failed: 417,
   rate_limited: 429,
   upstream_unavailable: 502,
   no_healthy_upstream: 503,
@@ -13,6 +15,8 @@ export const GATEWAY_ERRORS = {
   /** zonegate's addition: Redis cannot decide and `redis.onError: deny` */
   rate_limit_unavailable: 503,
   upstream_timeout: 504,
+  /** zonegate's addition: a request transfer coding other than chunked */
+  not_implemented: 501,
 } as const;
 
 export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;

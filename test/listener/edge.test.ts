@@ -52,6 +52,24 @@ describe('listener edge checks', () => {
     });
   }
 
+  const unsupported: [what: string, lines: (host: string) => string[], body: string, status: number, code: string][] = [
+    ['a transfer coding beside chunked', (h) => ['POST /x HTTP/1.1', `Host: ${h}`, 'Transfer-Encoding: gzip, chunked'], '2\r\nGZ\r\n0\r\n\r\n', 501, 'not_implemented'],
+    ['an expectation other than 100-continue', (h) => ['POST /x HTTP/1.1', `Host: ${h}`, 'Expect: a-pony', 'Content-Length: 2'], 'ok', 417, 'expectation_failed'],
+  ];
+  for (const [what, lines, body, status, code] of unsupported) {
+    it(`answers ${status} ${code} to ${what}, with an access line, without forwarding it`, async () => {
+      const forwardedBefore = upstream.requests.length;
+      const response = await rawExchange(gateway.url, lines(host), body);
+      const { requestId } = assertGatewayError(response, status, code);
+      assert.equal(response.headers.connection, 'close');
+      assert.equal(upstream.requests.length, forwardedBefore);
+      const line = await gateway.log.waitFor((l) => l.msg === 'access' && l.reqId === requestId);
+      assert.equal(line.status, status);
+      assert.equal(line.error, code);
+      await assertStillServing();
+    });
+  }
+
   it('answers 400 bad_request to CONNECT (no tunnels), with an access line, without forwarding it', async () => {
     const before = upstream.requests.length;
     const response = await rawExchange(gateway.url, ['CONNECT evil.example:443 HTTP/1.1', 'Host: evil.example:443']);

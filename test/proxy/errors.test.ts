@@ -43,6 +43,10 @@ const MISBEHAVIOURS = {
   garbage: (socket: Socket) => {
     socket.end('\x00\x01 definitely not HTTP \xff\r\n\r\n');
   },
+  /** a body in a transfer coding beside chunked, which undici decodes only the chunking of */
+  gzipped: (socket: Socket) => {
+    socket.end('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\nGZ\r\n0\r\n\r\n');
+  },
   /** starts a chunked body, then resets the connection */
   reset: (socket: Socket) => {
     socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
@@ -104,6 +108,11 @@ describe('upstream failures', () => {
 
   it('answers 502 upstream_unavailable to a response that is not HTTP', async () => {
     assertGatewayError(await send(gateway.url, { path: '/garbage' }), 502, 'upstream_unavailable');
+    await assertStillServing();
+  });
+
+  it('answers 502 upstream_unavailable to a response in a transfer coding other than chunked (gzip, chunked)', async () => {
+    assertGatewayError(await send(gateway.url, { path: '/gzipped' }), 502, 'upstream_unavailable');
     await assertStillServing();
   });
 
