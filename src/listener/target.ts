@@ -9,7 +9,8 @@ export interface RequestTarget {
   readonly host: string;
 }
 
-const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)$/i;
+const ABSOLUTE_FORM = /^(https?):\/\/([^/?#]*)([^#]*)$/i;
+const DEFAULT_PORT: Readonly<Record<string, string>> = { http: ':80', https: ':443' };
 /** RFC 9110 §7.2 Host = uri-host [ ":" port ]: an IP literal or a reg-name (RFC 3986 §3.2.2), nothing else */
 const VALID_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~!$&'()*+,;=%-]*)(?::\d*)?$/;
 /** What `%2F` and `%5C` in a path mean (`gateway.escapedSlashes`). */
@@ -32,6 +33,14 @@ export function hostWithoutPort(authority: string): string {
   return colon === -1 ? lower : lower.slice(0, colon);
 }
 
+/** An authority as two requests for the same origin share it: lower-case, without the scheme's default port. */
+function sameOrigin(authority: string, scheme: string): string {
+  const lower = authority.toLowerCase();
+  const port = DEFAULT_PORT[scheme.toLowerCase()]!;
+  if (lower.endsWith(port)) return lower.slice(0, -port.length);
+  return lower.endsWith(':') ? lower.slice(0, -1) : lower;
+}
+
 /**
  * RFC 3986 §5.2.4 dot-segment removal (via WHATWG URL) and merged slashes, as Envoy's edge settings do. A backslash
  * is always a separator (it is no URI character, and Windows servers take it as one). Escaped slashes (%2F, %5C)
@@ -46,8 +55,9 @@ function normalisePath(path: string, slashes: EscapedSlashes): string | undefine
 }
 
 /**
- * Parses `req.url`. Absolute-form targets are accepted only when their authority names the same host as
- * the Host header (RFC 9112 §3.2.2 makes the target win; a mismatch is how cache-poisoning starts).
+ * Parses `req.url`. Absolute-form targets are accepted only when their authority is the Host header's (RFC 9112
+ * §3.2.2: the target wins and a proxy sends it as Host; a mismatch, even of the port, is how cache-poisoning
+ * starts), so the Host forwarded is the target's.
  * Returns an error message for a target the gateway refuses, and for an HTTP/1.1 request without Host
  * (RFC 9112 §3.2; Node's own check would answer a bare 400 instead of the gateway's JSON).
  */
@@ -60,10 +70,11 @@ export function parseTarget(req: IncomingMessage, slashes: EscapedSlashes): Requ
   if (url.charCodeAt(0) !== 47) {
     const absolute = ABSOLUTE_FORM.exec(url);
     if (!absolute) return `unsupported request target "${url.slice(0, 64)}"`;
-    if (hostWithoutPort(absolute[1]!) !== hostWithoutPort(hostHeader)) {
-      return 'the absolute-form request target names a different host than the Host header';
+    const scheme = absolute[1]!;
+    if (sameOrigin(absolute[2]!, scheme) !== sameOrigin(hostHeader, scheme)) {
+      return 'the absolute-form request target names a different host or port than the Host header';
     }
-    url = absolute[2] || '/';
+    url = absolute[3] || '/';
     if (url.charCodeAt(0) === 63) url = `/${url}`;
   }
   const target = splitTarget(url, slashes);

@@ -319,12 +319,21 @@ describe('request target', () => {
     assert.equal(upstreams.orders.requests.at(-1)?.url, '/api/order/7?x=1');
   });
 
-  it('answers 400 bad_request to an absolute-form target naming another host, without forwarding it', async () => {
-    const host = new URL(gateway.url).host;
-    const before = upstreams.orders.requests.length;
-    const response = await rawExchange(gateway.url, ['GET http://evil.example/api/order/7 HTTP/1.1', `Host: ${host}`, 'Connection: close']);
-    assert.equal(response.status, 400);
-    assert.equal(json(response).error, 'bad_request');
-    assert.equal(upstreams.orders.requests.length, before);
+  it('forwards an absolute-form target whose authority differs from the Host only by the default port or case', async () => {
+    const response = await rawExchange(gateway.url, ['GET http://GW.example:80/api/order/8 HTTP/1.1', 'Host: gw.example', 'Connection: close']);
+    assert.equal(response.status, 200, response.body.toString());
+    assert.equal(upstreams.orders.requests.at(-1)?.url, '/api/order/8');
   });
+
+  for (const [what, authority] of [['another host', 'evil.example'], ['another port of the Host', 'HOST:9999']] as const) {
+    it(`answers 400 bad_request to an absolute-form target naming ${what}, without forwarding it`, async () => {
+      const host = new URL(gateway.url).host;
+      const before = upstreams.orders.requests.length;
+      const target = authority.replace('HOST', new URL(gateway.url).hostname);
+      const response = await rawExchange(gateway.url, [`GET http://${target}/api/order/7 HTTP/1.1`, `Host: ${host}`, 'Connection: close']);
+      assert.equal(response.status, 400);
+      assert.equal(json(response).error, 'bad_request');
+      assert.equal(upstreams.orders.requests.length, before);
+    });
+  }
 });
