@@ -147,17 +147,11 @@ function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: str
   const xff = trusted ? headers['x-forwarded-for'] : undefined;
   const proto = (trusted && headers['x-forwarded-proto']) || 'http';
   const host = (trusted && headers['x-forwarded-host']) || info.host;
-  const element = `for=${forwardedNode(peer)};host=${forwardedToken(info.host)};proto=http`;
-  out.push(
-    'x-forwarded-for',
-    appendList(xff, client),
-    'x-forwarded-proto',
-    Array.isArray(proto) ? proto[0]! : proto,
-    'x-forwarded-host',
-    Array.isArray(host) ? host[0]! : host,
-    'forwarded',
-    appendList(trusted ? headers.forwarded : undefined, element),
-  );
+  // an HTTP/1.0 request may come without Host: then there is no host to tell
+  const element = info.host === '' ? `for=${forwardedNode(peer)};proto=http` : `for=${forwardedNode(peer)};host=${forwardedToken(info.host)};proto=http`;
+  out.push('x-forwarded-for', appendList(xff, client), 'x-forwarded-proto', Array.isArray(proto) ? proto[0]! : proto);
+  if (host !== '') out.push('x-forwarded-host', Array.isArray(host) ? host[0]! : host);
+  out.push('forwarded', appendList(trusted ? headers.forwarded : undefined, element));
 }
 
 /** Response headers from undici's parsed object, hop-by-hop removed, gateway ids and Via added. */

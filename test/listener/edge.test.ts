@@ -110,7 +110,10 @@ describe('listener edge checks', () => {
   it('forwards an HTTP/1.0 request without Host (only HTTP/1.1 requires one)', async () => {
     const response = await rawExchange(gateway.url, ['GET /legacy HTTP/1.0']);
     assert.equal(response.status, 200, response.body.toString());
-    assert.equal(upstream.requests.at(-1)?.url, '/legacy');
+    const forwarded = upstream.requests.at(-1)!;
+    assert.equal(forwarded.url, '/legacy');
+    assert.equal(forwarded.headers['x-forwarded-host'], undefined, 'no host to tell');
+    assert.match(String(forwarded.headers.forwarded), /^for=[^;]+;proto=http$/);
   });
 
   it('answers 431 headers_too_large to a head over limits.maxHeaderBytes', async () => {
