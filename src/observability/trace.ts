@@ -19,7 +19,11 @@ export function randomHex(bytes: number): string {
 
 /** What a client may send as X-Request-ID / X-Trace-ID: printable, no separators that break logs or headers. */
 const SAFE_ID = /^[A-Za-z0-9._:@/+=-]{1,128}$/;
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+/**
+ * version-traceid-parentid-flags. A later version than 00 may append fields (`-…`), which this version-00 hop
+ * ignores, keeping only the sampled flag (W3C Trace Context §3.2.4); version ff is invalid.
+ */
+const TRACEPARENT = /^(?:00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})|(?!ff|00)[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]([0-9a-f])(?:-.*)?)$/;
 const ZERO_TRACE = '00000000000000000000000000000000';
 const ZERO_SPAN = '0000000000000000';
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -31,6 +35,8 @@ export interface TraceIds {
   readonly w3cTraceId: string;
   /** the traceparent sent upstream: same trace, a new span id for this hop */
   readonly traceparent: string;
+  /** the client's traceparent is continued; otherwise a new trace starts and its tracestate must not go upstream */
+  readonly continuesParent: boolean;
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
@@ -55,12 +61,16 @@ export function traceIds(
   const clientTraceId = safeId(traceIdHeader);
   const traceparent = headerValue(traceparentHeader);
   const parent = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
+  // a later version's trace and parent ids, and of its flags only `sampled`
+  const parentTraceId = parent?.[1] ?? parent?.[4];
+  const parentSpanId = parent?.[2] ?? parent?.[5];
+  const continuesParent = parentTraceId !== undefined && parentTraceId !== ZERO_TRACE && parentSpanId !== ZERO_SPAN;
   let w3cTraceId: string;
   let spanId: string;
   let flags = '01';
-  if (parent && parent[1] !== ZERO_TRACE && parent[2] !== ZERO_SPAN) {
-    w3cTraceId = parent[1]!;
-    flags = parent[3]!;
+  if (continuesParent) {
+    w3cTraceId = parentTraceId;
+    flags = parent![3] ?? (parseInt(parent![6]!, 16) & 1 ? '01' : '00');
     spanId = randomHex(8);
   } else if (clientTraceId !== undefined && HEX32.test(clientTraceId) && clientTraceId !== ZERO_TRACE) {
     w3cTraceId = clientTraceId;
@@ -76,5 +86,6 @@ export function traceIds(
     traceId: clientTraceId ?? w3cTraceId,
     w3cTraceId,
     traceparent: `00-${w3cTraceId}-${spanId}-${flags}`,
+    continuesParent,
   };
 }

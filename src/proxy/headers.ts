@@ -50,6 +50,8 @@ export interface ForwardingInfo {
   readonly requestId: string;
   readonly traceId: string;
   readonly traceparent: string;
+  /** the client's traceparent is continued: its tracestate goes with it (a new trace drops it, W3C Trace Context §4.3) */
+  readonly continuesParent: boolean;
   /** the peer may set X-Forwarded-* / Forwarded */
   readonly peerTrusted: boolean;
   /**
@@ -98,6 +100,7 @@ export function upstreamRequestHeaders(
     // only trusted proxies may say how the request reached them (X-Forwarded-Port, -Prefix, -Ssl, …)
     if (!info.peerTrusted && lower.startsWith('x-forwarded-')) continue;
     if (!info.regionHeaderTrusted && lower === 'x-region-id') continue;
+    if (!info.continuesParent && lower === 'tracestate') continue;
     out.push(name, raw[i + 1]!);
   }
   appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info);

@@ -72,6 +72,8 @@ describe('trace and request ids', () => {
     ['an all-zero parent id', `00-${TRACE_ID}-${'0'.repeat(16)}-01`],
     ['upper-case hex', `00-${TRACE_ID.toUpperCase()}-${PARENT_SPAN}-01`],
     ['a truncated trace id', `00-${TRACE_ID.slice(2)}-${PARENT_SPAN}-01`],
+    ['fields after version 00\'s flags', `00-${TRACE_ID}-${PARENT_SPAN}-01-more`],
+    ['a later version cut short', `01-${TRACE_ID}-${PARENT_SPAN}-0`],
   ];
   for (const [reason, traceparent] of invalid) {
     it(`starts a fresh trace for a traceparent with ${reason}`, async () => {
@@ -82,6 +84,23 @@ describe('trace and request ids', () => {
       assert.equal(hop.result.headers['x-trace-id'], hop.traceId);
     });
   }
+
+  for (const [flags, sampled] of [['03', '01'], ['02', '00']] as const) {
+    it(`continues a later version's traceparent as version 00, keeping only its sampled flag (flags ${flags})`, async () => {
+      const hop = await traced({ traceparent: `01-${TRACE_ID}-${PARENT_SPAN}-${flags}-what-comes-next` });
+      assert.equal(hop.traceId, TRACE_ID);
+      assert.notEqual(hop.spanId, PARENT_SPAN);
+      assert.equal(hop.flags, sampled);
+    });
+  }
+
+  it('passes tracestate on with the trace it belongs to, and drops it when a new trace starts', async () => {
+    const tracestate = 'vendor=abc,other=1';
+    assert.equal((await traced({ traceparent: VALID_TRACEPARENT, tracestate })).upstream.tracestate, tracestate);
+    assert.equal((await traced({ traceparent: `ff-${TRACE_ID}-${PARENT_SPAN}-01`, tracestate })).upstream.tracestate, undefined);
+    assert.equal((await traced({ tracestate })).upstream.tracestate, undefined);
+    assert.equal((await traced({ 'x-trace-id': TRACE_ID, tracestate })).upstream.tracestate, undefined);
+  });
 
   it('starts a trace when none was sent, with the same id upstream and in the response', async () => {
     const hop = await traced({});
