@@ -179,7 +179,7 @@ describe('a malformed request pipelined behind one still being answered', () => 
   }
 
   it('answers every request queued before the malformed one first', async (t) => {
-    const releases = new Map<string, PromiseWithResolvers<void>>([['/a', Promise.withResolvers()], ['/b', Promise.withResolvers()]]);
+    const releases = new Map<string, PromiseWithResolvers<void>>(['/a', '/b', '/c'].map((path) => [path, Promise.withResolvers()]));
     const handler: UpstreamHandler = (req, res) => {
       req.resume();
       if (req.url === '/later') return void res.end('later');
@@ -189,14 +189,15 @@ describe('a malformed request pipelined behind one still being answered', () => 
       for (const release of releases.values()) release.resolve();
     });
     const { socket, received, closed } = await rawClient(gateway);
-    socket.write('GET /a HTTP/1.1\r\nHost: gw\r\n\r\nGET /b HTTP/1.1\r\nHost: gw\r\n\r\nNOT HTTP AT ALL\r\n\r\n');
-    await pollUntil(() => (upstream.requests.length === 2 ? true : undefined), 5000, 'both requests to reach the upstream');
+    socket.write(['/a', '/b', '/c'].map((path) => `GET ${path} HTTP/1.1\r\nHost: gw\r\n\r\n`).join('') + 'NOT HTTP AT ALL\r\n\r\n');
+    await pollUntil(() => (upstream.requests.length === 3 ? true : undefined), 5000, 'the three requests to reach the upstream');
     releases.get('/a')!.resolve();
     assert.equal((await send(gateway.url, { path: '/later' })).status, 200);
     releases.get('/b')!.resolve();
+    releases.get('/c')!.resolve();
     await within(closed, 5000, 'the connection to close');
     const statuses = [...received().matchAll(/HTTP\/1\.1 (\d{3})[^]*?\r\n\r\n(answer \/\w)?/g)].map((m) => `${m[1]} ${m[2] ?? ''}`.trim());
-    assert.deepEqual(statuses, ['200 answer /a', '200 answer /b', '400']);
+    assert.deepEqual(statuses, ['200 answer /a', '200 answer /b', '200 answer /c', '400']);
   });
 
   for (const headFirst of [false, true]) {
