@@ -74,6 +74,15 @@ function closeSoon(upstream: Duplex | undefined): void {
   upstream.once('close', () => clearTimeout(timer));
 }
 
+/**
+ * http-proxy-3 frames a relayed answer without Content-Length as chunked, a 204 or 304 too, though these have no body
+ * and may not say Transfer-Encoding (RFC 9110 §8.6, RFC 9112 §6.1): it would send a chunked head and an empty last
+ * chunk after it. A Content-Length it can read but does not copy (its header copy only sees enumerable ones) stops that.
+ */
+function withoutBodyFraming(head: Record<string, unknown>): void {
+  if (head['content-length'] === undefined) Object.defineProperty(head, 'content-length', { value: '0', enumerable: false });
+}
+
 /** The header object http-proxy-3 sends, from the pipeline's flat list plus the upgrade itself. */
 function handshakeHeaders(headers: readonly string[]): OutgoingHttpHeaders {
   const out: Record<string, string | string[]> = {};
@@ -105,8 +114,10 @@ export class WebSocketTunnels {
       const answered = (answer: IncomingMessage, status: number): void => {
         tunnel.status = status;
         const head = downstreamResponseHeaders(answer.headers, tunnel.ids);
-        if (status !== 101) head.connection = 'close'; // the client's connection ends with this answer
-        else {
+        if (status !== 101) {
+          head.connection = 'close'; // the client's connection ends with this answer
+          if (status === 204 || status === 304) withoutBodyFraming(head);
+        } else {
           head.connection = 'Upgrade';
           if (answer.headers.upgrade !== undefined) head.upgrade = answer.headers.upgrade;
         }

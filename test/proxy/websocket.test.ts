@@ -83,7 +83,7 @@ describe('WebSocket upgrades', () => {
   let plain: TestUpstream;
   let silent: RawUpstream;
   let streaming: RawUpstream;
-  /** answers with hop-by-hop headers of its own: 101 for /fussy/up, 426 otherwise */
+  /** answers with hop-by-hop headers of its own: 101 for /fussy/up, 304 for /fussy/same, 426 otherwise */
   let fussy: RawUpstream;
   /** upgrades, then never closes its side of the connection: a peer that vanished */
   let stubborn: Server;
@@ -111,7 +111,9 @@ describe('WebSocket upgrades', () => {
         socket.write(
           head.startsWith('GET /fussy/up ')
             ? ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade, X-Secret', ...hopByHop, '', ''].join('\r\n')
-            : ['HTTP/1.1 426 Upgrade Required', 'Upgrade: websocket', 'Connection: keep-alive, Upgrade, X-Secret', ...hopByHop, 'Content-Length: 2', '', 'no'].join('\r\n'),
+            : head.startsWith('GET /fussy/same ')
+              ? ['HTTP/1.1 304 Not Modified', 'ETag: "v1"', 'Connection: keep-alive', '', ''].join('\r\n')
+              : ['HTTP/1.1 426 Upgrade Required', 'Upgrade: websocket', 'Connection: keep-alive, Upgrade, X-Secret', ...hopByHop, 'Content-Length: 2', '', 'no'].join('\r\n'),
         );
       });
     });
@@ -297,6 +299,16 @@ describe('WebSocket upgrades', () => {
       assert.ok(head['x-request-id'] && head['x-trace-id']);
     }
     assert.equal(refused.headers.upgrade, undefined);
+  });
+
+  it('relays an answer that has no body (304) without framing one', async () => {
+    const answer = await rawExchange(gateway.url, ['GET /fussy/same HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
+    assert.equal(answer.status, 304);
+    assert.equal(answer.headers.etag, '"v1"');
+    // RFC 9110 §8.6 / RFC 9112 §6.1: a 304 (or 204) carries no Transfer-Encoding and nothing after its head
+    assert.equal(answer.headers['transfer-encoding'], undefined);
+    assert.equal(answer.headers['content-length'], undefined);
+    assert.equal(answer.body.length, 0);
   });
 
   it('lets go of the instance when the client leaves an answer that did not upgrade', async () => {
