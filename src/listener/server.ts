@@ -100,9 +100,12 @@ function refuseTunnel(handler: (req: IncomingMessage, res: ServerResponse) => vo
   };
 }
 
-/** A WebSocket handshake (RFC 6455 §4.1: GET with `Upgrade: websocket`); any other upgrade is served as a plain request. */
+/**
+ * A WebSocket handshake (RFC 6455 §4.1: an HTTP/1.1 GET with `Upgrade: websocket`); any other upgrade is served as a
+ * plain request, an HTTP/1.0 one too (RFC 9110 §7.8: a server must ignore Upgrade in HTTP/1.0; Node's parser does not).
+ */
 function isWebSocketHandshake(req: IncomingMessage): boolean {
-  return req.method === 'GET' && req.headers.upgrade?.toLowerCase() === 'websocket';
+  return req.method === 'GET' && req.httpVersionMinor >= 1 && req.headers.upgrade?.toLowerCase() === 'websocket';
 }
 
 export function createProxyServer(

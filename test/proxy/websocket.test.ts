@@ -301,6 +301,18 @@ describe('WebSocket upgrades', () => {
     assert.equal(refused.headers.upgrade, undefined);
   });
 
+  it('serves an HTTP/1.0 request with Upgrade as a plain request (RFC 9110 §7.8: the upgrade is ignored)', async () => {
+    const handshakesBefore = echo.handshakes.length;
+    const answer = await rawExchange(gateway.url, ['GET /plain HTTP/1.0', 'Host: gw', ...HANDSHAKE]);
+    assert.equal(answer.status, 200);
+    assert.notEqual(answer.headers.connection?.toLowerCase(), 'upgrade');
+    const seen = JSON.parse(answer.body.toString()) as { headers: Record<string, string> };
+    assert.equal(seen.headers.upgrade, undefined, 'no upgrade reaches the instance');
+    const toEcho = await rawExchange(gateway.url, ['GET /chat HTTP/1.0', 'Host: gw', ...HANDSHAKE]);
+    assert.notEqual(toEcho.status, 101);
+    assert.equal(echo.handshakes.length, handshakesBefore, 'no tunnel was opened');
+  });
+
   it('relays an answer that has no body (304) without framing one', async () => {
     const answer = await rawExchange(gateway.url, ['GET /fussy/same HTTP/1.1', 'Host: gw', ...HANDSHAKE]);
     assert.equal(answer.status, 304);
