@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
 import { isChunkedOnly } from '../listener/framing.ts';
-import { downstreamResponseHeaders, downstreamTrailers } from './headers.ts';
+import { downstreamResponseHeaders, downstreamTrailers, keepGatewayListFields } from './headers.ts';
 
 export type FailureKind =
   | 'connect-failure'
@@ -170,6 +170,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#connection = headers.connection;
     const head = downstreamResponseHeaders(headers, ctx);
     if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
+    keepGatewayListFields(head, this.#res);
     // Trailers need a chunked body. An upstream may announce them on a response that has none to the client
     // (HEAD, 204, 304, a declared length, an HTTP/1.0 client), where Node refuses the whole head.
     if (head.trailer !== undefined && !this.#sendsChunked(statusCode, head)) delete head.trailer;

@@ -1,5 +1,5 @@
 // Proxy header rules (RFC 9110 §7.6): what crosses the gateway in each direction.
-import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { canonicalAddress } from '../listener/trust.ts';
 
 export const VIA = '1.1 zonegate';
@@ -173,6 +173,24 @@ export function downstreamResponseHeaders(
   out['x-request-id'] = info.requestId;
   out['x-trace-id'] = info.traceId;
   return out;
+}
+
+/** List fields the gateway may already have set on the response (its rate limit) that an instance may send too. */
+const SHARED_LIST_FIELDS = ['ratelimit-policy', 'ratelimit'];
+
+/**
+ * Where the instance's answer names a field the gateway has set on `res` already, both go out, the instance's first:
+ * writeHead's value would otherwise replace the gateway's. RateLimit and RateLimit-Policy are Lists of named policies
+ * (draft-ietf-httpapi-ratelimit-headers-11), so the client learns every limit it is under; an intermediary may add
+ * a stricter policy to them, never take one away.
+ */
+export function keepGatewayListFields(head: OutgoingHttpHeaders, res: ServerResponse): void {
+  for (const name of SHARED_LIST_FIELDS) {
+    const theirs = head[name];
+    if (theirs === undefined) continue;
+    const ours = res.getHeader(name);
+    if (ours !== undefined) head[name] = [...(Array.isArray(theirs) ? theirs : [String(theirs)]), String(ours)];
+  }
 }
 
 /** Trailers pass through minus anything hop-by-hop, including the fields the response's Connection header named. */

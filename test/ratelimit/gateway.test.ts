@@ -7,7 +7,7 @@ import { loadConfigText } from '../../src/config/load.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { assertGatewayError, pollUntil, send, type HttpResult } from '../support/http.ts';
 import { deleteKeys, inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
-import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { echo, startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { limitedConfig, yamlOf, type RateLimitInput } from './support.ts';
 
 const STORES = ['in-memory', 'redis'] as const;
@@ -77,6 +77,24 @@ for (const store of STORES) {
       assert.equal(unlimited.status, 200);
       assert.equal(unlimited.headers['ratelimit-policy'], undefined, 'a route without rateLimit has no RateLimit headers');
       assert.equal(unlimited.headers.ratelimit, undefined);
+    });
+
+    it("sends the instance's own RateLimit policies beside the route's", async () => {
+      const gateway = await gatewayWith({ key: 'route', rate: '6/m', burst: 3 });
+      upstream.handle((req, res) => {
+        req.resume();
+        res.writeHead(200, { 'ratelimit-policy': '"daily";q=1000;w=86400', ratelimit: '"daily";r=999;t=3600', 'content-length': 2 });
+        res.end('ok');
+      });
+      try {
+        const result = await send(gateway.url);
+        assert.equal(result.status, 200);
+        // Both are structured-field Lists of named policies: the client learns every limit it is under.
+        assert.equal(result.headers['ratelimit-policy'], '"daily";q=1000;w=86400, "app";q=3;w=60');
+        assert.equal(result.headers.ratelimit, '"daily";r=999;t=3600, "app";r=2;t=0');
+      } finally {
+        upstream.handle(echo('upstream'));
+      }
     });
 
     it('gives every value of a header:<name> key its own bucket, and limits requests without it by address', async () => {
