@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from './admin/server.ts';
+import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
 import type { Config, HostPort } from './config/schema.ts';
 import type { ConsulDiscovery } from './discovery/consul.ts';
@@ -84,7 +85,7 @@ export class Gateway {
     this.registry.on('change', retainPools);
     this.registry.on('removed', retainPools);
     loadStatic(this.registry, config.discovery);
-    this.#watchConsul(config, new RouteTable(config.routes).services());
+    this.#useConsul(this.#consulFor(config), config, new RouteTable(config.routes).services());
     this.#limiter = new RateLimiter(config.redis, this.logger);
     this.breakers = new Breakers(this.registry, this.logger);
     const breakerState = (instance: Instance): BreakerState => this.breakers.state(instance);
@@ -119,9 +120,16 @@ export class Gateway {
   static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {
     await loadOptionalSupport(config);
     const gateway = new Gateway(config, options);
-    await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
-    gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
-    gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+    try {
+      await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
+      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
+      gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+    } catch (err) {
+      // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
+      // watchers) would keep the process alive, serving half a gateway.
+      await gateway.stop();
+      throw err;
+    }
     gateway.logger.info(
       { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, routes: config.routes.length },
       'zonegate started',
@@ -194,14 +202,21 @@ export class Gateway {
     return store;
   }
 
-  /** What can fail (new clients, the route table) is built before anything running is touched. */
-  #apply(config: Config, redis: RedisStore | undefined): void {
+  /** What can fail (checks, new clients, the route table) is done before anything running is touched. */
+  #apply(loaded: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
-    if (JSON.stringify([previous.gateway.listen, previous.gateway.admin, previous.gateway.limits]) !==
-      JSON.stringify([config.gateway.listen, config.gateway.admin, config.gateway.limits])) {
+    const { listen, admin, limits } = previous.gateway;
+    if (JSON.stringify([listen, admin, limits]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits])) {
       this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
     }
+    // The listeners stay as they were started, so the running config says so, and the admin rule is checked
+    // against the address really bound: a reload to a loopback admin address without a token would otherwise
+    // leave a listener on all interfaces unprotected.
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits } };
+    const [exposed] = checkAdmin(config);
+    if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
+    const consul = this.#consulFor(config, previous);
     this.#limiter.configure(config.redis, redis);
     const state = compileState(config, topology, this.logger, this.#limiter);
     this.#topology = topology;
@@ -210,7 +225,7 @@ export class Gateway {
     this.pools.configure(config.gateway.upstream);
     loadStatic(this.registry, config.discovery);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
-    this.#watchConsul(config, state.routes.services(), previous);
+    this.#useConsul(consul, config, state.routes.services());
     // a counter: what the previous config's caller resolution counted carries over
     state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
@@ -256,16 +271,22 @@ export class Gateway {
     await flushLogger(this.logger);
   }
 
-  /** Routed services without a static list come from Consul; a changed `discovery.consul` restarts the watchers. */
-  #watchConsul(config: Config, routed: Set<string>, previous?: Config): void {
+  /**
+   * The Consul discovery `config` asks for: the running one while `discovery.consul` is unchanged, else a new one
+   * (built, not yet watching: its client is what can fail, before a reload touches anything).
+   */
+  #consulFor(config: Config, previous?: Config): ConsulDiscovery | undefined {
     const consul = config.discovery.consul;
-    if (this.#consul && JSON.stringify(consul) !== JSON.stringify(previous?.discovery.consul)) {
-      this.#consul.stop();
-      this.#consul = undefined;
-    }
-    if (!consul) return;
-    this.#consul ??= new consulModule!.ConsulDiscovery(consul, this.registry, this.logger);
-    this.#consul.watch(new Set([...routed].filter((service) => !Object.hasOwn(config.discovery.static, service))));
+    if (!consul) return undefined;
+    if (this.#consul && JSON.stringify(consul) === JSON.stringify(previous?.discovery.consul)) return this.#consul;
+    return new consulModule!.ConsulDiscovery(consul, this.registry, this.logger);
+  }
+
+  /** Routed services without a static list come from Consul; a replaced discovery stops its watchers. */
+  #useConsul(discovery: ConsulDiscovery | undefined, config: Config, routed: Set<string>): void {
+    if (this.#consul !== discovery) this.#consul?.stop();
+    this.#consul = discovery;
+    discovery?.watch(new Set([...routed].filter((service) => !Object.hasOwn(config.discovery.static, service))));
   }
 
   get consul(): ConsulDiscovery | undefined {

@@ -7,7 +7,10 @@ import { connect } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
-import { startGateway, type TestGateway } from './support/gateway.ts';
+import { loadConfigText } from '../src/config/load.ts';
+import { Gateway } from '../src/gateway.ts';
+import { createLogger } from '../src/observability/logger.ts';
+import { captureLog, startGateway, type TestGateway } from './support/gateway.ts';
 import { configYaml, pollUntil } from './support/http.ts';
 import { startUpstream } from './support/upstream.ts';
 
@@ -144,5 +147,80 @@ describe('drain', { timeout: 30_000 }, () => {
     assert.equal(heads.length, 2, `two responses: ${JSON.stringify(heads)}`);
     assert.match(heads[0]!, /^HTTP\/1\.1 200/);
     assert.match(heads[1]!, /^HTTP\/1\.1 200[\s\S]*\r\nconnection: close/i);
+  });
+});
+
+describe('start', { timeout: 30_000 }, () => {
+  it('that fails to bind a listener releases what it had started, so the process can end', async () => {
+    // The proxy binds first; the admin listener then finds the same port taken.
+    const script = `
+      import { createServer } from 'node:net';
+      import { loadConfigText } from './src/config/load.ts';
+      import { Gateway } from './src/gateway.ts';
+      import { createLogger } from './src/observability/logger.ts';
+      const probe = createServer().listen(0, '127.0.0.1');
+      await new Promise((resolve) => probe.once('listening', resolve));
+      const port = probe.address().port;
+      await new Promise((resolve) => probe.close(resolve));
+      const yaml = \`gateway: { zone: sh-a, listen: "127.0.0.1:\${port}", admin: "127.0.0.1:\${port}" }
+topology: { r: { c: [sh-a] } }
+discovery: { static: { svc: [{ address: 127.0.0.1:9, zone: sh-a }] } }
+routes: [{ name: all, match: { prefix: / }, service: svc }]\`;
+      const failure = await Gateway.start(loadConfigText(yaml, 'routes.yaml', {}), { logger: createLogger({ level: 'silent' }) }).then(() => 'started', (err) => err.code);
+      // the port is free again: the proxy listener that did bind was closed
+      const again = createServer().listen(port, '127.0.0.1');
+      await new Promise((resolve, reject) => { again.once('listening', resolve); again.once('error', reject); });
+      again.close();
+      console.log(JSON.stringify({ failure }));`;
+    // Without the cleanup the proxy listener keeps the process alive and this times out.
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 });
+    assert.deepEqual(JSON.parse(stdout.trim().split('\n').at(-1)!), { failure: 'EADDRINUSE' });
+  });
+});
+
+describe('reload', { timeout: 30_000 }, () => {
+  const yaml = (routes: string, extra = ''): string => `gateway: { zone: sh-a, listen: 127.0.0.1:0, admin: 127.0.0.1:0 ${extra} }
+topology: { r: { c: [sh-a] } }
+discovery: { static: { one: [{ address: 127.0.0.1:9, zone: sh-a }], two: [{ address: 127.0.0.1:9, zone: sh-a }] } }
+routes: [${routes}]`;
+
+  it('that fails part way leaves the running config whole', async (t) => {
+    const gateway = await startGateway(yaml('{ name: one, match: { prefix: /one }, service: one }, { name: two, match: { prefix: /two }, service: two }'));
+    t.after(() => gateway.close());
+    const before = [...gateway.gateway.registry.services()];
+    // The Consul client is built from CONSUL_HTTP_ADDR when the section names no address: an unusable one fails the
+    // reload after the config itself was accepted.
+    const saved = process.env.CONSUL_HTTP_ADDR;
+    process.env.CONSUL_HTTP_ADDR = 'http://[not an address';
+    t.after(() => (saved === undefined ? delete process.env.CONSUL_HTTP_ADDR : (process.env.CONSUL_HTTP_ADDR = saved)));
+    const next = loadConfigText(
+      yaml('{ name: one, match: { prefix: /one }, service: one }').replace('discovery: {', 'discovery: { consul: {},').replace(/, two: \[[^\]]*\]/, ''),
+      'routes.yaml',
+      {},
+    );
+    gateway.gateway.reload(next);
+    await gateway.log.waitFor((line) => String(line.msg).startsWith('config reload failed'));
+    assert.deepEqual(gateway.gateway.config.routes.map((route) => route.name), ['one', 'two']);
+    assert.deepEqual([...gateway.gateway.registry.services()].sort(), [...before].sort(), 'the services of the running routes are all still there');
+    assert.equal(gateway.gateway.consul, undefined);
+  });
+
+  it('cannot leave an admin listener on all interfaces without its token', async (t) => {
+    const token = 'admin-secret';
+    const config = loadConfigText(yaml('{ name: one, match: { prefix: / }, service: one }', `, adminToken: ${token}`), 'routes.yaml', {});
+    config.gateway.admin = { host: '0.0.0.0', port: 0 };
+    const { stream, capture } = captureLog();
+    const gateway = await Gateway.start(config, { logger: createLogger({ destination: stream, level: 'debug', accessFlushMs: 0 }) });
+    t.after(() => gateway.stop());
+    const admin = `http://127.0.0.1:${gateway.adminAddress.port}/admin/routes`;
+    assert.equal((await request(admin)).statusCode, 401);
+    // The new file moves the admin listener to loopback and drops the token: only the second part could apply now.
+    gateway.reload(loadConfigText(yaml('{ name: one, match: { prefix: / }, service: one }'), 'routes.yaml', {}));
+    const failed = await capture.waitFor((line) => String(line.msg).startsWith('config reload failed'));
+    assert.match(String(failed.err), /reachable from other hosts/);
+    const response = await request(admin);
+    await response.body.dump();
+    assert.equal(response.statusCode, 401, 'the token still guards the listener bound to all interfaces');
+    assert.equal(gateway.config.gateway.adminToken, token);
   });
 });

@@ -115,7 +115,7 @@ function checkServiceKnown(config: Config, service: string, path: ConfigPath): C
   return [{ path, message: `unknown service "${service}": not in discovery.static (${hint})` }];
 }
 
-function checkAdmin(config: Config): ConfigPathIssue[] {
+export function checkAdmin(config: Config): ConfigPathIssue[] {
   const { admin, adminToken } = config.gateway;
   if (adminToken !== '' || isLoopback(admin.host)) return [];
   const where = admin.host === '' ? 'all interfaces' : admin.host;
