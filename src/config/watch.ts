@@ -1,6 +1,6 @@
 // Hot reload: on a file change or SIGHUP, load routes.yaml again and hand over the new config only when it is
 // valid and its text differs from the config already running. A bad file leaves the running config alone.
-import { watch } from 'node:fs';
+import { unwatchFile, watch, watchFile, type Stats } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Config } from './schema.ts';
 import type { Env } from './interpolate.ts';
@@ -16,6 +16,8 @@ export interface ConfigWatchOptions {
   readonly env?: Env;
   /** editors save in several steps (truncate, write, rename); wait for the events to settle */
   readonly debounceMs?: number;
+  /** how often the file is also looked at by path (see POLL_MS) */
+  readonly pollMs?: number;
 }
 
 export interface ConfigWatcher {
@@ -25,6 +27,11 @@ export interface ConfigWatcher {
 }
 
 const DEFAULT_DEBOUNCE_MS = 100;
+/**
+ * The directory watch misses a change made elsewhere: in the target of a symlinked routes.yaml, or in a directory
+ * that replaced the watched one (`mv conf.new conf`). A look at the file by its path this often catches those.
+ */
+const POLL_MS = 2000;
 
 export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWatcher {
   const fileName = basename(path);
@@ -57,12 +64,18 @@ export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWa
   // The directory, not the file: an editor that saves by rename leaves a watch on the old inode deaf. Names
   // starting with `..` are how a Kubernetes ConfigMap volume updates: it swaps the `..data` symlink that
   // routes.yaml points through, and routes.yaml itself never changes.
-  const watcher = watch(dirname(path), (_event, changed) => {
-    if (changed !== null && changed !== fileName && !changed.startsWith('..')) return;
+  const changed = (): void => {
     clearTimeout(debounce);
     debounce = setTimeout(() => void reload(), options.debounceMs ?? DEFAULT_DEBOUNCE_MS);
+  };
+  const watcher = watch(dirname(path), (_event, name) => {
+    if (name === null || name === fileName || name.startsWith('..')) changed();
   });
   watcher.on('error', report);
+  const polled = (now: Stats, before: Stats): void => {
+    if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) changed();
+  };
+  watchFile(path, { interval: options.pollMs ?? POLL_MS, persistent: false }, polled);
 
   return {
     reload,
@@ -70,6 +83,7 @@ export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWa
       closed = true;
       clearTimeout(debounce);
       watcher.close();
+      unwatchFile(path, polled);
     },
   };
 }

@@ -62,12 +62,13 @@ describe('watchConfig', () => {
     await temp.remove();
   });
 
-  async function startWatching(debounceMs: number): Promise<ConfigWatcher> {
+  async function startWatching(debounceMs: number, pollMs?: number): Promise<ConfigWatcher> {
     const { text } = await loadConfigFileWithText(path, {});
     watcher = watchConfig(path, {
       initialText: text,
       env: {},
       debounceMs,
+      pollMs,
       onConfig: (config) => events.push({ kind: 'config', config }),
       onError: (error) => events.push({ kind: 'error', error }),
     });
@@ -117,6 +118,35 @@ describe('watchConfig', () => {
     await writeFile(join(mount, '..v2', 'routes.yaml'), withZone('sh-b'));
     await symlink('..v2', join(mount, '..data_tmp'));
     await rename(join(mount, '..data_tmp'), join(mount, '..data'));
+    const { config } = await events.nextConfig();
+    assert.equal(config.gateway.zone, 'sh-b');
+  });
+
+  it('picks up an edit to the target of a symlinked routes.yaml in another directory', { timeout: 3000 }, async () => {
+    await mkdir(join(temp.dir, 'real'));
+    const target = join(temp.dir, 'real', 'routes.yaml');
+    await writeFile(target, MINIMAL_CONFIG);
+    await mkdir(join(temp.dir, 'etc'));
+    path = join(temp.dir, 'etc', 'routes.yaml');
+    await symlink(target, path);
+    await startWatching(20, 50);
+
+    await writeFile(target, withZone('sh-b'));
+    const { config } = await events.nextConfig();
+    assert.equal(config.gateway.zone, 'sh-b');
+  });
+
+  it('picks up a change after the directory holding routes.yaml was replaced', { timeout: 3000 }, async () => {
+    const conf = join(temp.dir, 'conf');
+    await mkdir(conf);
+    path = join(conf, 'routes.yaml');
+    await writeFile(path, MINIMAL_CONFIG);
+    await startWatching(20, 50);
+
+    await mkdir(`${conf}.new`);
+    await writeFile(join(`${conf}.new`, 'routes.yaml'), withZone('sh-b'));
+    await rename(conf, `${conf}.old`);
+    await rename(`${conf}.new`, conf);
     const { config } = await events.nextConfig();
     assert.equal(config.gateway.zone, 'sh-b');
   });
