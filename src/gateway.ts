@@ -161,30 +161,35 @@ export class Gateway {
 
   /**
    * Applies a new, already validated config without dropping a connection. Listener addresses and
-   * listener limits take effect on restart only (logged when they differ).
+   * listener limits take effect on restart only (logged when they differ). Resolves with whether it applied: a
+   * config that failed (logged) or was superseded by a newer one did not.
    */
-  reload(config: Config): void {
+  reload(config: Config): Promise<boolean> {
     const generation = ++this.#reloads;
-    const failed = (err: unknown): void => this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
-    const apply = (redis?: RedisStore): void => {
+    const failed = (err: unknown): false => {
+      this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+      return false;
+    };
+    const apply = (redis?: RedisStore): boolean => {
       // A newer config arrived while this one waited for its clients: the newer one stands.
       const superseded = generation !== this.#reloads;
       if (superseded || this.#stopping !== undefined) {
         void redis?.close();
         if (superseded) this.logger.info('config reload superseded by a newer config before it could apply');
-        return;
+        return false;
       }
       try {
         this.#apply(config, redis);
+        return true;
       } catch (err) {
         if (redis !== undefined && !this.#limiter.isCurrent(redis)) void redis.close();
-        failed(err);
+        return failed(err);
       }
     };
-    if (optionalSupportReady(config) && !this.#limiter.changesConnection(config.redis)) return apply();
+    if (optionalSupportReady(config) && !this.#limiter.changesConnection(config.redis)) return Promise.resolve(apply());
     // A config that newly uses Redis or Consul, or another Redis: their clients load and connect first, while
     // the running config serves, then it applies.
-    this.#connect(config).then(apply, failed);
+    return this.#connect(config).then(apply, failed);
   }
 
   async #connect(config: Config): Promise<RedisStore | undefined> {

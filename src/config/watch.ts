@@ -9,8 +9,11 @@ import { loadConfigText, readConfigText } from './load.ts';
 export interface ConfigWatchOptions {
   /** the text of the config now running (from `loadConfigFileWithText`): only a different text is reloaded */
   readonly initialText: string;
-  /** called with each new valid config; if it throws, the error goes to onError and the text is tried again next time */
-  onConfig(config: Config): void;
+  /**
+   * Called with each new valid config, one at a time. If it throws, the error goes to onError; if it throws or
+   * answers false (the config could not be applied, its user said why), the same text is tried again next time.
+   */
+  onConfig(config: Config): boolean | void | Promise<boolean | void>;
   /** a bad or unreadable file (usually a ConfigError), or a watcher failure; the caller keeps its config */
   onError(error: Error): void;
   readonly env?: Env;
@@ -49,8 +52,7 @@ export function watchConfig(path: string, options: ConfigWatchOptions): ConfigWa
     try {
       const text = await readConfigText(path);
       if (closed || text === runningText) return;
-      options.onConfig(loadConfigText(text, path, options.env));
-      runningText = text;
+      if ((await options.onConfig(loadConfigText(text, path, options.env))) !== false) runningText = text;
     } catch (error) {
       report(error);
     }

@@ -163,6 +163,28 @@ describe('watchConfig', () => {
     assert.equal(events.seen.length, 1);
   });
 
+  it('reload() offers a config that could not be applied again, and an applied one only once', async () => {
+    const { text } = await loadConfigFileWithText(path, {});
+    const answers = [false, true];
+    const offered: string[] = [];
+    watcher = watchConfig(path, {
+      initialText: text,
+      env: {},
+      debounceMs: 60_000,
+      onConfig: async (config) => {
+        offered.push(config.gateway.zone);
+        return answers.shift();
+      },
+      onError: (error) => events.push({ kind: 'error', error }),
+    });
+    await writeFile(path, withZone('sh-b'));
+    await watcher.reload(); // not applied (say, its Consul client could not be built)
+    await watcher.reload(); // the same text: offered again, and applied
+    await watcher.reload(); // now it is the running text
+    assert.deepEqual(offered, ['sh-b', 'sh-b']);
+    assert.equal(events.seen.length, 0);
+  });
+
   it('reload() reports a broken or missing file and keeps the last good text', async () => {
     const watching = await startWatching(60_000);
     await writeFile(path, BROKEN);
