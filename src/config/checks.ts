@@ -1,10 +1,11 @@
 // Rules that span several parts of the config, run once the schema has accepted every part on its own.
+import { staticSpecs } from '../discovery/static.ts';
 import { rateLimitBurst, type Config, type RateLimitConfig } from './schema.ts';
 import { formatConfigPath } from './errors.ts';
 import type { ConfigPath, ConfigPathIssue } from './errors.ts';
 
 export function crossCheck(config: Config): ConfigPathIssue[] {
-  return [...checkTopology(config), ...checkZonesExist(config), ...checkRoutes(config), ...checkAdmin(config)];
+  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config)];
 }
 
 type PlaceKind = 'region' | 'city' | 'zone';
@@ -69,6 +70,44 @@ function checkZonesExist(config: Config): ConfigPathIssue[] {
     instances.forEach((instance, index) => issues.push(...unknownZone(instance.zone, ['discovery', 'static', service, index, 'zone'])));
   }
   return issues;
+}
+
+interface InstanceRef {
+  readonly service: string;
+  readonly index: number;
+  readonly explicit: boolean;
+}
+
+/**
+ * Circuit breakers and connection pools are kept per instance id, so two instances sharing one would share a
+ * breaker: failures in one service would eject the other's instance. The ids are derived as discovery derives them.
+ */
+function checkInstanceIds(config: Config): ConfigPathIssue[] {
+  const issues: ConfigPathIssue[] = [];
+  const firstWithId = new Map<string, InstanceRef>();
+  for (const [service, entries] of Object.entries(config.discovery.static)) {
+    staticSpecs(service, entries).forEach((spec, index) => {
+      const instance: InstanceRef = { service, index, explicit: entries[index]!.id !== undefined };
+      const first = firstWithId.get(spec.id);
+      if (first === undefined) {
+        firstWithId.set(spec.id, instance);
+        return;
+      }
+      const path = ['discovery', 'static', service, index, instance.explicit ? 'id' : 'address'];
+      issues.push({ path, message: instanceClashMessage(spec.id, instance, first) });
+    });
+  }
+  return issues;
+}
+
+function instanceClashMessage(id: string, instance: InstanceRef, first: InstanceRef): string {
+  const where = formatConfigPath(['discovery', 'static', first.service, first.index]);
+  if (!instance.explicit && !first.explicit) {
+    const address = id.slice(instance.service.length + 1);
+    return `${address} is listed twice for service ${instance.service} (also ${where}); give each an id if both are meant to be there`;
+  }
+  const derived = first.explicit ? '' : ', derived from its service and address';
+  return `instance id "${id}" is already the id of ${where}${derived}; ids must be unique, as each instance has its own circuit breaker`;
 }
 
 function checkRoutes(config: Config): ConfigPathIssue[] {

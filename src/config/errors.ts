@@ -1,5 +1,6 @@
 // Config errors a user can act on: each names the file, line, column, the config path and what was expected.
 import { z } from 'zod';
+import { maskUserinfo } from './endpoints.ts';
 import { configSchema } from './schema.ts';
 
 export interface ConfigIssue {
@@ -58,11 +59,22 @@ export function withPath(path: ConfigPath, message: string): string {
   return path.length === 0 ? message : `${formatConfigPath(path)}: ${message}`;
 }
 
-/** How a YAML value is named in a message: strings quoted, collections by kind. */
-export function describeValue(value: unknown): string {
+/** Keys whose values are credentials: a message names only the kind of value found there, never the value. */
+const SECRET_PATHS: ReadonlySet<string> = new Set(['gateway.adminToken', 'discovery.consul.token']);
+
+export function isSecretPath(path: ConfigPath): boolean {
+  return SECRET_PATHS.has(formatConfigPath(path));
+}
+
+/**
+ * How a YAML value is named in a message: strings quoted (a URL's password masked), collections by kind; at a
+ * secret path, scalars only by kind, since messages end up in CI logs and terminals.
+ */
+export function describeValue(value: unknown, path: ConfigPath = []): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'an empty value';
-  if (typeof value === 'string') return JSON.stringify(value);
+  if (isSecretPath(path) && typeof value !== 'object') return `a ${typeof value}`;
+  if (typeof value === 'string') return JSON.stringify(maskUserinfo(value));
   if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
   if (typeof value === 'object') return 'a mapping';
   return String(value);
@@ -84,7 +96,7 @@ function listValues(values: readonly unknown[]): string {
 
 /** Replaces zod's default English; messages written in the schema itself are kept (zod only asks for defaults). */
 export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
-  const got = `, got ${describeValue(issue.input)}`;
+  const got = `, got ${describeValue(issue.input, issue.path)}`;
   switch (issue.code) {
     case 'invalid_type':
       if (issue.input === undefined) return `required key is missing (expected ${TYPE_NAMES[issue.expected] ?? issue.expected})`;
@@ -110,7 +122,7 @@ export const configErrorMap: z.core.$ZodErrorMap = (issue) => {
       return everyBranchIsAValue ? `expected one of ${listValues(values)}${got}` : `does not match any allowed form${got}`;
     }
     case 'invalid_key':
-      return `invalid key ${describeValue(issue.input)}: ${issue.issues.map((i) => i.message).join('; ')}`;
+      return `invalid key ${describeValue(issue.input, issue.path)}: ${issue.issues.map((i) => i.message).join('; ')}`;
     case 'unrecognized_keys':
       return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
     default:
@@ -126,9 +138,9 @@ function boundText(inclusiveWord: string, exclusiveWord: string, origin: string,
 }
 
 /** Schema messages like "expected an HTTP header name" gain the offending value. */
-export function withInput(message: string, input: unknown): string {
+export function withInput(message: string, input: unknown, path: ConfigPath): string {
   if (!message.startsWith('expected') || message.includes(', got ') || input === undefined) return message;
-  return `${message}, got ${describeValue(input)}`;
+  return `${message}, got ${describeValue(input, path)}`;
 }
 
 export function unknownKeyMessage(path: ConfigPath, key: string): string {
@@ -140,10 +152,26 @@ export function unknownKeyMessage(path: ConfigPath, key: string): string {
 
 /** The keys the schema allows for the mapping at `path`. */
 function knownKeys(path: ConfigPath): string[] {
-  let schema: z.core.$ZodType | undefined = configSchema;
-  for (const segment of path) schema = schema && childSchema(schema, segment);
+  const schema = schemaAt(path);
   const target = schema && unwrapSchema(schema);
   return target instanceof z.ZodObject ? Object.keys(target.shape) : [];
+}
+
+/** The part of the schema that reads the value at `path`; undefined past a key the schema does not know. */
+function schemaAt(path: ConfigPath): z.core.$ZodType | undefined {
+  let schema: z.core.$ZodType | undefined = configSchema;
+  for (const segment of path) schema = schema && childSchema(schema, segment);
+  return schema;
+}
+
+/**
+ * Whether the schema takes `value` at `path` on its own: undefined where it takes free-form data
+ * (`fallback.json`) or does not know the path.
+ */
+export function schemaAccepts(path: ConfigPath, value: unknown): boolean | undefined {
+  const schema = schemaAt(path);
+  if (schema === undefined || unwrapSchema(schema) instanceof z.ZodUnknown) return undefined;
+  return z.safeParse(schema, value).success;
 }
 
 function unwrapSchema(schema: z.core.$ZodType): z.core.$ZodType {

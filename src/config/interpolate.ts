@@ -83,21 +83,31 @@ export function pairKeyText(key: unknown): string {
 }
 
 /**
- * Substitutes every scalar of a document parsed from `maskPlaceholders(source)` in place; nodes with a
- * problem keep their original text.
+ * Whether the config takes `value` at `path` as it is: true or false where the config has a type for the
+ * spot, undefined where it takes free-form data (or has no such key).
  */
-export function interpolateDocument(doc: Document.Parsed, source: string, env: Env): InterpolationProblem[] {
+export type Accepts = (path: ConfigPath, value: unknown) => boolean | undefined;
+
+/**
+ * Substitutes every scalar of a document parsed from `maskPlaceholders(source)` in place; nodes with a
+ * problem keep their original text. An unquoted placeholder whose value reads as a YAML number, boolean or null
+ * gives that value only where the config does not take the text itself (`accepts`): `weight: ${WEIGHT}` is a number,
+ * `adminToken: ${TOKEN}` stays the token's text, whatever it looks like.
+ */
+export function interpolateDocument(doc: Document.Parsed, source: string, env: Env, accepts: Accepts = () => undefined): InterpolationProblem[] {
   const problems: InterpolationProblem[] = [];
-  const visit = (node: unknown, path: ConfigPath): void => {
+  const visit = (node: unknown, path: ConfigPath, isKey = false): void => {
     if (isScalar(node)) {
-      problems.push(...interpolateScalar(node, doc.schema, source, env).map((p) => ({ ...p, path })));
+      // a mapping key is always text
+      const typed = (text: string): unknown => readPlain(text, doc.schema, (value) => isKey || accepts(path, value));
+      problems.push(...interpolateScalar(node, source, env, typed).map((p) => ({ ...p, path })));
     } else if (isMap(node)) {
       /** each key as substituted → as written */
       const keys = new Map<string, string>();
       for (const pair of node.items) {
         const written = unmaskPlaceholders(pairKeyText(pair.key));
         // a problem in the key itself is reported under the key as written
-        visit(pair.key, [...path, written]);
+        visit(pair.key, [...path, written], true);
         const key = pairKeyText(pair.key);
         // The parser caught keys written the same twice; this catches keys that substitution made equal.
         const earlier = keys.get(key);
@@ -117,7 +127,7 @@ export function interpolateDocument(doc: Document.Parsed, source: string, env: E
   return problems;
 }
 
-function interpolateScalar(node: Scalar, schema: Schema, source: string, env: Env): Array<{ offset: number; message: string }> {
+function interpolateScalar(node: Scalar, source: string, env: Env, typed: (text: string) => unknown): Array<{ offset: number; message: string }> {
   if (typeof node.value !== 'string') return [];
   const text = unmaskPlaceholders(node.value);
   node.value = text;
@@ -128,8 +138,18 @@ function interpolateScalar(node: Scalar, schema: Schema, source: string, env: En
   }
   // a plain `${PORT}` is written where a number or boolean belongs; a quoted one asks for a string
   const isPlainUntagged = node.type === 'PLAIN' && !node.tag;
-  node.value = isPlainUntagged && value !== '' ? resolveCoreScalar(value, schema) : value;
+  node.value = isPlainUntagged && value !== '' ? typed(value) : value;
   return [];
+}
+
+/**
+ * What a plain scalar's substituted text stands for: the text, unless it reads as a number, boolean or null and
+ * the config does not take the text there, or takes free-form data there. So `TOKEN=0x1F` stays "0x1F" for a string key.
+ */
+function readPlain(text: string, schema: Schema, acceptsAsIs: (value: unknown) => boolean | undefined): unknown {
+  const resolved = resolveCoreScalar(text, schema);
+  if (resolved === text || typeof resolved === 'string') return resolved;
+  return acceptsAsIs(text) === true ? text : resolved;
 }
 
 /**

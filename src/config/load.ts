@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { configSchema } from './schema.ts';
 import type { Config } from './schema.ts';
 import { crossCheck } from './checks.ts';
-import { ConfigError, configErrorMap, describeValue, formatConfigPath, unknownKeyMessage, withInput, withPath } from './errors.ts';
+import { ConfigError, configErrorMap, describeValue, formatConfigPath, schemaAccepts, unknownKeyMessage, withInput, withPath } from './errors.ts';
 import type { ConfigIssue, ConfigPath, ConfigPathIssue } from './errors.ts';
 import { interpolateDocument, maskPlaceholders, pairKeyText, unmaskPlaceholders } from './interpolate.ts';
 import type { Env } from './interpolate.ts';
@@ -31,7 +31,7 @@ export function loadConfigText(fileText: string, file: string, env: Env = proces
   const issues = doc.errors.map((error) => issueAt(error.pos[0], yamlErrorMessage(error, doc, text)));
   // e.g. an unknown tag (`!env NAME`), which the parser would otherwise read as the plain text after it
   issues.push(...doc.warnings.map((warning) => issueAt(warning.pos[0], `YAML: ${unmaskPlaceholders(warning.message)}`)));
-  const interpolation = interpolateDocument(doc, text, env);
+  const interpolation = interpolateDocument(doc, text, env, schemaAccepts);
   issues.push(...interpolation.map((problem) => issueAt(problem.offset, withPath(problem.path, problem.message))));
 
   // a broken tree only yields noise from the schema; duplicate keys leave the tree whole
@@ -95,7 +95,7 @@ function toPathIssues(issue: z.core.$ZodIssue): ConfigPathIssue[] {
   if (issue.path.length === 0 && issue.code === 'invalid_type') {
     return [{ path: [], message: `expected a mapping with gateway, topology and routes, got ${issue.input === null ? 'an empty file' : describeValue(issue.input)}` }];
   }
-  return [{ path: issue.path, message: withInput(issue.message, issue.input) }];
+  return [{ path: issue.path, message: withInput(issue.message, issue.input, issue.path) }];
 }
 
 /**

@@ -2,17 +2,31 @@
 // and `zonegate schema` emits it as JSON Schema for editors.
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { isConsulAddress, isRedisAddress } from './endpoints.ts';
+import { consulAddressProblem, redisAddressProblem } from './endpoints.ts';
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
-const DURATION_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION = /^(\d+)(?:\.(\d+))?(ms|s|m|h)$/;
+const DURATION_MS: Record<string, bigint> = { ms: 1n, s: 1000n, m: 60_000n, h: 3_600_000n };
 const RATE = /^(\d+(?:\.\d+)?)\/(s|m|h)$/;
 const RATE_WINDOW_S: Record<string, number> = { s: 1, m: 60, h: 3600 };
 
-/** Parses `250ms`, `5s`, `1m`, `2h` into milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
+export interface ParsedDuration {
+  /** whole milliseconds, rounded down */
+  readonly ms: number;
+  /** the text named a fraction of a millisecond (`1.5ms`, `0.0001s`) */
+  readonly fractional: boolean;
+}
+
+/**
+ * Parses `250ms`, `5s`, `1.5m`, `2h`; undefined when malformed. Decimal arithmetic, not floating point:
+ * `1.001s` is exactly 1001 ms, where `1.001 * 1000` is 1000.9999999999999, which Node's servers refuse.
+ */
+export function parseDuration(text: string): ParsedDuration | undefined {
   const m = DURATION.exec(text);
-  return m ? Number(m[1]) * DURATION_MS[m[2]!]! : undefined;
+  if (!m) return undefined;
+  const fraction = m[2] ?? '';
+  const scaled = BigInt(m[1]! + fraction) * DURATION_MS[m[3]!]!;
+  const divisor = 10n ** BigInt(fraction.length);
+  return { ms: Number(scaled / divisor), fractional: scaled % divisor !== 0n };
 }
 
 /** Node's timers wait at most 2^31 - 1 ms (~24.8 days); a longer one fires after 1 ms. */
@@ -23,9 +37,16 @@ function durationAtLeast(minMs: 0 | 1) {
   // a bare number is most likely a duration without its unit: say so, rather than "quote it"
   const text = z.string({ error: (issue) => (issue.input === undefined ? undefined : 'expected a duration with a unit, like 250ms, 5s or 1m') });
   return text.transform((text, ctx) => {
-    const ms = parseDuration(text);
-    if (ms === undefined) {
+    const parsed = parseDuration(text);
+    if (parsed === undefined) {
       ctx.addIssue({ code: 'custom', message: `expected a duration like 250ms, 5s or 1m, got "${text}"` });
+      return z.NEVER;
+    }
+    const { ms, fractional } = parsed;
+    // timers and Node's server timeouts take whole milliseconds; rounding silently would change what was written
+    if (fractional) {
+      const nearest = ms < minMs ? `${minMs}ms` : `${ms}ms or ${ms + 1}ms`;
+      ctx.addIssue({ code: 'custom', message: `expected a whole number of milliseconds, got "${text}" (write ${nearest})` });
       return z.NEVER;
     }
     if (ms < minMs) {
@@ -55,7 +76,8 @@ export interface Rate {
 
 const rate = z.string().transform((text, ctx): Rate => {
   const m = RATE.exec(text);
-  if (!m || Number(m[1]) <= 0) {
+  // a few hundred digits make Infinity, which no bucket can count with
+  if (!m || !(Number(m[1]) > 0 && Number.isFinite(Number(m[1])))) {
     ctx.addIssue({ code: 'custom', message: `expected a rate like 100/s or 6000/m, got "${text}"` });
     return z.NEVER;
   }
@@ -77,14 +99,31 @@ export function parseHostPort(text: string): HostPort | undefined {
   return { host: m[1] ?? m[2] ?? '', port };
 }
 
-const hostPort = z.string().transform((text, ctx): HostPort => {
-  const parsed = parseHostPort(text);
-  if (!parsed) {
-    ctx.addIssue({ code: 'custom', message: `expected host:port (e.g. 127.0.0.1:9001), got "${text}"` });
-    return z.NEVER;
-  }
-  return parsed;
-});
+/** `gateway.listen` / `admin`: a bare port is the likeliest mistake, so the message spells out what to write instead. */
+function listenHint(port: unknown): string {
+  return ` (write ":${String(port)}" or "0.0.0.0:${String(port)}" for every interface, "127.0.0.1:${String(port)}" for this host only)`;
+}
+
+function hostPortOf(example: string, hint?: (port: unknown) => string) {
+  const bare = (input: unknown): boolean => /^\d{1,5}$/.test(String(input));
+  const text = z.string({
+    error: (issue) => (hint && typeof issue.input === 'number' && bare(issue.input) ? `expected host:port, got ${issue.input}${hint(issue.input)}` : undefined),
+  });
+  return text.transform((text, ctx): HostPort => {
+    const parsed = parseHostPort(text);
+    if (!parsed) {
+      const message = `expected host:port (e.g. ${example}), got "${text}"${hint && bare(text) ? hint(text) : ''}`;
+      ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+}
+
+/** where zonegate listens */
+const listenAddress = hostPortOf('0.0.0.0:8080', listenHint);
+/** where an upstream instance is */
+const hostPort = hostPortOf('127.0.0.1:9001');
 
 /** An IP address, or a CIDR block whose prefix fits the address family. */
 function isAddressOrCidr(text: string): boolean {
@@ -125,8 +164,8 @@ const upstreamPool = z.strictObject({
 });
 
 const gateway = z.strictObject({
-  listen: hostPort.prefault('0.0.0.0:8080'),
-  admin: hostPort.prefault('127.0.0.1:9901'),
+  listen: listenAddress.prefault('0.0.0.0:8080'),
+  admin: listenAddress.prefault('127.0.0.1:9901'),
   adminToken: z.string().default(''),
   zone: zoneName,
   trustedProxies: z.array(cidr).default([]),
@@ -157,7 +196,10 @@ export const consulSchema = z.strictObject({
   /** `http(s)://host:port` or `host:port`; empty → $CONSUL_HTTP_ADDR, then http://127.0.0.1:8500 */
   address: z
     .string()
-    .refine((text) => text === '' || isConsulAddress(text), { message: 'expected http(s)://host:port or host:port' })
+    .superRefine((text, ctx) => {
+      const problem = text === '' ? undefined : consulAddressProblem(text);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })
     .default(''),
   /** empty → $CONSUL_HTTP_TOKEN */
   token: z.string().default(''),
@@ -175,8 +217,10 @@ const discovery = z.strictObject({
   static: z.record(z.string().min(1), z.array(staticInstance)).default({}),
 });
 
-const redisAddress = z.string().refine(isRedisAddress, {
-  message: 'expected redis://[user:password@]host:port[/db], rediss://…, host:port or a Unix socket path',
+const redisAddress = z.string().superRefine((text, ctx) => {
+  // empty: no Redis (`url: ${REDIS_URL:-}`); ioredis itself would read it as localhost:6379
+  const problem = text === '' ? undefined : redisAddressProblem(text);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 });
 
 const redis = z.strictObject({
@@ -195,11 +239,35 @@ const redis = z.strictObject({
 
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name');
 
+const HOST_NAME = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+
+/**
+ * Why `match.host` could never match a request, or undefined. Requests are matched on the Host header's host,
+ * lower-cased and without its port (an IPv6 literal keeps its brackets); `*.example.com` matches any host under it.
+ */
+export function hostMatchProblem(text: string): string | undefined {
+  const expected = `expected a host name like api.example.com or a wildcard like *.example.com, got "${text}"`;
+  if (isIP(text) === 6) return `${expected} (write an IPv6 address in brackets: "[${text}]")`;
+  const port = /^(\[[^\]]*\]|[^:]*):(\d*)$/.exec(text);
+  if (port) return `${expected} (requests are matched on the host without its port, so this never matches: write "${port[1]}")`;
+  const bracketed = /^\[(.*)\]$/.exec(text);
+  if (bracketed) return isIP(bracketed[1]!) === 6 ? undefined : expected;
+  if (text === '*') return `${expected} (leave host out to match every host)`;
+  const name = text.startsWith('*.') ? text.slice(2) : text;
+  if (HOST_NAME.test(name)) return undefined;
+  return name.includes('*') ? `${expected} (a wildcard is only allowed as the first label, "*.")` : expected;
+}
+
+const hostMatch = z.string().superRefine((text, ctx) => {
+  const problem = hostMatchProblem(text);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+});
+
 const match = z
   .strictObject({
     prefix: z.string().startsWith('/').optional(),
     path: z.string().startsWith('/').optional(),
-    host: z.string().min(1).optional(),
+    host: hostMatch.optional(),
     methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an upper-case HTTP method')).min(1).optional(),
     headers: z.record(headerName, z.string()).optional(),
   })

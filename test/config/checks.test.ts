@@ -59,6 +59,44 @@ describe('cross-checks: routes', () => {
   });
 });
 
+describe('cross-checks: instance ids', () => {
+  const ORDERS = '    orders: [{ address: 127.0.0.1:9001, zone: sh-a }]\n';
+  const withInstances = (lines: string) => editConfig(ORDERS, lines);
+
+  it('rejects the same explicit id in two services, naming the first', () => {
+    const error = configErrorOf(
+      withInstances(`${ORDERS}    a: [{ address: 10.0.0.1:80, zone: sh-a, id: node-1 }]\n    b: [{ address: 10.0.0.2:80, zone: sh-a, id: node-1 }]\n`),
+    );
+    assertIssue(
+      error,
+      10,
+      49,
+      'discovery.static.b[0].id: instance id "node-1" is already the id of discovery.static.a[0]; ids must be unique, as each instance has its own circuit breaker',
+    );
+    assert.equal(error.issues.length, 1, error.format());
+  });
+
+  it('rejects the same address twice in one service, where both would get the same id', () => {
+    const error = configErrorOf(
+      withInstances('    orders:\n      - { address: 127.0.0.1:9001, zone: sh-a }\n      - { address: 127.0.0.1:9001, zone: sh-b }\n'),
+    );
+    assertIssue(error, 10, 20, 'discovery.static.orders[1].address: 127.0.0.1:9001 is listed twice for service orders (also discovery.static.orders[0])');
+  });
+
+  it('rejects an explicit id equal to the id another instance gets from its service and address', () => {
+    const error = configErrorOf(withInstances(`${ORDERS}    b: [{ address: 10.0.0.2:80, zone: sh-a, id: orders@127.0.0.1:9001 }]\n`));
+    assertIssue(error, 9, 49, 'instance id "orders@127.0.0.1:9001" is already the id of discovery.static.orders[0], derived from its service and address');
+  });
+
+  it('accepts one address in two services, and twice in one service under distinct ids', () => {
+    const text = withInstances(
+      `${ORDERS}    b: [{ address: 127.0.0.1:9001, zone: sh-a }]\n` +
+        '    c:\n      - { address: 127.0.0.1:9002, zone: sh-a, id: c-1 }\n      - { address: 127.0.0.1:9002, zone: sh-a, id: c-2 }\n',
+    );
+    assert.deepEqual(Object.keys(loadConfigText(text, 'routes.yaml', {}).discovery.static), ['orders', 'b', 'c']);
+  });
+});
+
 describe('cross-checks: admin listener', () => {
   it('rejects a non-loopback admin address without a token', () => {
     const error = configErrorOf(withGatewayLine('  admin: 0.0.0.0:9901'));

@@ -55,9 +55,34 @@ describe('interpolation in the loader', () => {
     assert.equal(load(withGatewayLine('  adminToken: "${TOKEN}"'), { TOKEN: '12345' }).gateway.adminToken, '12345');
   });
 
-  it('says to quote a plain ${VAR} whose value reads as a number where text is expected', () => {
-    const error = configErrorOf(withGatewayLine('  adminToken: ${TOKEN}'), { TOKEN: '12345' });
-    assertIssue(error, 3, 15, 'gateway.adminToken: expected a string, got 12345 (quote it to keep it as text)');
+  it('keeps the text of an unquoted ${VAR} where a string is expected, whatever YAML would read it as', () => {
+    for (const token of ['12345', '0123', '0x1F', '0o17', '1e3', 'null', '~', 'true', '.inf']) {
+      assert.equal(load(withGatewayLine('  adminToken: ${TOKEN:-}'), { TOKEN: token }).gateway.adminToken, token);
+    }
+  });
+
+  it('keeps the text of an unquoted ${VAR} in header values, and numbers where a number or status code is expected', () => {
+    const text = `${editConfig('{ address: 127.0.0.1:9001, zone: sh-a }', '{ address: 127.0.0.1:9001, zone: sh-a, weight: ${W} }')}` +
+      '    retries: { on: [${CODE}], attempts: ${ATTEMPTS} }\n' +
+      '    fallback: { status: ${STATUS}, headers: { x-version: ${VERSION} }, json: { count: ${COUNT} } }\n';
+    const env = { W: '2.5', CODE: '503', ATTEMPTS: '0x3', STATUS: '429', VERSION: '2', COUNT: '7' };
+    const config = load(text, env);
+    const route = config.routes[0]!;
+    assert.equal(config.discovery.static['orders']?.[0]?.weight, 2.5);
+    assert.deepEqual([route.retries.on, route.retries.attempts], [[503], 3]);
+    // free-form json is read as YAML would read it
+    assert.deepEqual(route.fallback, { status: 429, headers: { 'x-version': '2' }, json: { count: 7 } });
+  });
+
+  it('still reports a substituted number out of range where a number is expected, at the placeholder', () => {
+    const error = configErrorOf(withGatewayLine('  limits: { maxHeaderBytes: ${MAX_HEADER_BYTES} }'), { MAX_HEADER_BYTES: '20' });
+    assertIssue(error, 3, 29, 'gateway.limits.maxHeaderBytes: expected at least 1024, got 20');
+  });
+
+  it('says to quote a literal number where text is expected, without echoing a token', () => {
+    const error = configErrorOf(withGatewayLine('  adminToken: 12345'));
+    assertIssue(error, 3, 15, 'gateway.adminToken: expected a string, got a number (quote it to keep it as text)');
+    assert.doesNotMatch(error.format(), /12345/);
   });
 
   it('never lets a value add YAML structure', () => {

@@ -164,7 +164,7 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       name: 'Consul address that is not a URL',
       text: editConfig('  static:\n', '  consul: { address: "http://consul:85x00" }\n  static:\n'),
       at: [7, 22],
-      message: 'discovery.consul.address: expected http(s)://host:port or host:port, got "http://consul:85x00"',
+      message: 'discovery.consul.address: expected http://host:port, https://host:port or host:port, got "http://consul:85x00"',
     },
     {
       name: 'YAML syntax error',
