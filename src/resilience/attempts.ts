@@ -62,22 +62,21 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
   let last: UpstreamFailure | undefined;
   let retries = 0;
   const service = first.service;
-  /** the attempt's answer was held back, and its retry slot taken, by `holdStatus` */
+  // Like Envoy's active retries, a retry holds its budget slot from before its backoff until its attempt
+  // settles: counting only the backoff would leave every retry in flight out of the budget. Once an attempt
+  // has settled, its slot goes back before the next retry asks for one.
+  let slot = false;
+  /** the backoff before the next attempt, chosen with its slot */
+  let backoff = 0;
+  /** the attempt's answer was held back, and the next retry granted, by `holdStatus` */
   let held = false;
-  /** the backoff chosen when the answer was held */
-  let heldBackoff = 0;
-  // An answer is discarded only when another attempt will be made: a retryable status, time for the backoff
-  // before the route deadline, an instance left to try, and a slot in the retry budget (kept for that retry).
-  // Otherwise the client gets it as it is.
+  // An answer is discarded only when another attempt will be made; otherwise the client gets it as it is.
   const holdStatus = (status: number): boolean => {
     if (!holdStatuses!.has(status)) return false;
-    const backoff = backoffDelay(policy, retries + 1);
-    if (performance.now() + backoff >= deadline) return false;
-    const next = chooseUpstream(route, { method: ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried }, deps.upstreams);
-    if (next.instance === undefined || !deps.budget.tryRetry(service)) return false;
-    held = true;
-    heldBackoff = backoff;
-    return true;
+    if (slot) deps.budget.releaseRetry(service);
+    backoff = backoffDelay(policy, retries + 1);
+    held = slot = retryFits(deps, plan, service, tried, deadline, backoff);
+    return held;
   };
   deps.budget.begin(service);
   try {
@@ -99,42 +98,62 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
         return { kind: 'served' };
       } catch (err) {
         ctx.breaker = deps.breakers.state(instance);
-        const slotTaken = held;
+        const granted = held;
         held = false;
         if (isOpenBreaker(err)) {
-          // The instance is ejected or its single half-open probe is out: not an attempt, pick another.
+          // The instance is ejected or its single half-open probe is out: not an attempt (a retry keeps its
+          // slot for the instance picked instead), pick another.
           ctx.tries.pop();
         } else {
           const failure = classifyFailure(err);
-          if (failure.committed || failure.kind === 'client-closed' || failure.kind === 'body-too-large') {
-            if (slotTaken) deps.budget.releaseRetry(service);
-            return { kind: 'failed', failure };
-          }
+          if (failure.committed || failure.kind === 'client-closed' || failure.kind === 'body-too-large') return { kind: 'failed', failure };
           last = failure;
-          if (!slotTaken) {
+          if (!granted) {
             const condition = retryCondition(failure);
             if (!mayRetry || condition === undefined || !policy.on.includes(condition)) return { kind: 'failed', failure };
-            if (!deps.budget.tryRetry(service)) return { kind: 'failed', failure };
+            if (slot) deps.budget.releaseRetry(service);
+            backoff = backoffDelay(policy, retries + 1);
+            slot = retryFits(deps, plan, service, tried, deadline, backoff);
+            if (!slot) return { kind: 'failed', failure };
           }
           retries++;
-          const backoff = slotTaken ? heldBackoff : backoffDelay(policy, retries);
-          try {
-            await backOff(Math.min(backoff, Math.max(0, deadline - performance.now())), res);
-          } finally {
-            deps.budget.releaseRetry(service);
-          }
+          await backOff(backoff, res);
           if (res.destroyed) return { kind: 'failed', failure: new UpstreamFailure('client-closed') };
         }
       }
-      choice = chooseUpstream(
-        route,
-        { method: ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried },
-        deps.upstreams,
-      );
+      choice = nextChoice(deps, plan, service, tried);
     }
   } finally {
+    if (slot) deps.budget.releaseRetry(service);
     deps.budget.end(service);
   }
+}
+
+/**
+ * Whether a retry after `backoff` is worth making, taking its budget slot if so: it must start before the route
+ * deadline and have an instance left to try, or the failure is answered at once rather than after a backoff
+ * waited for nothing.
+ */
+function retryFits(
+  deps: AttemptDeps,
+  plan: ExchangePlan,
+  service: string,
+  tried: ReadonlySet<string>,
+  deadline: number,
+  backoff: number,
+): boolean {
+  if (performance.now() + backoff >= deadline) return false;
+  if (nextChoice(deps, plan, service, tried).instance === undefined) return false;
+  return deps.budget.tryRetry(service);
+}
+
+/** Where the next attempt goes: the same tier first, then the next eligible one, never an instance already tried. */
+function nextChoice(deps: AttemptDeps, plan: ExchangePlan, service: string, tried: ReadonlySet<string>): UpstreamChoice {
+  return chooseUpstream(
+    plan.route,
+    { method: plan.ctx.method, caller: plan.caller, keyHash: plan.keyHash, service, exclude: tried },
+    deps.upstreams,
+  );
 }
 
 /** Waits `ms` before a retry, or less if the client goes away meanwhile (its retry slot is then freed at once). */

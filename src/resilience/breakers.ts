@@ -44,16 +44,39 @@ function openTimeMs(baseMs: number, trips: number): number {
 
 type Attempt = () => Promise<unknown>;
 
+/**
+ * opossum closes a half-open breaker on any success, even one of a call sent before the breaker opened (and
+ * reopens it on any such failure): that call says nothing about the instance after its open time. Each call
+ * carries the breaker's generation, bumped on every open, and resolves with it; while opossum handles the
+ * outcome of an older generation, `stale` is set and the close it would cause is skipped (such a failure is
+ * filtered, so it cannot open the breaker either).
+ */
+class GenerationalBreaker extends CircuitBreaker<[Attempt, number], number> {
+  stale = false;
+
+  override close(): void {
+    if (!this.stale) super.close();
+  }
+}
+
+/** The action of every breaker: the attempt, then the generation it was sent in, for the outcome's judge. */
+async function run(attempt: Attempt, generation: number): Promise<number> {
+  await attempt();
+  return generation;
+}
+
 /** opossum reads `options.resetTimeout` each time it opens; @types/opossum does not declare `options`. */
-function setOpenTime(breaker: CircuitBreaker<[Attempt], unknown>, ms: number): void {
+function setOpenTime(breaker: GenerationalBreaker, ms: number): void {
   (breaker as unknown as { options: { resetTimeout: number } }).options.resetTimeout = ms;
 }
 
 interface Entry {
-  readonly breaker: CircuitBreaker<[Attempt], unknown>;
+  readonly breaker: GenerationalBreaker;
   readonly instance: Instance;
   readonly settings: BreakerConfig;
   trips: number;
+  /** bumped on every open: calls sent before are stale for the breaker's state */
+  generation: number;
   /** opened while the ejection cap kept its instance eligible (panic mode): its traffic passes through */
   capped: boolean;
 }
@@ -85,12 +108,13 @@ export class Breakers {
   /**
    * Runs one attempt through the instance's breaker. Rejects with opossum's EOPENBREAKER (without running
    * the attempt) when the breaker is open or its half-open probe is already out, except in panic mode: an
-   * open breaker whose instance the ejection cap kept eligible runs the attempt uncounted.
+   * open breaker whose instance the ejection cap kept eligible runs the attempt uncounted. Settles when the
+   * attempt does, rejecting with its error; what it resolves with is not the attempt's value.
    */
   fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
     const entry = this.#entry(instance, settings);
     if (entry.capped && entry.breaker.opened) return attempt();
-    return entry.breaker.fire(attempt);
+    return entry.breaker.fire(attempt, entry.generation);
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
@@ -101,7 +125,7 @@ export class Breakers {
   #entry(instance: Instance, settings: BreakerConfig): Entry {
     const existing = this.#entries.get(instance.id);
     if (existing !== undefined) return existing;
-    const breaker = new CircuitBreaker((attempt: Attempt) => attempt(), {
+    const breaker = new GenerationalBreaker(run, {
       timeout: false,
       volumeThreshold: settings.volumeThreshold,
       errorThresholdPercentage: settings.errorThresholdPercentage,
@@ -111,15 +135,28 @@ export class Breakers {
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
       rotateBucketController: this.#rotation(settings.rollingCountTimeout),
-      errorFilter: (err: unknown) => {
+      // opossum passes the call's arguments after the error; @types/opossum declares the error only.
+      errorFilter: ((err: unknown, _attempt: Attempt, generation: number): boolean => {
+        if (generation !== entry.generation) {
+          breaker.stale = true;
+          return true;
+        }
         if (breaker.halfOpen && isClientClosed(err)) {
           this.#probeAbandoned(entry);
           return false;
         }
         return !countsAsFailure(err, settings);
-      },
+      }) as (err: unknown) => boolean,
     });
-    const entry: Entry = { breaker, instance, settings, trips: 0, capped: false };
+    const entry: Entry = { breaker, instance, settings, trips: 0, generation: 0, capped: false };
+    // Around opossum's own success listener (which closes a half-open breaker): a resolved call reports its
+    // generation first, a filtered error was judged by errorFilter.
+    breaker.prependListener('success', (result: unknown) => {
+      if (typeof result === 'number' && result !== entry.generation) breaker.stale = true;
+    });
+    breaker.on('success', () => {
+      breaker.stale = false;
+    });
     breaker.on('open', () => this.#opened(entry));
     breaker.on('halfOpen', () => this.#halfOpened(entry));
     breaker.on('close', () => this.#closed(entry));
@@ -128,6 +165,7 @@ export class Breakers {
   }
 
   #opened(entry: Entry): void {
+    entry.generation++;
     const { instance } = entry;
     const ejected = this.#mayEject(instance, entry.settings.maxEjectionPercent);
     entry.capped = !ejected;
@@ -166,14 +204,20 @@ export class Breakers {
 
   /**
    * Ejection cap: at most `maxEjectionPercent` of a zone's instances of a service may be ejected at once,
-   * so a cascading failure cannot empty a tier by itself.
+   * so a cascading failure cannot empty a tier by itself; but, as in Envoy, one may always be, or a zone
+   * of one or two instances could never shed a dead one and would keep sending it its traffic.
    */
   #mayEject(instance: Instance, maxEjectionPercent: number): boolean {
     const snapshot = this.#registry.snapshot(instance.service);
     if (snapshot === undefined) return true;
-    const zone = snapshot.instances.filter((i) => i.zone === instance.zone);
-    const alreadyEjected = zone.filter((i) => i.ejected && i.id !== instance.id).length;
-    return (alreadyEjected + 1) / zone.length <= maxEjectionPercent / 100;
+    let inZone = 0;
+    let alreadyEjected = 0;
+    for (const i of snapshot.instances) {
+      if (i.zone !== instance.zone) continue;
+      inZone++;
+      if (i.ejected && i.id !== instance.id) alreadyEjected++;
+    }
+    return alreadyEjected === 0 || (alreadyEjected + 1) / inZone <= maxEjectionPercent / 100;
   }
 
   #disposeDeparted(): void {

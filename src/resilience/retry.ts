@@ -1,6 +1,6 @@
 // When a failed attempt may be tried again on another instance: route policy, request shape, a per-service
-// retry budget (Envoy's: retries may add at most 20% on top of active requests, at least 3 concurrent),
-// and jittered exponential backoff.
+// retry budget (Envoy's: active retries, from their backoff until their attempt settles, may add at most 20%
+// on top of active requests, at least 3 concurrent), and jittered exponential backoff.
 import type { RetryConfig } from '../config/schema.ts';
 import type { UpstreamFailure } from '../proxy/forward.ts';
 
@@ -59,7 +59,10 @@ export class RetryBudget {
     decrement(this.#active, service);
   }
 
-  /** Takes a retry slot if the service's budget allows one; `releaseRetry` gives it back. */
+  /**
+   * Takes a retry slot if the service's budget allows one; `releaseRetry` gives it back once the retried
+   * attempt has settled, so retries waiting out their backoff and retries in flight both count.
+   */
   tryRetry(service: string): boolean {
     const retrying = this.#retrying.get(service) ?? 0;
     const allowed = Math.max(BUDGET_MIN_CONCURRENT, BUDGET_RATIO * (this.#active.get(service) ?? 0));

@@ -1,6 +1,6 @@
 // Per-instance breakers end to end: an instance that fails trips its breaker after `volumeThreshold`
 // failures and is ejected (no more traffic); after `resetTimeout` one probe decides between closing and
-// a longer open period; answers that say nothing about the instance's health (4xx, 429, a client that
+// a longer open period (a call sent before the breaker opened does not count as one); answers that say nothing about the instance's health (4xx, 429, a client that
 // goes away) never trip it.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -178,6 +178,43 @@ describe('a half-open probe whose client goes away', () => {
     const openAgain = await waitForState(zoned, only, 'half-open', RESET_MS * 6);
     assert.ok(openAgain >= RESET_MS * 1.6 - 25, `open for ${openAgain.toFixed(0)} ms after the abandoned probe`);
   });
+});
+
+describe('a call sent before the breaker opened', () => {
+  const RESET_MS = 250;
+
+  for (const [outcome, status] of [['succeeds', 200], ['fails', 503]] as const) {
+    it(`does not decide the half-open breaker when it ${outcome} late: the probe still does`, async (t) => {
+      const zoned = await zonedGateway(t, {
+        services: { app: { 'sh-a': 1 } },
+        route: { timeout: '10s', retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
+      });
+      const [only] = zoned.ids() as [string];
+      const upstream = zoned.upstreams.get(only)!;
+      // The first request is held until the breaker is half-open; the others fail and trip it.
+      const release = Promise.withResolvers<void>();
+      let held = false;
+      upstream.handle((req, res) => {
+        if (held) return answer(503)(req, res);
+        held = true;
+        void release.promise.then(() => answer(status)(req, res));
+      });
+      const late = zoned.client.request({ path: '/late' });
+      await pollUntil(() => (upstream.requests.length === 1 ? true : undefined), 3000, 'the slow request to reach the instance');
+      await requestUntil(zoned, () => stateOf(zoned, only) === 'open');
+      await waitForState(zoned, only, 'half-open', RESET_MS * 4);
+
+      release.resolve();
+      assert.equal((await late).status, status);
+      assert.equal(stateOf(zoned, only), 'half-open', 'the late answer is not the probe');
+      assert.equal(zoned.gateway.registry.isEjected(only), false, 'the instance still waits for its probe');
+
+      recover(zoned, only);
+      const probe = await zoned.client.request();
+      assert.equal(`${probe.status} ${probe.upstream}`, `200 ${only}`);
+      assert.equal(stateOf(zoned, only), 'closed');
+    });
+  }
 });
 
 describe('answers that do not trip a breaker', () => {

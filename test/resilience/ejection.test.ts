@@ -1,5 +1,5 @@
-// What ejection leaves to serve: the ejection cap keeps part of a failing zone eligible (panic mode),
-// the route's fallback answers when nothing can serve, and sticky keys of an ejected instance move to
+// What ejection leaves to serve: the ejection cap keeps part of a failing zone eligible (panic mode) but
+// always lets one instance go, the route's fallback answers when nothing can serve, and sticky keys of an ejected instance move to
 // their rendezvous second choice and come back when its breaker closes.
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
@@ -60,6 +60,21 @@ describe('ejection cap (maxEjectionPercent: 50)', () => {
     const replies = await zoned.client.sequential(30, () => ({}));
     assert.deepEqual([...new Set(replies.map((r) => r.upstream))].sort(), [healthy, kept].sort(), 'the capped instance stays in the rotation');
     assert.ok(received(zoned, kept) > before);
+  });
+
+  it('ejects the only instance of a zone, over the cap: its traffic, writes included, moves to the city tier', async (t) => {
+    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 1, 'sh-b': 2 } }, route });
+    const [only] = zoned.ids(['sh-a']) as [string];
+    const write = { method: 'POST', body: 'x' };
+    await failWith(zoned.upstreams.get(only)!, '503');
+    await requestUntil(zoned, () => stateOf(zoned, only) === 'open', write);
+
+    assert.deepEqual(ejectedIds(zoned), [only]);
+    const before = received(zoned, only);
+    const replies = await zoned.client.sequential(20, (i) => (i % 2 === 0 ? write : {}));
+    assert.deepEqual([...new Set(replies.map((r) => `${r.status} ${r.tier}`))], ['200 city']);
+    assert.deepEqual([...new Set(replies.map((r) => r.upstream))].sort(), zoned.ids(['sh-b']));
+    assert.equal(received(zoned, only), before, 'the dead instance gets nothing after it tripped');
   });
 });
 

@@ -244,3 +244,43 @@ describe('a client that leaves during the backoff before a retry', () => {
     assert.equal(a.requests.length + b.requests.length, 1, 'no retry after the client left');
   });
 });
+
+describe('a retry that cannot be made', () => {
+  /** How long one request takes, with its access line. */
+  async function timed(zoned: ZonedGateway): Promise<{ ms: number; status: number; line: Record<string, unknown> }> {
+    const started = performance.now();
+    const reply = await zoned.client.request();
+    const ms = performance.now() - started;
+    const [line] = await accessLines(zoned, [reply]);
+    return { ms, status: reply.status, line: line! };
+  }
+
+  it('is not waited for when no other instance is left: 502 at once, not after the backoff', async (t) => {
+    const BACKOFF_MS = 2000; // the first retry would wait 1-3 s
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 1 } },
+      route: { timeout: '10s', retries: { attempts: 2, backoff: `${BACKOFF_MS}ms` }, breaker: NO_TRIP },
+    });
+    await failWith(zoned.upstreams.get(zoned.ids()[0]!)!, 'refuse');
+    for (let i = 0; i < 3; i++) {
+      const { ms, status, line } = await timed(zoned);
+      assert.equal(status, 502);
+      assert.equal(line.attempts, 1);
+      assert.ok(ms < BACKOFF_MS / 4, `answered after ${ms.toFixed(0)} ms`);
+    }
+  });
+
+  it('is not waited for when its backoff would end past the route deadline: 502 at once, not at the deadline', async (t) => {
+    const TIMEOUT_MS = 1000;
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 2 } },
+      // The first retry would wait 2-6 s, past the route timeout.
+      route: { timeout: `${TIMEOUT_MS}ms`, retries: { attempts: 2, backoff: '4s' }, breaker: NO_TRIP },
+    });
+    for (const id of zoned.ids()) await failWith(zoned.upstreams.get(id)!, 'refuse');
+    const { ms, status, line } = await timed(zoned);
+    assert.equal(status, 502);
+    assert.equal(line.attempts, 1);
+    assert.ok(ms < TIMEOUT_MS / 2, `answered after ${ms.toFixed(0)} ms`);
+  });
+});
