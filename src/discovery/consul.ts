@@ -67,12 +67,28 @@ export function consulClient(config: Pick<ConsulConfig, 'address' | 'token' | 's
   });
 }
 
+/**
+ * Consul's weighting (the rule its DNS interface applies): every check passing → Weights.Passing; some warning,
+ * none critical → Weights.Warning, where 0 means "send nothing"; anything critical → no traffic at all.
+ */
+function healthAndWeight(entry: HealthEntry, acceptWarning: boolean): { healthy: boolean; weight: number } {
+  // Consul always stores weights (nil → {1, 1}) and never a Passing below 1; the fallback covers other servers.
+  const passingWeight = entry.Service.Weights && entry.Service.Weights.Passing >= 1 ? entry.Service.Weights.Passing : 1;
+  const warningWeight = entry.Service.Weights ? entry.Service.Weights.Warning : 1;
+  const statuses = entry.Checks.map((check) => check.Status);
+  if (statuses.every((status) => status === 'passing')) return { healthy: true, weight: passingWeight };
+  const warningOnly = statuses.every((status) => status === 'passing' || status === 'warning');
+  if (acceptWarning && warningOnly && warningWeight > 0) return { healthy: true, weight: warningWeight };
+  // An instance without traffic keeps a usable weight so it balances normally once it is healthy again.
+  return { healthy: false, weight: passingWeight };
+}
+
 export function entryToSpec(entry: HealthEntry, datacenter: string, config: ConsulConfig): InstanceSpec {
   const service = entry.Service;
   const tags = service.Tags ?? [];
   const meta = service.Meta ?? {};
   const zoneTag = tags.find((tag) => tag.startsWith('zone='));
-  const accepted = config.acceptWarning ? ['passing', 'warning'] : ['passing'];
+  const { healthy, weight } = healthAndWeight(entry, config.acceptWarning);
   return {
     // A service ID is unique per agent only (it defaults to the service name): the node makes it unique.
     id: `${entry.Node.Node}/${service.ID}@${datacenter}`,
@@ -80,12 +96,22 @@ export function entryToSpec(entry: HealthEntry, datacenter: string, config: Cons
     host: service.Address || entry.Node.Address,
     port: service.Port,
     zone: meta[config.zoneMeta] ?? zoneTag?.slice('zone='.length) ?? '',
-    weight: service.Weights?.Passing || 1,
+    weight,
     tags,
     meta,
-    healthy: entry.Checks.every((check) => accepted.includes(check.Status)),
+    healthy,
     datacenter,
   };
+}
+
+/**
+ * The index for the next blocking query, by Consul's rules: an index that went backwards (a snapshot restore,
+ * a server change) restarts from 0, one non-blocking read; one that is missing, not a number or below 1 becomes
+ * 1, because a query with index 0 never blocks and would turn the watch into a polling loop.
+ */
+export function nextQueryIndex(previous: number, reported: number): number {
+  if (!(reported >= 1)) return 1;
+  return reported < previous ? 0 : reported;
 }
 
 function canonical(specs: readonly InstanceSpec[]): string {
@@ -196,8 +222,7 @@ class Watch {
         if (this.#stopped) return;
         if (this.#failures > 0) this.owner.logger.info({ service: this.state.service, dc: this.datacenter }, 'consul reachable again');
         this.#failures = 0;
-        // Consul's rules: an index that went backwards (or is not positive) restarts from 0.
-        index = nextIndex > 0 && nextIndex >= index ? nextIndex : 0;
+        index = nextQueryIndex(index, nextIndex);
         const specs = entries.map((entry) => entryToSpec(entry, this.datacenter, this.owner.config));
         if (!this.state.update(this.datacenter, specs)) index = 0;
         this.#firstRound.resolve();
@@ -247,13 +272,23 @@ class Watch {
   }
 }
 
+/** A snapshot file entry; files written by earlier versions hold whole instances, ejection included. */
+type FileEntry = InstanceSpec & { ejected?: boolean };
+
+function specFromFile(entry: FileEntry): InstanceSpec {
+  const { id, service, host, port, zone, weight, tags, meta, datacenter } = entry;
+  // An ejected entry's `healthy: false` may be only its breaker's, and that breaker is gone: this process's
+  // breakers judge the instance afresh.
+  return { id, service, host, port, zone, weight, tags, meta, healthy: entry.healthy || entry.ejected === true, datacenter };
+}
+
 export class ConsulDiscovery {
   readonly client: Consul;
   readonly config: ConsulConfig;
   readonly logger: Logger;
   readonly #registry: Registry;
   readonly #states = new Map<string, { state: ServiceState; watches: Watch[] }>();
-  #fileSnapshots: Promise<Record<string, InstanceSpec[]>> | undefined;
+  #fileSnapshots: Promise<Record<string, FileEntry[]>> | undefined;
   #persistTimer: NodeJS.Timeout | undefined;
 
   constructor(config: ConsulConfig, registry: Registry, logger: Logger) {
@@ -300,10 +335,10 @@ export class ConsulDiscovery {
   async fallBackToFile(service: string): Promise<void> {
     if (!this.config.snapshotFile || this.#registry.snapshot(service)) return;
     this.#fileSnapshots ??= readFile(this.config.snapshotFile, 'utf8').then(
-      (text) => JSON.parse(text) as Record<string, InstanceSpec[]>,
+      (text) => JSON.parse(text) as Record<string, FileEntry[]>,
       () => ({}),
     );
-    const specs = (await this.#fileSnapshots)[service];
+    const specs = (await this.#fileSnapshots)[service]?.map(specFromFile);
     if (specs && !this.#registry.snapshot(service)) {
       this.#registry.replace(service, specs);
       this.logger.warn({ service, file: this.config.snapshotFile, instances: specs.length }, 'serving instances from the snapshot file');
@@ -324,11 +359,12 @@ export class ConsulDiscovery {
 
   async #persist(): Promise<void> {
     const file = this.config.snapshotFile!;
-    // Instances are InstanceSpecs plus derived fields, which toInstance recomputes when the file is read.
+    // Discovery's own verdicts, not the snapshot's: an ejection belongs to a breaker of this process, and a
+    // gateway restarted from the file has no breaker that would ever readmit the instance.
     const snapshot: Record<string, readonly InstanceSpec[]> = {};
     for (const service of this.#states.keys()) {
-      const current = this.#registry.snapshot(service);
-      if (current) snapshot[service] = current.instances;
+      const specs = this.#registry.specs(service);
+      if (specs) snapshot[service] = specs;
     }
     try {
       await writeFile(`${file}.tmp`, JSON.stringify(snapshot));

@@ -28,6 +28,11 @@ export class Registry extends EventEmitter<RegistryEvents> {
     return this.#snapshots.get(service);
   }
 
+  /** What the service's source said, without the ejection overlay: what outlives this process. */
+  specs(service: string): readonly InstanceSpec[] | undefined {
+    return this.#specs.get(service);
+  }
+
   services(): IterableIterator<string> {
     return this.#snapshots.keys();
   }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { nextQueryIndex } from '../../src/discovery/consul.ts';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
@@ -175,6 +176,46 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     await eventually(() => (gw!.gateway.registry.snapshot('orders')?.instances.length === 2 ? true : undefined));
   });
 
+  for (const mode of ['zero', 'missing'] as const) {
+    test(`an X-Consul-Index that is ${mode === 'zero' ? '0' : 'missing'} is read as 1: the watch blocks instead of polling`, async () => {
+      consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+      consul.faults.indexHeader(mode);
+      // Without the header the server still blocks on its real index, 1 until the first write.
+      if (mode === 'zero') register('a1', 'sh-a');
+      gw = await startGateway(gatewayYaml(consul));
+      await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined));
+      await consul.waitForBlocking(2);
+      const parked = consul.requests.slice(-2).map((r) => [r.query.dc, r.query.index]);
+      assert.deepEqual(parked.sort(), [['dc1', '1'], ['dc2', '1']]);
+      const queriesBefore = consul.requests.length;
+      // a measurement window: a polling watch would send about ten queries per datacenter in it
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(consul.requests.length - queriesBefore, 0, 'no query while both watches are parked');
+      assert.equal(consul.pendingBlocking(), 2);
+    });
+  }
+
+  test('with acceptWarning, a warning instance gets Weights.Warning, and a Warning weight of 0 gets no traffic', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    const upstream = (name: string): number => upstreams[['a1', 'a2', 'a3', 'b1', 'j1'].indexOf(name)]!.port;
+    const add = (id: string, status: 'passing' | 'warning', warning: number): void =>
+      void consul.register('dc1', { service: 'orders', id, port: upstream(id), address: '127.0.0.1', zone: 'sh-a', status, weights: { passing: 5, warning } });
+    add('a1', 'passing', 2);
+    add('a2', 'warning', 2);
+    add('a3', 'warning', 0);
+    gw = await startGateway(gatewayYaml(consul, ', acceptWarning: true'));
+    const snapshot = await eventually(() => {
+      const s = gw!.gateway.registry.snapshot('orders');
+      return s && s.instances.length === 3 ? s : undefined;
+    });
+    assert.deepEqual(
+      snapshot.instances.map((i) => [i.id, i.healthy, i.healthy ? i.weight : 'no traffic']),
+      [['consul-fixture/a1@dc1', true, 5], ['consul-fixture/a2@dc1', true, 2], ['consul-fixture/a3@dc1', false, 'no traffic']],
+    );
+    const served = await Promise.all(Array.from({ length: 30 }, () => servedBy(gw!)));
+    assert.deepEqual(served.filter((r) => r.status !== 200 || r.upstream === 'consul-fixture/a3@dc1'), []);
+  });
+
   test('flap guard: a mass removal is held for one confirmation round', async () => {
     consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
     for (const name of ['a1', 'a2', 'a3', 'b1']) register(name, name === 'b1' ? 'sh-b' : 'sh-a');
@@ -210,6 +251,57 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     }
   });
 
+  test('the snapshot file keeps discovery health, not breaker ejections: a restart in an outage serves the instance', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    const dir = await mkdtemp(join(tmpdir(), 'zonegate-snapshot-'));
+    const file = join(dir, 'snapshot.json');
+    const persisted = (): { id: string; healthy: boolean }[] | undefined => (existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).orders : undefined);
+    try {
+      register('a1', 'sh-a');
+      const first = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      await eventually(() => first.gateway.registry.snapshot('orders'));
+      // what an open breaker does; the next discovery change is then written out with the ejection in force
+      first.gateway.registry.setEjected('orders', 'consul-fixture/a1@dc1', true);
+      register('a2', 'sh-a');
+      const written = await eventually(() => (persisted()?.length === 2 ? persisted() : undefined), 5000);
+      await first.close();
+      assert.deepEqual(written.map((i) => [i.id, i.healthy]), [['consul-fixture/a1@dc1', true], ['consul-fixture/a2@dc1', true]]);
+
+      await consul.faults.refuse();
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      const snapshot = await eventually(() => gw!.gateway.registry.snapshot('orders'), 5000);
+      assert.deepEqual(snapshot.healthy.map((i) => i.id), ['consul-fixture/a1@dc1', 'consul-fixture/a2@dc1']);
+      const served = new Set<string | null>();
+      await eventually(async () => {
+        served.add((await servedBy(gw!)).upstream);
+        return served.has('consul-fixture/a1@dc1') ? true : undefined;
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a snapshot file from an earlier version, with ejections baked in, readmits the ejected instance', async () => {
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
+    await consul.faults.refuse();
+    const dir = await mkdtemp(join(tmpdir(), 'zonegate-snapshot-'));
+    const file = join(dir, 'snapshot.json');
+    try {
+      const a1 = upstreams[0]!;
+      const instance = { id: 'n/a1@dc1', service: 'orders', host: '127.0.0.1', port: a1.port, zone: 'sh-a', weight: 1, tags: [], meta: {}, datacenter: 'dc1' };
+      const legacy = [
+        { ...instance, healthy: false, ejected: true, origin: `http://127.0.0.1:${a1.port}`, address: `127.0.0.1:${a1.port}`, city: 'shanghai', region: 'cn-east' },
+        { ...instance, id: 'n/a2@dc1', port: upstreams[1]!.port, healthy: false, ejected: false },
+      ];
+      writeFileSync(file, JSON.stringify({ orders: legacy }));
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      const snapshot = await eventually(() => gw!.gateway.registry.snapshot('orders'), 5000);
+      assert.deepEqual(snapshot.instances.map((i) => [i.id, i.healthy, i.ejected]), [['n/a1@dc1', true, false], ['n/a2@dc1', false, false]]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('explain answers from Consul without starting a gateway', async () => {
     consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
     register('a1', 'sh-a');
@@ -235,6 +327,13 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     register('a1', 'sh-a');
     await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
   });
+});
+
+test("the next query's index follows Consul's rules", () => {
+  assert.equal(nextQueryIndex(0, 42), 42);
+  assert.equal(nextQueryIndex(42, 42), 42);
+  assert.equal(nextQueryIndex(42, 7), 0, 'backwards: one non-blocking read');
+  for (const reported of [0, -3, Number.NaN]) assert.equal(nextQueryIndex(42, reported), 1, `${reported}`);
 });
 
 test('the consul client is the only Consul client: no source file speaks the Consul HTTP API itself', () => {

@@ -213,6 +213,16 @@ describe('Consul fixture, driven by the consul client', () => {
       assert.equal(fixture.indexOf('orders', 'dc2'), 2);
     });
 
+    it('indexHeader zero reports index 0 and holds a query on index 1 for its wait; missing drops the header', async () => {
+      fixture.faults.indexHeader('zero');
+      assert.equal((await health(consul, { service: 'orders' })).res.headers['x-consul-index'], '0');
+      const [held, took] = await elapsedMs(health(consul, { service: 'orders', index: '1', wait: '200ms' }));
+      assert.equal(held.index, 0);
+      assert.ok(took >= 195, `returned after ${took}ms, before its wait`);
+      fixture.faults.indexHeader('missing');
+      assert.equal((await health(consul, { service: 'orders' })).res.headers['x-consul-index'], undefined);
+    });
+
     it('close ends parked queries promptly', async () => {
       const parked = health(consul, { service: 'orders', index: '1', wait: '5m' });
       await fixture.waitForBlocking(1);
@@ -298,6 +308,28 @@ describe('Consul fixture, driven by the consul client', () => {
 
       await consul.agent.service.deregister('orders-1');
       assert.deepEqual((await health(consul, { service: 'orders' })).entries, []);
+    });
+
+    it('stores Weights like the agent: none → 1/1, a missing field → 0, and refuses Passing < 1 or Warning < 0', async () => {
+      // the client drops Weights from a registration, so these go over plain HTTP
+      const register = (body: object): Promise<Response> =>
+        fetch(`${fixture.address}/v1/agent/service/register`, { method: 'PUT', body: JSON.stringify({ Name: 'orders', Port: 8080, ...body }) });
+      const weightsOf = async (id: string): Promise<unknown> =>
+        (await health(consul, { service: 'orders' })).entries.find((entry) => entry.Service.ID === id)?.Service.Weights;
+      assert.equal((await register({ ID: 'none' })).status, 200);
+      assert.equal((await register({ ID: 'no-warning', Weights: { Passing: 3 } })).status, 200);
+      assert.deepEqual(await weightsOf('none'), { Passing: 1, Warning: 1 });
+      assert.deepEqual(await weightsOf('no-warning'), { Passing: 3, Warning: 0 });
+      for (const [weights, reason] of [
+        [{ Passing: 0, Warning: 1 }, 'Invalid Weights: Passing must be greater than 0'],
+        [{ Warning: 1 }, 'Invalid Weights: Passing must be greater than 0'],
+        [{ Passing: 1, Warning: -1 }, 'Invalid Weights: Warning must be greater or equal than 0'],
+      ] as const) {
+        const res = await register({ ID: 'bad', Weights: weights });
+        assert.deepEqual([res.status, await res.text()], [400, reason]);
+      }
+      assert.equal(await weightsOf('bad'), undefined);
+      assert.throws(() => fixture.register('dc1', { service: 'orders', port: 1, weights: { passing: 0, warning: 1 } }), /Passing must be greater than 0/);
     });
 
     it("answers unknown IDs and invalid checks with Consul's status codes", async () => {

@@ -1,17 +1,18 @@
 // An in-process stand-in for a Consul agent, served over real HTTP on 127.0.0.1 so that the real
 // `consul` client (and the gateway's watcher built on it) can be tested against Consul's documented
 // behaviour: blocking queries, X-Consul-Index rules, agent registration and check updates — plus faults
-// (500s, hangs, refused connections, an index that goes backwards) that a live cluster rarely shows on cue.
+// (500s, hangs, refused connections, an index that goes backwards, is 0 or is missing) that a live cluster rarely shows on cue.
 import { EventEmitter } from 'node:events';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Catalog, type HttpCheckTarget } from './consul-fixture/catalog.ts';
-import type { CheckInput, CheckStatus } from './consul-fixture/types.ts';
+import { weightsError, type CheckInput, type CheckStatus } from './consul-fixture/types.ts';
 import { parseGoDuration } from './consul-fixture/duration.ts';
-import { ConsulHttpApi, sendText } from './consul-fixture/http-api.ts';
+import { ConsulHttpApi, sendText, type IndexHeaderMode } from './consul-fixture/http-api.ts';
 
 export type { CheckStatus, HealthCheckJson, HealthServiceEntryJson } from './consul-fixture/types.ts';
+export type { IndexHeaderMode } from './consul-fixture/http-api.ts';
 
 export interface ConsulFixtureOptions {
   /** the first one is the agent's own datacenter; default `['dc1']` */
@@ -49,6 +50,7 @@ export interface ServiceInstanceInput {
   readonly meta?: Readonly<Record<string, string>>;
   /** stored as Service.Meta.zone */
   readonly zone?: string;
+  /** default {passing: 1, warning: 1}, as an agent stores a service registered without weights; validated like Consul */
   readonly weights?: { readonly passing: number; readonly warning: number };
   /** default: the agent's node name */
   readonly node?: string;
@@ -78,6 +80,8 @@ export interface ConsulFaults {
   accept(): Promise<void>;
   /** the index of `datacenter` (default: all) and of every service in it drops to `to`; parked queries return */
   resetIndex(to: number, datacenter?: string): void;
+  /** what health answers say in X-Consul-Index (see IndexHeaderMode); `actual` is Consul without faults */
+  indexHeader(mode: IndexHeaderMode): void;
 }
 
 export interface WaitOptions {
@@ -171,6 +175,7 @@ class ConsulFixtureServer implements ConsulFixture {
       resetIndex: (to, datacenter) => {
         for (const name of datacenter === undefined ? this.#catalog.datacenterNames() : [datacenter]) this.#catalog.resetIndex(name, to);
       },
+      indexHeader: (mode) => void (this.#api.indexHeader = mode),
     };
   }
 
@@ -202,6 +207,9 @@ class ConsulFixtureServer implements ConsulFixture {
     const host = input.address || input.nodeAddress || HOST;
     const id = input.id ?? `${input.service}-${host}-${input.port}`;
     const checks = input.checks ?? [{ status: input.status }];
+    const weights = input.weights ? { Passing: input.weights.passing, Warning: input.weights.warning } : { Passing: 1, Warning: 1 };
+    const invalid = weightsError(weights);
+    if (invalid) throw new Error(`Invalid Weights: ${invalid}`);
     const checkIds = this.#catalog.register(datacenter, {
       node: { name: node, address: input.nodeAddress, meta: input.nodeMeta },
       id,
@@ -210,7 +218,7 @@ class ConsulFixtureServer implements ConsulFixture {
       address: input.address ?? '',
       port: input.port,
       meta: input.zone === undefined ? { ...input.meta } : { ...input.meta, zone: input.zone },
-      weights: { Passing: input.weights?.passing ?? 1, Warning: input.weights?.warning ?? 1 },
+      weights,
       checks: checks.map(({ status, http, ttl, interval, ...rest }) => ({
         ...rest,
         status: status ?? 'passing',

@@ -2,7 +2,7 @@
 // codes, error texts, query-parameter parsing and blocking-query semantics.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Catalog } from './catalog.ts';
-import { isCheckStatus, type CheckDefinition, type CheckInput, type CheckStatus } from './types.ts';
+import { isCheckStatus, weightsError, type CheckDefinition, type CheckInput, type CheckStatus, type ServiceWeights } from './types.ts';
 import { blockingQueryTimeout, parseGoDuration } from './duration.ts';
 
 export interface AgentIdentity {
@@ -11,6 +11,14 @@ export interface AgentIdentity {
 }
 
 type Consistency = 'leader' | 'stale' | 'consistent';
+
+/**
+ * What health answers say in X-Consul-Index. `zero`: the query computes index 0, the bug Consul's blocking-query
+ * docs warn about (older servers, some restores); a query with index >= 1 then blocks for its whole wait, as in
+ * Consul, which blocks until the query's own index exceeds the one asked for. `missing`: the header is stripped
+ * (as by a proxy) while the server still blocks on its real index.
+ */
+export type IndexHeaderMode = 'actual' | 'zero' | 'missing';
 
 interface ParkedQuery {
   readonly datacenter: string;
@@ -38,6 +46,7 @@ export class ConsulHttpApi {
   readonly #agent: AgentIdentity;
   readonly #parked = new Set<ParkedQuery>();
   readonly #parkedChanged: () => void;
+  indexHeader: IndexHeaderMode = 'actual';
 
   constructor(catalog: Catalog, agent: AgentIdentity, parkedChanged: () => void) {
     this.#catalog = catalog;
@@ -59,7 +68,7 @@ export class ConsulHttpApi {
   /** Answers the parked queries of `datacenter` whose service moved past the index they wait on. */
   wake(datacenter: string): void {
     for (const query of this.#parked) {
-      if (query.datacenter === datacenter && this.#catalog.indexOf(datacenter, query.service) > query.minIndex) this.#finish(query);
+      if (query.datacenter === datacenter && this.#queryIndex(datacenter, query.service) > query.minIndex) this.#finish(query);
     }
   }
 
@@ -122,7 +131,7 @@ export class ConsulHttpApi {
 
     const minIndex = index ? Number(index) : 0;
     const request = { datacenter, service, minIndex, passingOnly, consistency, res };
-    if (minIndex === 0 || this.#catalog.indexOf(datacenter, service) > minIndex) {
+    if (minIndex === 0 || this.#queryIndex(datacenter, service) > minIndex) {
       this.#answer(request);
       return;
     }
@@ -135,6 +144,10 @@ export class ConsulHttpApi {
       }
     });
     this.#parkedChanged();
+  }
+
+  #queryIndex(datacenter: string, service: string): number {
+    return this.indexHeader === 'zero' ? 0 : this.#catalog.indexOf(datacenter, service);
   }
 
   #finish(query: ParkedQuery): void {
@@ -151,7 +164,7 @@ export class ConsulHttpApi {
     const body = passingOnly ? entries.filter((entry) => entry.Checks.every((check) => check.Status === 'passing')) : entries;
     res.writeHead(200, {
       'Content-Type': 'application/json',
-      'X-Consul-Index': String(this.#catalog.indexOf(datacenter, service)),
+      ...(this.indexHeader === 'missing' ? {} : { 'X-Consul-Index': String(this.#queryIndex(datacenter, service)) }),
       'X-Consul-KnownLeader': 'true',
       'X-Consul-LastContact': '0',
       'X-Consul-Effective-Consistency': consistency,
@@ -162,7 +175,6 @@ export class ConsulHttpApi {
   #registerService(res: ServerResponse, body: Record<string, unknown>): void {
     const name = optionalString(body, 'name');
     if (!name) throw new HttpError(400, 'Missing service name');
-    const weights = body['weights'] === undefined ? undefined : normalizeKeys(body['weights']);
     const checkBodies = [
       ...(body['check'] === undefined ? [] : [body['check']]),
       ...(Array.isArray(body['checks']) ? (body['checks'] as unknown[]) : []),
@@ -175,10 +187,7 @@ export class ConsulHttpApi {
       address: optionalString(body, 'address') ?? '',
       port: optionalNumber(body, 'port') ?? 0,
       meta: stringRecord(body['meta']),
-      weights: {
-        Passing: (weights && optionalNumber(weights, 'passing')) || 1,
-        Warning: (weights && optionalNumber(weights, 'warning')) ?? 1,
-      },
+      weights: serviceWeights(body['weights']),
       checks: checkBodies.map((check) => agentCheck(normalizeKeys(check))),
     });
     res.end();
@@ -255,6 +264,19 @@ function agentCheck(fields: Record<string, unknown>): CheckInput {
   };
 }
 
+/**
+ * Weights as the agent stores them: none given → {Passing: 1, Warning: 1}; given → taken as decoded, a missing
+ * field being Go's zero value, then validated (so `{Passing: 3}` stores Warning 0, and Passing 0 is refused).
+ */
+function serviceWeights(value: unknown): ServiceWeights {
+  if (value === undefined || value === null) return { Passing: 1, Warning: 1 };
+  const fields = normalizeKeys(value);
+  const weights = { Passing: optionalInteger(fields, 'passing') ?? 0, Warning: optionalInteger(fields, 'warning') ?? 0 };
+  const invalid = weightsError(weights);
+  if (invalid) throw new HttpError(400, `Invalid Weights: ${invalid}`);
+  return weights;
+}
+
 async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -283,6 +305,13 @@ function optionalNumber(fields: Record<string, unknown>, key: string): number | 
   const value = fields[key];
   if (value === undefined || value === null) return undefined;
   if (typeof value !== 'number') throw new HttpError(400, `Request decode failed: ${key} must be a number`);
+  return value;
+}
+
+/** Go decodes a JSON number into an int field only when it is a whole number. */
+function optionalInteger(fields: Record<string, unknown>, key: string): number | undefined {
+  const value = optionalNumber(fields, key);
+  if (value !== undefined && !Number.isInteger(value)) throw new HttpError(400, `Request decode failed: ${key} must be an integer`);
   return value;
 }
 

@@ -6,6 +6,19 @@ export function isCheckStatus(value: unknown): value is CheckStatus {
   return value === 'passing' || value === 'warning' || value === 'critical';
 }
 
+export interface ServiceWeights {
+  readonly Passing: number;
+  readonly Warning: number;
+}
+
+/** Consul's structs.ValidateWeights: the reason a registration's weights are refused, or undefined. */
+export function weightsError(weights: ServiceWeights): string | undefined {
+  if (weights.Passing < 1) return 'Passing must be greater than 0';
+  if (weights.Warning < 0) return 'Warning must be greater or equal than 0';
+  if (weights.Passing > 65535 || weights.Warning > 65535) return 'DNS Weight must be between 0 and 65535';
+  return undefined;
+}
+
 /** How a check is run; the fixture only runs HTTP checks, and only when asked to. */
 export interface CheckDefinition {
   readonly http?: string;
@@ -41,7 +54,7 @@ export interface ServiceRegistration {
   readonly address: string;
   readonly port: number;
   readonly meta: Readonly<Record<string, string>>;
-  readonly weights: { readonly Passing: number; readonly Warning: number };
+  readonly weights: ServiceWeights;
   readonly checks: readonly CheckInput[];
 }
 
