@@ -72,22 +72,34 @@ async function snapshotFromConsul(config: Config, routes: RouteTable, registry: 
   consul.stop();
 }
 
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  path: { type: 'string' },
+  method: { type: 'string' },
+  region: { type: 'string' },
+  key: { type: 'string' },
+  host: { type: 'string' },
+  json: { type: 'boolean' },
+  consul: { type: 'string' },
+} as const;
+
+/** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
+function parseCommandLine(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, allowPositionals: true, options: OPTIONS });
+  } catch (err) {
+    // an unknown option or a missing value: the user's mistake, not a crash with a stack
+    if (!(err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS_'))) throw err;
+    console.error(`${err.message.split('. ')[0]}\n${USAGE}`);
+    return undefined;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      help: { type: 'boolean', short: 'h' },
-      path: { type: 'string' },
-      method: { type: 'string' },
-      region: { type: 'string' },
-      key: { type: 'string' },
-      host: { type: 'string' },
-      json: { type: 'boolean' },
-      consul: { type: 'string' },
-    },
-  });
+  const parsed = parseCommandLine(argv);
+  if (parsed === undefined) return 2;
+  const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   const configPath = values.config ?? rest[0] ?? 'routes.yaml';
   if (values.help || command === undefined) {
