@@ -5,7 +5,7 @@ import { formatConfigPath } from './errors.ts';
 import type { ConfigPath, ConfigPathIssue } from './errors.ts';
 
 export function crossCheck(config: Config): ConfigPathIssue[] {
-  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config)];
+  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config), ...checkListeners(config)];
 }
 
 type PlaceKind = 'region' | 'city' | 'zone';
@@ -164,6 +164,17 @@ export function checkAdmin(config: Config): ConfigPathIssue[] {
       message: `the admin listener on ${where} is reachable from other hosts: set gateway.adminToken or listen on 127.0.0.1`,
     },
   ];
+}
+
+const ALL_INTERFACES = new Set(['', '0.0.0.0', '::']);
+
+/** The proxy and admin listeners cannot share a port: the second would fail to bind when the gateway starts. */
+function checkListeners(config: Config): ConfigPathIssue[] {
+  const { listen, admin } = config.gateway;
+  const overlap = listen.host === admin.host || ALL_INTERFACES.has(listen.host) || ALL_INTERFACES.has(admin.host);
+  // port 0 asks the system for a free port: never the same one twice
+  if (listen.port === 0 || listen.port !== admin.port || !overlap) return [];
+  return [{ path: ['gateway', 'admin'], message: `port ${admin.port} is also gateway.listen's: the admin listener needs a port of its own` }];
 }
 
 function isLoopback(host: string): boolean {

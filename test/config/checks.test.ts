@@ -115,3 +115,17 @@ describe('cross-checks: admin listener', () => {
     assert.equal(loadConfigText(ipv6Loopback, 'routes.yaml', {}).gateway.admin.host, '::1');
   });
 });
+
+describe('cross-checks: listeners', () => {
+  it('rejects an admin listener on the port of the proxy listener (which takes every interface by default)', () => {
+    const error = configErrorOf(withGatewayLine('  admin: 127.0.0.1:8080'));
+    assertIssue(error, 3, 10, "gateway.admin: port 8080 is also gateway.listen's: the admin listener needs a port of its own");
+  });
+
+  it('accepts one port on two distinct addresses, and port 0 for both', () => {
+    const distinct = withGatewayLine('  listen: 127.0.0.1:9000\n  admin: 127.0.0.2:9000');
+    assert.equal(loadConfigText(distinct, 'routes.yaml', {}).gateway.admin.port, 9000);
+    const anyPort = withGatewayLine('  listen: 127.0.0.1:0\n  admin: 127.0.0.1:0');
+    assert.equal(loadConfigText(anyPort, 'routes.yaml', {}).gateway.listen.port, 0);
+  });
+});
