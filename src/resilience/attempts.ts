@@ -4,6 +4,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { BreakerConfig } from '../config/schema.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { RequestContext } from '../listener/context.ts';
 import { classifyFailure, startAttempt, UpstreamFailure } from '../proxy/forward.ts';
@@ -40,8 +41,8 @@ export type ExchangeOutcome =
   | { readonly kind: 'failed'; readonly failure: UpstreamFailure };
 
 /** What the breaker counts as an instance failure among answered statuses. */
-function failureStatuses(route: CompiledRoute): ReadonlySet<number> {
-  return route.config.breaker.failOn500 ? FAILURE_STATUSES_WITH_500 : FAILURE_STATUSES;
+function failureStatuses(breaker: BreakerConfig): ReadonlySet<number> {
+  return breaker.failOn500 ? FAILURE_STATUSES_WITH_500 : FAILURE_STATUSES;
 }
 const FAILURE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 const FAILURE_STATUSES_WITH_500: ReadonlySet<number> = new Set([500, 502, 503, 504]);
@@ -56,12 +57,13 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
   const deadline = ctx.startedAt + route.config.timeout;
   const retriesAllowed = policy.attempts > 0 && isIdempotent(ctx.method) && !(plan.body !== null && !Buffer.isBuffer(plan.body));
   const holdStatuses = retriesAllowed ? retryableStatuses(policy) : undefined;
-  const counted = failureStatuses(route);
   const tried = new Set<string>();
   let choice = first;
   let last: UpstreamFailure | undefined;
   let retries = 0;
   const service = first.service;
+  const breaker = route.breakerFor(service);
+  const counted = failureStatuses(breaker);
   // Like Envoy's active retries, a retry holds its budget slot from before its backoff until its attempt
   // settles: counting only the backoff would leave every retry in flight out of the budget. Once an attempt
   // has settled, its slot goes back before the next retry asks for one.
@@ -91,7 +93,7 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
       ctx.tries.push(instance.id);
       const mayRetry = retriesAllowed && retries < policy.attempts;
       try {
-        await deps.breakers.fire(instance, route.config.breaker, () =>
+        await deps.breakers.fire(instance, breaker, () =>
           attemptOn(deps, plan, instance, Math.min(policy.perTryTimeout ?? remaining, remaining), mayRetry ? holdStatus : undefined, counted),
         );
         ctx.breaker = deps.breakers.state(instance);

@@ -73,7 +73,8 @@ function setOpenTime(breaker: GenerationalBreaker, ms: number): void {
 interface Entry {
   readonly breaker: GenerationalBreaker;
   readonly instance: Instance;
-  readonly settings: BreakerConfig;
+  /** the settings it was built with, or equal ones a later config compiled */
+  settings: BreakerConfig;
   trips: number;
   /** bumped on every open: calls sent before are stale for the breaker's state */
   generation: number;
@@ -124,7 +125,17 @@ export class Breakers {
 
   #entry(instance: Instance, settings: BreakerConfig): Entry {
     const existing = this.#entries.get(instance.id);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) {
+      if (existing.settings === settings) return existing;
+      // A reload compiled the settings anew (the same object for every request until the next one).
+      if (JSON.stringify(existing.settings) === JSON.stringify(settings)) {
+        existing.settings = settings;
+        return existing;
+      }
+      // Changed settings apply to a breaker built with them: opossum fixes its window at construction.
+      this.#logger.info({ service: instance.service, instance: instance.id }, 'breaker settings changed; the instance starts with a fresh breaker');
+      this.#dispose(instance.id);
+    }
     const breaker = new GenerationalBreaker(run, {
       timeout: false,
       volumeThreshold: settings.volumeThreshold,
@@ -145,7 +156,7 @@ export class Breakers {
           this.#probeAbandoned(entry);
           return false;
         }
-        return !countsAsFailure(err, settings);
+        return !countsAsFailure(err, entry.settings);
       }) as (err: unknown) => boolean,
     });
     const entry: Entry = { breaker, instance, settings, trips: 0, generation: 0, capped: false };

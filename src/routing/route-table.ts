@@ -1,6 +1,6 @@
 // routes.yaml's `routes`, compiled once per config: first match wins, in file order.
 import type { IncomingHttpHeaders } from 'node:http';
-import type { RouteConfig } from '../config/schema.ts';
+import type { BreakerConfig, RouteConfig } from '../config/schema.ts';
 import { members, WeightedMembers } from './balancer.ts';
 
 export interface RouteRequest {
@@ -25,8 +25,11 @@ export class CompiledRoute {
   readonly #hostSuffix: string | undefined;
   readonly #methods: ReadonlySet<string> | undefined;
   readonly #headers: ReadonlyArray<readonly [string, string]>;
+  readonly #breakers: ReadonlyMap<string, BreakerConfig> | undefined;
 
-  constructor(config: RouteConfig) {
+  /** `breakers`: per service, the breaker settings that govern its instances (RouteTable's rule) */
+  constructor(config: RouteConfig, breakers?: ReadonlyMap<string, BreakerConfig>) {
+    this.#breakers = breakers;
     this.name = config.name;
     this.config = config;
     const weighted = config.weighted ?? [{ service: config.service!, weight: 1 }];
@@ -52,6 +55,11 @@ export class CompiledRoute {
     return true;
   }
 
+  /** The breaker settings of `service`'s instances: one breaker per instance, whichever route sends to it. */
+  breakerFor(service: string): BreakerConfig {
+    return this.#breakers?.get(service) ?? this.config.breaker;
+  }
+
   /** The path sent upstream: with `stripPrefix`, the matched prefix is removed (never leaving it empty). */
   upstreamPath(path: string): string {
     if (!this.config.stripPrefix || this.#prefix === undefined || this.#prefix === '/') return path;
@@ -71,7 +79,13 @@ export class RouteTable {
   readonly routes: readonly CompiledRoute[];
 
   constructor(routes: readonly RouteConfig[]) {
-    this.routes = routes.map((route) => new CompiledRoute(route));
+    // An instance has one breaker, so a service shared by routes takes the settings of the first of them in file
+    // order: which route happens to send first must not decide them.
+    const breakers = new Map<string, BreakerConfig>();
+    for (const route of routes) {
+      for (const { service } of route.weighted ?? [{ service: route.service! }]) if (!breakers.has(service)) breakers.set(service, route.breaker);
+    }
+    this.routes = routes.map((route) => new CompiledRoute(route, breakers));
   }
 
   match(request: RouteRequest): CompiledRoute | undefined {

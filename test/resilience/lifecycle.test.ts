@@ -7,7 +7,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { loadConfigText } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import type { InstanceSpec } from '../../src/discovery/instance.ts';
-import { zonedGateway } from './support.ts';
+import { failWith, requestUntil, stateOf, zonedGateway } from './support.ts';
 
 const ROUNDS = 5;
 const PER_ROUND = 2000;
@@ -112,4 +112,42 @@ describe('breaker lifecycle', () => {
       assert.equal(zoned.gateway.breakers.size, 1, "the removed service's breaker is disposed");
     },
   );
+});
+
+describe('breaker settings', () => {
+  const LENIENT = { volumeThreshold: 100, errorThresholdPercentage: 50, resetTimeout: '10s' };
+  const STRICT = { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: '10s' };
+
+  it('that a reload changes apply to instances whose breaker already exists', async (t) => {
+    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 2 } }, route: { retries: { attempts: 0 }, breaker: LENIENT } });
+    const [bad] = zoned.ids();
+    await zoned.client.sequential(4, () => ({})); // both instances have their breaker now
+    assert.equal(zoned.gateway.breakers.size, 2);
+
+    const input = JSON.parse(zoned.yaml) as ConfigInput;
+    input.routes = input.routes.map((route) => ({ ...route, breaker: STRICT }));
+    const config = loadConfigText(JSON.stringify(input), 'reloaded.yaml', {});
+    assert.equal(await zoned.gateway.reload(config), true);
+
+    await failWith(zoned.upstreams.get(bad!)!, '503');
+    // 3 failures trip it now; under the old settings 100 were needed
+    const replies = await requestUntil(zoned, () => stateOf(zoned, bad!) === 'open', {}, 20);
+    assert.ok(replies.filter((reply) => reply.status === 503).length <= STRICT.volumeThreshold);
+  });
+
+  it('of a service shared by routes are those of the first route in file order, whichever sends', async (t) => {
+    const zoned = await zonedGateway(t, {
+      services: { app: { 'sh-a': 2 } },
+      routes: [
+        { name: 'lenient', match: { prefix: '/lenient' }, service: 'app', retries: { attempts: 0 }, breaker: LENIENT },
+        { name: 'strict', match: { prefix: '/' }, service: 'app', retries: { attempts: 0 }, breaker: STRICT },
+      ],
+    });
+    const [bad] = zoned.ids();
+    await failWith(zoned.upstreams.get(bad!)!, '503');
+    // Only the second route sends; its own settings would trip the breaker after 3 failures.
+    const replies = await zoned.client.sequential(20, () => ({ path: '/x' }));
+    assert.ok(replies.filter((reply) => reply.status === 503).length >= STRICT.volumeThreshold, 'the instance failed often enough');
+    assert.equal(stateOf(zoned, bad!), 'closed', "the first route's volumeThreshold (100) governs the instance");
+  });
 });
