@@ -152,27 +152,22 @@ describe('drain', { timeout: 30_000 }, () => {
 
 describe('start', { timeout: 30_000 }, () => {
   it('that fails to bind a listener releases what it had started, so the process can end', async () => {
-    // The proxy binds first; the admin listener then finds the same port taken.
+    // The proxy listener binds; the admin port is held by another server.
     const script = `
       import { createServer } from 'node:net';
       import { loadConfigText } from './src/config/load.ts';
       import { Gateway } from './src/gateway.ts';
       import { createLogger } from './src/observability/logger.ts';
-      const probe = createServer().listen(0, '127.0.0.1');
-      await new Promise((resolve) => probe.once('listening', resolve));
-      const port = probe.address().port;
-      await new Promise((resolve) => probe.close(resolve));
-      const yaml = \`gateway: { zone: sh-a, listen: "127.0.0.1:\${port}", admin: "127.0.0.1:\${port}" }
+      const holder = createServer().listen(0, '127.0.0.1');
+      await new Promise((resolve) => holder.once('listening', resolve));
+      const yaml = \`gateway: { zone: sh-a, listen: "127.0.0.1:0", admin: "127.0.0.1:\${holder.address().port}" }
 topology: { r: { c: [sh-a] } }
 discovery: { static: { svc: [{ address: 127.0.0.1:9, zone: sh-a }] } }
 routes: [{ name: all, match: { prefix: / }, service: svc }]\`;
       const failure = await Gateway.start(loadConfigText(yaml, 'routes.yaml', {}), { logger: createLogger({ level: 'silent' }) }).then(() => 'started', (err) => err.code);
-      // the port is free again: the proxy listener that did bind was closed
-      const again = createServer().listen(port, '127.0.0.1');
-      await new Promise((resolve, reject) => { again.once('listening', resolve); again.once('error', reject); });
-      again.close();
+      holder.close();
       console.log(JSON.stringify({ failure }));`;
-    // Without the cleanup the proxy listener keeps the process alive and this times out.
+    // Without the cleanup the bound proxy listener keeps the process alive and this times out.
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { timeout: 15_000 });
     assert.deepEqual(JSON.parse(stdout.trim().split('\n').at(-1)!), { failure: 'EADDRINUSE' });
   });
