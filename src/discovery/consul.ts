@@ -43,6 +43,11 @@ const BACKOFF_BASE_MS = 200;
 const BACKOFF_CAP_MS = 30_000;
 /** a blocking query that returns sooner than this is followed by a pause: never a busy loop */
 const MIN_QUERY_INTERVAL_MS = 50;
+/**
+ * An answer without X-Consul-Index (a proxy in front of Consul that drops it) leaves nothing to block on: such
+ * a watch polls at this pace instead (Traefik's Consul provider polls every 15 s), and says so once.
+ */
+const UNINDEXED_POLL_MS = 5_000;
 /** rebuilds per service are coalesced to at most one per this interval under churn */
 const MIN_PUBLISH_INTERVAL_MS = 250;
 
@@ -106,10 +111,11 @@ export function entryToSpec(entry: HealthEntry, datacenter: string, config: Cons
 
 /**
  * The index for the next blocking query, by Consul's rules: an index that went backwards (a snapshot restore,
- * a server change) restarts from 0, one non-blocking read; one that is missing, not a number or below 1 becomes
- * 1, because a query with index 0 never blocks and would turn the watch into a polling loop.
+ * a server change) restarts from 0, one non-blocking read; one that is below 1 becomes 1, because a query with
+ * index 0 never blocks and would turn the watch into a polling loop. A missing one keeps the last index (or 1).
  */
 export function nextQueryIndex(previous: number, reported: number): number {
+  if (Number.isNaN(reported)) return Math.max(previous, 1);
   if (!(reported >= 1)) return 1;
   return reported < previous ? 0 : reported;
 }
@@ -191,6 +197,7 @@ class Watch {
   readonly #firstRound = Promise.withResolvers<void>();
   #stopped = false;
   #failures = 0;
+  #warnedUnindexed = false;
   readonly owner: ConsulDiscovery;
   readonly state: ServiceState;
   readonly datacenter: string;
@@ -226,8 +233,9 @@ class Watch {
         const specs = entries.map((entry) => entryToSpec(entry, this.datacenter, this.owner.config));
         if (!this.state.update(this.datacenter, specs)) index = 0;
         this.#firstRound.resolve();
+        const interval = Number.isNaN(nextIndex) ? this.#unindexed() : MIN_QUERY_INTERVAL_MS;
         const elapsed = performance.now() - started;
-        if (elapsed < MIN_QUERY_INTERVAL_MS) await this.#pause(MIN_QUERY_INTERVAL_MS - elapsed);
+        if (elapsed < interval) await this.#pause(interval - elapsed);
       } catch (err) {
         if (this.#stopped) return;
         if (this.#failures++ === 0) {
@@ -241,6 +249,17 @@ class Watch {
         await this.#pause(jitter(Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (this.#failures - 1))));
       }
     }
+  }
+
+  #unindexed(): number {
+    if (!this.#warnedUnindexed) {
+      this.#warnedUnindexed = true;
+      this.owner.logger.warn(
+        { service: this.state.service, dc: this.datacenter, pollMs: UNINDEXED_POLL_MS },
+        'consul answered without X-Consul-Index, so queries cannot block; polling instead',
+      );
+    }
+    return UNINDEXED_POLL_MS;
   }
 
   async #query(index: number): Promise<{ entries: HealthEntry[]; nextIndex: number }> {
