@@ -1,4 +1,5 @@
 // Rules that span several parts of the config, run once the schema has accepted every part on its own.
+import { isIP } from 'node:net';
 import { staticSpecs } from '../discovery/static.ts';
 import { rateLimitBurst, type Config, type RateLimitConfig } from './schema.ts';
 import { formatConfigPath } from './errors.ts';
@@ -166,14 +167,17 @@ export function checkAdmin(config: Config): ConfigPathIssue[] {
   ];
 }
 
-const ALL_INTERFACES = new Set(['', '0.0.0.0', '::']);
+/** Whether listeners on `a` and `b` would claim the same addresses: `''` and `::` take both families, 0.0.0.0 IPv4's. */
+function addressesOverlap(a: string, b: string): boolean {
+  if (a === b || a === '' || b === '' || a === '::' || b === '::') return true;
+  return (a === '0.0.0.0' && isIP(b) !== 6) || (b === '0.0.0.0' && isIP(a) !== 6);
+}
 
 /** The proxy and admin listeners cannot share a port: the second would fail to bind when the gateway starts. */
 function checkListeners(config: Config): ConfigPathIssue[] {
   const { listen, admin } = config.gateway;
-  const overlap = listen.host === admin.host || ALL_INTERFACES.has(listen.host) || ALL_INTERFACES.has(admin.host);
   // port 0 asks the system for a free port: never the same one twice
-  if (listen.port === 0 || listen.port !== admin.port || !overlap) return [];
+  if (listen.port === 0 || listen.port !== admin.port || !addressesOverlap(listen.host, admin.host)) return [];
   return [{ path: ['gateway', 'admin'], message: `port ${admin.port} is also gateway.listen's: the admin listener needs a port of its own` }];
 }
 

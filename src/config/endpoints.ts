@@ -67,7 +67,8 @@ export function redisAddressProblem(value: string): string | undefined {
     refusal('expected redis://[user:password@]host:port[/db], rediss://…, host:port or a Unix socket path', value, reason);
   if (/^\d+$/.test(value)) return Number(value) <= 65535 ? undefined : refuse('a port is at most 65535');
   if (value.startsWith('/') && !value.startsWith('//')) return undefined;
-  const scheme = SCHEME.exec(value)?.[1];
+  // `user:password@host:port` without `//` is user info, not a scheme: ioredis reads it so
+  const scheme = /^[^/@]*@/.test(value) ? undefined : SCHEME.exec(value)?.[1];
   // ioredis turns on TLS only for a lower-case `rediss://`: `Rediss://` would connect in plain text
   if (scheme !== undefined && !/^rediss?:\/\//.test(value)) {
     return refuse(/^rediss?$/i.test(scheme) ? 'write the scheme as redis:// or rediss://: lower case, with "//"' : `"${scheme}:" is not a Redis scheme`);

@@ -76,6 +76,7 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
   const holdStatus = (status: number): boolean => {
     if (!holdStatuses!.has(status)) return false;
     if (slot) deps.budget.releaseRetry(service);
+    slot = false;
     backoff = backoffDelay(policy, retries + 1);
     held = slot = retryFits(deps, plan, service, tried, deadline, backoff);
     return held;
@@ -114,6 +115,7 @@ export async function runAttempts(deps: AttemptDeps, plan: ExchangePlan, first: 
             const condition = retryCondition(failure);
             if (!mayRetry || condition === undefined || !policy.on.includes(condition)) return { kind: 'failed', failure };
             if (slot) deps.budget.releaseRetry(service);
+            slot = false;
             backoff = backoffDelay(policy, retries + 1);
             slot = retryFits(deps, plan, service, tried, deadline, backoff);
             if (!slot) return { kind: 'failed', failure };

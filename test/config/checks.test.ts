@@ -125,6 +125,9 @@ describe('cross-checks: listeners', () => {
   it('accepts one port on two distinct addresses, and port 0 for both', () => {
     const distinct = withGatewayLine('  listen: 127.0.0.1:9000\n  admin: 127.0.0.2:9000');
     assert.equal(loadConfigText(distinct, 'routes.yaml', {}).gateway.admin.port, 9000);
+    // 0.0.0.0 takes IPv4 only: [::1] on the same port binds beside it
+    const dualStack = withGatewayLine('  listen: 0.0.0.0:8080\n  admin: "[::1]:8080"');
+    assert.equal(loadConfigText(dualStack, 'routes.yaml', {}).gateway.admin.host, '::1');
     const anyPort = withGatewayLine('  listen: 127.0.0.1:0\n  admin: 127.0.0.1:0');
     assert.equal(loadConfigText(anyPort, 'routes.yaml', {}).gateway.listen.port, 0);
   });

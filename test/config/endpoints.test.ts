@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { consulAddressProblem, consulUrl, isConsulAddress, isRedisAddress, maskUserinfo, redisAddressProblem } from '../../src/config/endpoints.ts';
 
 describe('isRedisAddress', () => {
-  const accepted = ['redis://127.0.0.1:6379', 'redis://:secret@cache:6380/2', 'rediss://cache.internal', 'cache:6379', '6379', '/run/redis.sock', '//cache:6379'];
+  const accepted = ['redis://127.0.0.1:6379', 'redis://:secret@cache:6380/2', 'rediss://cache.internal', 'cache:6379', '6379', '/run/redis.sock', '//cache:6379', 'default:secret@cache:6379', 'default:1secret@cache:6379'];
   const refused = ['redis://127.0.0.1:6380x', 'cache:63x79', 'redis://[::1:6379'];
 
   for (const address of accepted) {
