@@ -102,6 +102,7 @@ export class Gateway {
       this.logger,
       this.metrics,
     );
+    this.breakers.configure(this.#pipeline.state.routes.breakers);
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
@@ -234,6 +235,7 @@ export class Gateway {
     // a counter: what the previous config's caller resolution counted carries over
     state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
+    this.breakers.configure(state.routes.breakers);
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
   }
 

@@ -88,12 +88,18 @@ export class Breakers {
   readonly #logger: Logger;
   /** by rolling window length: one interval rotates the buckets of every breaker with that window */
   readonly #rotations = new Map<number, Rotation>();
+  #current: ReadonlyMap<string, BreakerConfig> = new Map();
 
   constructor(registry: Registry, logger: Logger) {
     this.#registry = registry;
     this.#logger = logger;
     registry.on('change', () => this.#disposeDeparted());
     registry.on('removed', () => this.#disposeDeparted());
+  }
+
+  /** The breaker settings of the running config, per service (RouteTable.breakers); set on start and on every reload. */
+  configure(current: ReadonlyMap<string, BreakerConfig>): void {
+    this.#current = current;
   }
 
   state(instance: Instance): BreakerState {
@@ -126,7 +132,9 @@ export class Breakers {
   #entry(instance: Instance, settings: BreakerConfig): Entry {
     const existing = this.#entries.get(instance.id);
     if (existing !== undefined) {
-      if (existing.settings === settings) return existing;
+      // Requests that began under an earlier config still carry its settings: only the running config's may
+      // replace a breaker, or old and new requests would rebuild it in turn (readmitting an ejected instance).
+      if (existing.settings === settings || settings !== this.#current.get(instance.service)) return existing;
       // A reload compiled the settings anew (the same object for every request until the next one).
       if (JSON.stringify(existing.settings) === JSON.stringify(settings)) {
         existing.settings = settings;

@@ -77,6 +77,8 @@ export class CompiledRoute {
 
 export class RouteTable {
   readonly routes: readonly CompiledRoute[];
+  /** per service, the breaker settings of its instances */
+  readonly breakers: ReadonlyMap<string, BreakerConfig>;
 
   constructor(routes: readonly RouteConfig[]) {
     // An instance has one breaker, so a service shared by routes takes the settings of the first of them in file
@@ -85,6 +87,7 @@ export class RouteTable {
     for (const route of routes) {
       for (const { service } of route.weighted ?? [{ service: route.service! }]) if (!breakers.has(service)) breakers.set(service, route.breaker);
     }
+    this.breakers = breakers;
     this.routes = routes.map((route) => new CompiledRoute(route, breakers));
   }
 

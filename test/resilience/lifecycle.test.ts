@@ -124,6 +124,7 @@ describe('breaker settings', () => {
     await zoned.client.sequential(4, () => ({})); // both instances have their breaker now
     assert.equal(zoned.gateway.breakers.size, 2);
 
+    const before = zoned.gateway.config.routes[0]!.breaker;
     const input = JSON.parse(zoned.yaml) as ConfigInput;
     input.routes = input.routes.map((route) => ({ ...route, breaker: STRICT }));
     const config = loadConfigText(JSON.stringify(input), 'reloaded.yaml', {});
@@ -133,6 +134,18 @@ describe('breaker settings', () => {
     // 3 failures trip it now; under the old settings 100 were needed
     const replies = await requestUntil(zoned, () => stateOf(zoned, bad!) === 'open', {}, 20);
     assert.ok(replies.filter((reply) => reply.status === 503).length <= STRICT.volumeThreshold);
+
+    // A request that began before the reload still carries the old settings: it must not rebuild the breaker
+    // (which would readmit the ejected instance), only meet it open.
+    const instance = zoned.gateway.registry.snapshot('app')!.instances.find((i) => i.id === bad)!;
+    let ran = false;
+    const late = zoned.gateway.breakers.fire(instance, before, async () => {
+      ran = true;
+    });
+    await assert.rejects(late, (err: { code?: string }) => err.code === 'EOPENBREAKER');
+    assert.equal(ran, false);
+    assert.equal(stateOf(zoned, bad!), 'open');
+    assert.ok(zoned.gateway.registry.isEjected(bad!));
   });
 
   it('of a service shared by routes are those of the first route in file order, whichever sends', async (t) => {
