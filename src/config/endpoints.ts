@@ -54,9 +54,6 @@ export function consulAddressProblem(address: string): string | undefined {
   return undefined;
 }
 
-export function isConsulAddress(address: string): boolean {
-  return consulAddressProblem(address) === undefined;
-}
 
 /**
  * Why ioredis could not connect to `value` as written (its `parseURL`), or undefined when it can: a port, a Unix
@@ -83,8 +80,4 @@ export function redisAddressProblem(value: string): string | undefined {
     return refuse('the path is the database number');
   }
   return undefined;
-}
-
-export function isRedisAddress(value: string): boolean {
-  return redisAddressProblem(value) === undefined;
 }

@@ -2,7 +2,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { consulAddressProblem, consulUrl, isConsulAddress, isRedisAddress, maskUserinfo, redisAddressProblem } from '../../src/config/endpoints.ts';
+import { consulAddressProblem, consulUrl, maskUserinfo, redisAddressProblem } from '../../src/config/endpoints.ts';
+
+const isRedisAddress = (value: string): boolean => redisAddressProblem(value) === undefined;
+const isConsulAddress = (address: string): boolean => consulAddressProblem(address) === undefined;
 
 describe('isRedisAddress', () => {
   const accepted = ['redis://127.0.0.1:6379', 'redis://:secret@cache:6380/2', 'rediss://cache.internal', 'cache:6379', '6379', '/run/redis.sock', '//cache:6379', 'default:secret@cache:6379', 'default:1secret@cache:6379'];
