@@ -17,7 +17,7 @@ import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
 import { Breakers, type BreakerState } from './resilience/breakers.ts';
-import { RetryBudget } from './resilience/retry.ts';
+import { RetryBudgets } from './resilience/retry-budget.ts';
 import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
 import type { RedisStore } from './ratelimit/redis-store.ts';
 import { explain } from './routing/explain.ts';
@@ -98,7 +98,7 @@ export class Gateway {
     });
     this.#pipeline = new Pipeline(
       compileState(config, this.#topology, this.logger, this.#limiter),
-      { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budget: new RetryBudget() },
+      { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budgets: new RetryBudgets() },
       this.logger,
       this.metrics,
     );
@@ -248,7 +248,7 @@ export class Gateway {
   async #drain(): Promise<void> {
     this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
     const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
-    this.#pipeline.draining = true;
+    this.#pipeline.drain();
     this.#proxy.close();
     this.#admin.close();
     this.#admin.closeAllConnections();

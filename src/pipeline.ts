@@ -17,7 +17,7 @@ import type { Logger } from './observability/logger.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
 import { traceIds, type TraceIds } from './observability/trace.ts';
 import { sendFallback } from './proxy/fallback.ts';
-import { UpstreamFailure } from './proxy/forward.ts';
+import { UpstreamFailure } from './core/failure.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
 import { HandshakeTimeout, TunnelIdle, WebSocketTunnels } from './proxy/websocket.ts';
@@ -25,8 +25,7 @@ import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
 import { hashKey } from './routing/hash.ts';
-import { runAttempts, type AttemptDeps, type ExchangePlan } from './resilience/attempts.ts';
-import { isIdempotent } from './resilience/retry.ts';
+import { runExchange, type ExchangeDeps, type ExchangePlan } from './resilience/exchange.ts';
 import { chooseUpstream, type UpstreamChoice } from './routing/pick.ts';
 import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
 import { stickyKey } from './routing/sticky-key.ts';
@@ -82,15 +81,17 @@ interface RoutedRequest {
 export class Pipeline {
   state: PipelineState;
   /** set when the gateway stops: every response from then on closes its connection */
-  draining = false;
-  readonly #attempts: AttemptDeps;
+  #draining = false;
+  /** responses not yet closed: a drain must reach those whose head is still to be written */
+  readonly #open = new Set<ServerResponse>();
+  readonly #upstream: ExchangeDeps;
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics;
   readonly #tunnels = new WebSocketTunnels();
 
-  constructor(state: PipelineState, attempts: AttemptDeps, logger: Logger, metrics: GatewayMetrics) {
+  constructor(state: PipelineState, upstream: ExchangeDeps, logger: Logger, metrics: GatewayMetrics) {
     this.state = state;
-    this.#attempts = attempts;
+    this.#upstream = upstream;
     this.#logger = logger;
     this.#metrics = metrics;
   }
@@ -123,8 +124,9 @@ export class Pipeline {
     ctx.requestId = ids.requestId;
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
+    this.#open.add(res);
     res.once('close', () => this.#finish(ctx, res));
-    if (this.draining) res.shouldKeepAlive = false;
+    if (this.#draining) res.shouldKeepAlive = false;
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
     if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
@@ -186,7 +188,7 @@ export class Pipeline {
     const key = route.config.sticky ? stickyKey(route.config.sticky, req.headers, ctx.query) : undefined;
     ctx.sticky = key !== undefined;
     const keyHash = key === undefined ? undefined : hashKey(key);
-    const choice = chooseUpstream(route, { method: ctx.method, caller, keyHash }, this.#attempts.upstreams);
+    const choice = chooseUpstream(route, { method: ctx.method, caller, keyHash }, this.#upstream.upstreams);
     ctx.service = choice.service;
     if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
     if (routed.upgrade !== undefined) {
@@ -216,7 +218,7 @@ export class Pipeline {
     // After the drain time no tunnel opens: the listener can only close once every upgraded connection has.
     if (this.#tunnels.closed) return sendGatewayError(res, ctx, 'no_healthy_upstream', 'the gateway is stopping and opens no new WebSocket tunnels');
     res.detachSocket(socket as Socket);
-    const inFlight = this.#attempts.upstreams.inFlight;
+    const inFlight = this.#upstream.upstreams.inFlight;
     inFlight.begin(instance);
     ctx.tries.push(instance.id);
     const refuse = (error: Error): void => {
@@ -269,7 +271,7 @@ export class Pipeline {
         return void res.destroy();
       }
     }
-    const outcome = await runAttempts(this.#attempts, plan, first);
+    const outcome = await runExchange(this.#upstream, plan, first);
     if (outcome.kind === 'refused') return this.#refuse(res, ctx, route, outcome.refusal);
     if (outcome.kind === 'failed') this.#upstreamFailed(res, ctx, outcome.failure);
   }
@@ -292,7 +294,8 @@ export class Pipeline {
     route: CompiledRoute,
     refusal: 'no_healthy_upstream' | 'remote_write_refused',
   ): void {
-    if (route.config.fallback) return sendFallback(res, ctx, route.config.fallback);
+    // the fallback answers for "no tier can serve"; a write refused a remote tier is told so (DESIGN.md)
+    if (route.config.fallback && refusal === 'no_healthy_upstream') return sendFallback(res, ctx, route.config.fallback);
     const message =
       refusal === 'remote_write_refused'
         ? `only a remote locality of ${ctx.service} is available, and it serves read-only requests`
@@ -301,7 +304,6 @@ export class Pipeline {
   }
 
   #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {
-    if (failure.committed) return; // the upstream's own answer went out; the breaker counted it
     switch (failure.kind) {
       case 'client-closed':
         return; // logged by #finish, which runs first (on the response's 'close')
@@ -327,7 +329,17 @@ export class Pipeline {
     }
   }
 
+  /**
+   * The gateway is stopping: every response whose head is still to be written says `Connection: close`, also
+   * those of requests that arrived before, so no client sends another request on a connection about to close.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const res of this.#open) if (!res.headersSent) res.shouldKeepAlive = false;
+  }
+
   #finish(ctx: RequestContext, res: ServerResponse): void {
+    this.#open.delete(res);
     // nginx's convention: 499 when the client went away before a response head was sent.
     if (ctx.status === 0 || !res.headersSent) ctx.status = 499;
     // A response that never finished was cut short by the client, unless the gateway already said why.
@@ -350,10 +362,13 @@ function noHeaders(): undefined {
   return undefined;
 }
 
-/** Retries need the body again: keep it when it is declared small and the request may be retried at all. */
+/**
+ * Retries need the body again: keep it when it is declared small and the route retries at all. Any method's:
+ * a connection refused carried nothing, so even a POST is retried then.
+ */
 function keepsBodyForRetry(req: IncomingMessage, ctx: RequestContext, route: CompiledRoute): boolean {
   const retries = route.config.retries;
-  return ctx.bytesIn > 0 && ctx.bytesIn <= retries.bufferBodyBytes && retries.attempts > 0 && isIdempotent(ctx.method) && req.headers['content-length'] !== undefined;
+  return ctx.bytesIn > 0 && ctx.bytesIn <= retries.bufferBodyBytes && retries.maxRetries > 0 && req.headers['content-length'] !== undefined;
 }
 
 function routingHeaders(ctx: RequestContext): OutgoingHttpHeaders {

@@ -143,7 +143,14 @@ export function withInput(message: string, input: unknown, path: ConfigPath): st
   return `${message}, got ${describeValue(input, path)}`;
 }
 
+/** Keys a release renamed, by their parent's last path segment: the message names the new key and why. */
+const RENAMED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  retries: { attempts: 'maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)' },
+};
+
 export function unknownKeyMessage(path: ConfigPath, key: string): string {
+  const renamed = RENAMED[String(path.at(-1))]?.[key];
+  if (renamed !== undefined) return `"${key}" is now ${renamed}`;
   const known = knownKeys(path);
   const suggestion = closest(key, known);
   if (suggestion) return `unknown key "${key}" (did you mean "${suggestion}"?)`;

@@ -284,10 +284,12 @@ const retryCondition = z.union([
 ]);
 
 const retries = z.strictObject({
-  attempts: z.number().int().min(0).max(10).default(2),
+  /** retries after the first try (the access log's `attempts` counts tries: at most maxRetries + 1) */
+  maxRetries: z.number().int().min(0).max(10).default(2),
+  /** absent: the route `timeout` shared evenly by every try the route allows (`timeout / (maxRetries + 1)`) */
   perTryTimeout: timeout.optional(),
   backoff: duration.prefault('25ms'),
-  on: z.array(retryCondition).default(['connect-failure', 'reset', 502, 503, 504]),
+  on: z.array(retryCondition).default(['connect-failure', 'reset', 'timeout', 502, 503, 504]),
   bufferBodyBytes: z.number().int().min(0).default(64 * 1024),
 });
 
@@ -318,6 +320,10 @@ const breaker = z.strictObject({
   rollingCountTimeout: timeout.prefault('10s'),
   maxEjectionPercent: z.number().min(0).max(100).default(50),
   failOn500: z.boolean().default(false),
+  /** refused connects, resets and per-try timeouts in a row that open the breaker (refused connects: whatever the ejection cap) */
+  consecutiveLocalOriginFailures: z.number().int().min(1).default(3),
+  /** failure statuses (502/503/504, and 500 with failOn500) in a row that open the breaker */
+  consecutive5xx: z.number().int().min(1).default(5),
 });
 
 const fallback = z

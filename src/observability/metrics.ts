@@ -52,7 +52,7 @@ export class GatewayMetrics {
         }
       },
     });
-    routeCounter(this.registry, routes, 'zonegate_retries_total', 'Attempts beyond the first, by route', (tally) => tally.retries);
+    routeCounter(this.registry, routes, 'zonegate_retries_total', 'Retries (tries beyond the first), by route', (tally) => tally.retries);
     routeCounter(this.registry, routes, 'zonegate_rate_limited_total', 'Requests refused with 429 by the route rate limit', (tally) => tally.rateLimited);
     new Counter({
       name: 'zonegate_unknown_region_total',

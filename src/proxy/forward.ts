@@ -1,64 +1,17 @@
-// One upstream attempt over undici's `dispatch` (the cheapest client API; its handler API is kept to this
-// file). The attempt settles when the response head is committed to the client, or fails before that
-// with a classified UpstreamFailure the caller can answer (502/504) or retry.
+// One try of an upstream exchange over undici's `dispatch` (the cheapest client API; its handler API is kept
+// to this file): the relay moves the response to the client with backpressure both ways. The try settles with
+// the status once the response head is committed to the client, or with a classified UpstreamFailure before
+// that, which the exchange answers (502/504) or retries. What to retry is not decided here: a final status is
+// put to the exchange's judge, which may discard it.
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
+import { classifyFailure, UpstreamFailure } from '../core/failure.ts';
 import { isChunkedOnly } from '../listener/framing.ts';
 import { downstreamResponseHeaders, downstreamTrailers, keepGatewayListFields } from './headers.ts';
 
-export type FailureKind =
-  | 'connect-failure'
-  | 'reset'
-  | 'timeout'
-  | 'bad-response'
-  | 'status'
-  | 'client-closed'
-  | 'body-too-large';
-
-export class UpstreamFailure extends Error {
-  readonly kind: FailureKind;
-  /** the upstream's status, for kind `status` */
-  readonly status: number | undefined;
-  /** the response already went to the client (a failure status counted by the breaker, nothing left to answer) */
-  readonly committed: boolean;
-  constructor(kind: FailureKind, cause?: unknown, status?: number, committed = false) {
-    super(cause instanceof Error ? cause.message : status === undefined ? kind : `${kind} ${status}`, { cause });
-    this.name = 'UpstreamFailure';
-    this.kind = kind;
-    this.status = status;
-    this.committed = committed;
-  }
-}
-
-const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
-// A connection that does not complete in time is a host that cannot be reached, as for Envoy's `connect-failure`
-// and nginx's next upstream: retried like a refusal, and 502 once no instance is left (504 is the route's deadline).
-const CONNECT_CODES = new Set([
-  'ECONNREFUSED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EADDRNOTAVAIL',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'ETIMEDOUT',
-]);
-const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
-
-export function classifyFailure(err: unknown): UpstreamFailure {
-  if (err instanceof UpstreamFailure) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') {
-    if (TIMEOUT_CODES.has(code)) return new UpstreamFailure('timeout', err);
-    if (CONNECT_CODES.has(code)) return new UpstreamFailure('connect-failure', err);
-    if (RESET_CODES.has(code)) return new UpstreamFailure('reset', err);
-  }
-  return new UpstreamFailure('bad-response', err);
-}
-
-export interface AttemptRequest {
+export interface TryRequest {
   readonly method: string;
   /** path and query as sent upstream */
   readonly path: string;
@@ -71,22 +24,26 @@ export interface AttemptRequest {
   readonly bodyTimeout: number;
   /** added to the response head (routing headers) */
   readonly responseHeaders: OutgoingHttpHeaders | undefined;
-  /**
-   * Asked for each final status before it is passed on: true discards the answer (another attempt will be
-   * made) and fails the attempt with kind `status`.
-   */
-  readonly holdStatus?: ((status: number) => boolean) | undefined;
-  /** called once when the exchange is over: the response went through, failed, or was aborted */
+  /** called once when the try is over: the response went through, failed, or was aborted */
   readonly onDone?: (() => void) | undefined;
 }
+
+/** Decides, for each final status, whether it goes to the client or is discarded for another try. */
+export interface TryJudge {
+  /** false discards the answer: the try then fails with kind `status` */
+  passes(status: number): boolean;
+}
+
+/** The status once the response head is committed, or why the try failed before that. */
+export type TryResult = number | UpstreamFailure;
 
 /** Bridges one undici exchange to the client response, with backpressure in both directions. */
 class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #ctx: RequestContext;
-  readonly #settle: PromiseWithResolvers<number>;
+  readonly #settle: PromiseWithResolvers<TryResult>;
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
-  readonly #holdStatus: ((status: number) => boolean) | undefined;
+  readonly #judge: TryJudge;
   readonly #onDone: (() => void) | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
@@ -101,12 +58,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(
     res: ServerResponse,
     ctx: RequestContext,
-    settle: PromiseWithResolvers<number>,
-    request: AttemptRequest,
+    settle: PromiseWithResolvers<TryResult>,
+    request: TryRequest,
+    judge: TryJudge,
   ) {
     this.#res = res;
     this.#extraHeaders = request.responseHeaders;
-    this.#holdStatus = request.holdStatus;
+    this.#judge = judge;
     this.#onDone = request.onDone;
     this.#ctx = ctx;
     this.#settle = settle;
@@ -161,7 +119,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
       controller.abort(new UpstreamFailure('bad-response', new Error(`unsupported transfer coding "${String(codings)}" in the response`)));
       return;
     }
-    if (this.#holdStatus?.(statusCode)) {
+    if (!this.#judge.passes(statusCode)) {
       controller.abort(new UpstreamFailure('status', undefined, statusCode));
       return;
     }
@@ -222,7 +180,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#finish();
     const failure = classifyFailure(err);
     if (!this.#committed) {
-      this.#settle.reject(failure);
+      this.#settle.resolve(failure);
       return;
     }
     // The head is out: the client can only learn of the failure by the connection dropping mid-body.
@@ -251,20 +209,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   };
 }
 
-export interface Attempt {
-  /** resolves with the status once the response head is written to the client; rejects with UpstreamFailure before that */
-  readonly committed: Promise<number>;
-  abort(reason: UpstreamFailure): void;
-}
-
-export function startAttempt(
+/** Sends one try; resolves once its response head is committed to the client, or it failed before that. */
+export function sendTry(
   dispatcher: Dispatcher,
-  request: AttemptRequest,
+  request: TryRequest,
   res: ServerResponse,
   ctx: RequestContext,
-): Attempt {
-  const settle = Promise.withResolvers<number>();
-  const relay = new ResponseRelay(res, ctx, settle, request);
+  judge: TryJudge,
+): Promise<TryResult> {
+  const settle = Promise.withResolvers<TryResult>();
+  const relay = new ResponseRelay(res, ctx, settle, request, judge);
   relay.armHeadDeadline(request.headersTimeout, request.body !== null && !Buffer.isBuffer(request.body));
   try {
     dispatcher.dispatch(
@@ -282,5 +236,5 @@ export function startAttempt(
     // dispatch throws synchronously on arguments undici refuses (e.g. a header value it cannot send).
     relay.fail(err);
   }
-  return { committed: settle.promise, abort: (reason) => relay.abort(reason) };
+  return settle.promise;
 }

@@ -1,17 +1,25 @@
-// One opossum CircuitBreaker per upstream instance (outlier detection). An open breaker ejects its
-// instance from tiers and balancing through the registry's overlay; half-open readmits it so one probe
-// can reach it. Settings follow what matters at one breaker per instance: no percentiles (a failure would
-// sort the window), no snapshots and one bucket timer per window length (not two timers per breaker), no
-// opossum timeout (its abort controller is shared by every call of a breaker; undici's timeouts do that job).
+// Outlier detection: one opossum CircuitBreaker per upstream instance, fed the verdict of every try. An open
+// breaker ejects its instance from tiers and balancing through the registry's overlay; half-open readmits it so
+// that one probe (a real request) can reach it. Three rules open a breaker, as in Envoy's outlier detection with
+// `split_external_local_origin_errors`:
+// - consecutive local-origin failures (refused/failed connects, resets, per-try timeouts);
+// - consecutive failure statuses (502/503/504, and 500 with `failOn500`);
+// - opossum's own rule: the failure share over a rolling window, once it holds `volumeThreshold` tries.
+// The ejection cap keeps its meaning for ambiguous signals; an instance that refuses connections is a fact, and is
+// ejected whatever the cap. Settings follow what matters at one breaker per instance: no percentiles, no snapshots,
+// one bucket timer per window length, no opossum timeout (per-try timeouts are the exchange's).
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { BreakerConfig } from '../config/schema.ts';
+import type { Verdict } from '../core/failure.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Registry } from '../discovery/registry.ts';
 import type { Logger } from '../observability/logger.ts';
-import { UpstreamFailure } from '../proxy/forward.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
+
+/** `admit`'s answer when the instance must not be tried now (open, or its half-open probe is out). */
+export const NOT_ADMITTED = -1;
 
 const MAX_OPEN_MS = 5 * 60_000;
 /** buckets of a rolling window */
@@ -22,64 +30,43 @@ interface Rotation {
   readonly timer: NodeJS.Timeout;
 }
 
-/**
- * The failures a breaker counts; anything else (4xx, client aborts, the gateway's own refusals, a 500 held
- * back for a retry unless `failOn500`) is a success.
- */
-function countsAsFailure(err: unknown, settings: BreakerConfig): boolean {
-  if (!(err instanceof UpstreamFailure)) return true;
-  if (err.kind === 'status' && err.status === 500) return settings.failOn500;
-  return err.kind !== 'client-closed' && err.kind !== 'body-too-large';
-}
-
-function isClientClosed(err: unknown): boolean {
-  return err instanceof UpstreamFailure && err.kind === 'client-closed';
-}
-
 /** How long the breaker stays open after `trips` consecutive trips: the base, doubled per trip (jittered ±20%), at most 5 min. */
 function openTimeMs(baseMs: number, trips: number): number {
   if (trips === 0) return baseMs;
   return Math.min(MAX_OPEN_MS, baseMs * 2 ** trips) * (0.8 + Math.random() * 0.4);
 }
 
-type Attempt = () => Promise<unknown>;
-
-/**
- * opossum closes a half-open breaker on any success, even one of a call sent before the breaker opened (and
- * reopens it on any such failure): that call says nothing about the instance after its open time. Each call
- * carries the breaker's generation, bumped on every open, and resolves with it; while opossum handles the
- * outcome of an older generation, `stale` is set and the close it would cause is skipped (such a failure is
- * filtered, so it cannot open the breaker either).
- */
-class GenerationalBreaker extends CircuitBreaker<[Attempt, number], number> {
-  stale = false;
-
-  override close(): void {
-    if (!this.stale) super.close();
-  }
-}
-
-/** The action of every breaker: the attempt, then the generation it was sent in, for the outcome's judge. */
-async function run(attempt: Attempt, generation: number): Promise<number> {
-  await attempt();
-  return generation;
-}
-
 /** opossum reads `options.resetTimeout` each time it opens; @types/opossum does not declare `options`. */
-function setOpenTime(breaker: GenerationalBreaker, ms: number): void {
+function setOpenTime(breaker: CircuitBreaker, ms: number): void {
   (breaker as unknown as { options: { resetTimeout: number } }).options.resetTimeout = ms;
 }
 
+// The breaker's action only reports a verdict already reached: the try itself ran outside it.
+const SUCCEEDED = Promise.resolve();
+const FAILED = Promise.reject(new Error('the try failed'));
+FAILED.catch(() => {});
+function report(succeeded: boolean): Promise<void> {
+  return succeeded ? SUCCEEDED : FAILED;
+}
+function ignore(): void {}
+
 interface Entry {
-  readonly breaker: GenerationalBreaker;
+  readonly breaker: CircuitBreaker<[boolean], void>;
   readonly instance: Instance;
   /** the settings it was built with, or equal ones a later config compiled */
   settings: BreakerConfig;
   trips: number;
-  /** bumped on every open: calls sent before are stale for the breaker's state */
+  /** bumped on every open: verdicts of tries admitted before are stale */
   generation: number;
   /** opened while the ejection cap kept its instance eligible (panic mode): its traffic passes through */
   capped: boolean;
+  /** the half-open probe is out: no other try until its verdict */
+  probing: boolean;
+  /** opened on refused connects: ejected whatever the cap */
+  unreachable: boolean;
+  consecutiveLocal: number;
+  consecutiveConnect: number;
+  consecutiveStatus: number;
 }
 
 export class Breakers {
@@ -113,20 +100,81 @@ export class Breakers {
   }
 
   /**
-   * Runs one attempt through the instance's breaker. Rejects with opossum's EOPENBREAKER (without running
-   * the attempt) when the breaker is open or its half-open probe is already out, except in panic mode: an
-   * open breaker whose instance the ejection cap kept eligible runs the attempt uncounted. Settles when the
-   * attempt does, rejecting with its error; what it resolves with is not the attempt's value.
+   * Asks whether a try may go to `instance` now. Returns the ticket its verdict must be recorded with, or
+   * NOT_ADMITTED when the breaker is open or its half-open probe is already out (the exchange picks another
+   * instance; that is not a try). In panic mode (open, but the ejection cap kept the instance eligible) the try
+   * passes, and only refused connects are still judged.
    */
-  fire(instance: Instance, settings: BreakerConfig, attempt: Attempt): Promise<unknown> {
+  admit(instance: Instance, settings: BreakerConfig): number {
     const entry = this.#entry(instance, settings);
-    if (entry.capped && entry.breaker.opened) return attempt();
-    return entry.breaker.fire(attempt, entry.generation);
+    const breaker = entry.breaker;
+    if (breaker.closed) return entry.generation;
+    if (breaker.halfOpen) {
+      if (entry.probing) return NOT_ADMITTED;
+      entry.probing = true;
+      return entry.generation;
+    }
+    return entry.capped ? entry.generation : NOT_ADMITTED;
+  }
+
+  /**
+   * Records the verdict of a try admitted with `ticket`. Resolves once the breaker has taken it (opossum settles
+   * its state asynchronously), so the state read after reflects it.
+   */
+  record(instance: Instance, ticket: number, verdict: Verdict): Promise<unknown> | undefined {
+    const entry = this.#entries.get(instance.id);
+    // A try admitted before the breaker last opened says nothing of the instance since.
+    if (entry === undefined || ticket !== entry.generation) return undefined;
+    const breaker = entry.breaker;
+    if (verdict === 'none') {
+      if (breaker.halfOpen && entry.probing) this.#probeAbandoned(entry);
+      return undefined;
+    }
+    this.#count(entry, verdict);
+    if (breaker.halfOpen) {
+      // the probe's verdict decides: a success closes, a failure opens again for longer
+      entry.probing = false;
+      entry.unreachable = verdict === 'connect-failure';
+      return breaker.fire(verdict === 'success').catch(ignore);
+    }
+    const threshold = entry.settings.consecutiveLocalOriginFailures;
+    if (breaker.opened) {
+      // panic mode: a refused connection is a fact the cap does not weigh
+      if (entry.consecutiveConnect >= threshold) this.#ejectUnreachable(entry);
+      return undefined;
+    }
+    if (entry.consecutiveLocal >= threshold || entry.consecutiveStatus >= entry.settings.consecutive5xx) {
+      entry.unreachable = entry.consecutiveConnect >= threshold;
+      breaker.open();
+      return undefined;
+    }
+    return breaker.fire(verdict === 'success').catch(ignore);
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
   close(): void {
     for (const id of [...this.#entries.keys()]) this.#dispose(id);
+  }
+
+  #count(entry: Entry, verdict: Exclude<Verdict, 'none'>): void {
+    switch (verdict) {
+      case 'success':
+        entry.consecutiveLocal = entry.consecutiveConnect = entry.consecutiveStatus = 0;
+        return;
+      case 'failure-status':
+        entry.consecutiveLocal = entry.consecutiveConnect = 0;
+        entry.consecutiveStatus++;
+        return;
+      case 'connect-failure':
+        entry.consecutiveLocal++;
+        entry.consecutiveConnect++;
+        entry.consecutiveStatus = 0;
+        return;
+      case 'local-failure':
+        entry.consecutiveLocal++;
+        entry.consecutiveConnect = entry.consecutiveStatus = 0;
+        return;
+    }
   }
 
   #entry(instance: Instance, settings: BreakerConfig): Entry {
@@ -144,7 +192,7 @@ export class Breakers {
       this.#logger.info({ service: instance.service, instance: instance.id }, 'breaker settings changed; the instance starts with a fresh breaker');
       this.#dispose(instance.id);
     }
-    const breaker = new GenerationalBreaker(run, {
+    const breaker = new CircuitBreaker(report, {
       timeout: false,
       volumeThreshold: settings.volumeThreshold,
       errorThresholdPercentage: settings.errorThresholdPercentage,
@@ -154,28 +202,20 @@ export class Breakers {
       rollingPercentilesEnabled: false,
       enableSnapshots: false,
       rotateBucketController: this.#rotation(settings.rollingCountTimeout),
-      // opossum passes the call's arguments after the error; @types/opossum declares the error only.
-      errorFilter: ((err: unknown, _attempt: Attempt, generation: number): boolean => {
-        if (generation !== entry.generation) {
-          breaker.stale = true;
-          return true;
-        }
-        if (breaker.halfOpen && isClientClosed(err)) {
-          this.#probeAbandoned(entry);
-          return false;
-        }
-        return !countsAsFailure(err, entry.settings);
-      }) as (err: unknown) => boolean,
     });
-    const entry: Entry = { breaker, instance, settings, trips: 0, generation: 0, capped: false };
-    // Around opossum's own success listener (which closes a half-open breaker): a resolved call reports its
-    // generation first, a filtered error was judged by errorFilter.
-    breaker.prependListener('success', (result: unknown) => {
-      if (typeof result === 'number' && result !== entry.generation) breaker.stale = true;
-    });
-    breaker.on('success', () => {
-      breaker.stale = false;
-    });
+    const entry: Entry = {
+      breaker,
+      instance,
+      settings,
+      trips: 0,
+      generation: 0,
+      capped: false,
+      probing: false,
+      unreachable: false,
+      consecutiveLocal: 0,
+      consecutiveConnect: 0,
+      consecutiveStatus: 0,
+    };
     breaker.on('open', () => this.#opened(entry));
     breaker.on('halfOpen', () => this.#halfOpened(entry));
     breaker.on('close', () => this.#closed(entry));
@@ -185,12 +225,23 @@ export class Breakers {
 
   #opened(entry: Entry): void {
     entry.generation++;
+    entry.probing = false;
     const { instance } = entry;
-    const ejected = this.#mayEject(instance, entry.settings.maxEjectionPercent);
+    const ejected = entry.unreachable || this.#mayEject(instance, entry.settings.maxEjectionPercent);
     entry.capped = !ejected;
     this.#registry.setEjected(instance.service, instance.id, ejected);
-    if (ejected) this.#logger.warn({ service: instance.service, instance: instance.id, trips: entry.trips }, 'breaker opened; instance ejected');
-    else this.#logger.warn({ service: instance.service, instance: instance.id }, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
+    const fields = { service: instance.service, instance: instance.id, trips: entry.trips, unreachable: entry.unreachable };
+    if (ejected) this.#logger.warn(fields, 'breaker opened; instance ejected');
+    else this.#logger.warn(fields, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
+  }
+
+  /** Panic mode ends for an instance that refuses connections: it leaves its tier whatever the cap. */
+  #ejectUnreachable(entry: Entry): void {
+    if (!entry.capped) return;
+    entry.capped = false;
+    entry.unreachable = true;
+    this.#registry.setEjected(entry.instance.service, entry.instance.id, true);
+    this.#logger.warn({ service: entry.instance.service, instance: entry.instance.id }, 'instance refuses connections; ejected whatever the ejection cap');
   }
 
   /**
@@ -199,23 +250,25 @@ export class Breakers {
    */
   #halfOpened(entry: Entry): void {
     entry.trips++;
+    entry.probing = false;
     setOpenTime(entry.breaker, openTimeMs(entry.settings.resetTimeout, entry.trips));
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
   }
 
   /**
-   * A probe whose client went away proves nothing about the instance: the breaker opens again (failing the
-   * probe is the only way opossum offers short of closing) for the same open time as before, neither reset
-   * nor grown.
+   * A probe whose client went away proves nothing about the instance: the breaker opens again for the same open
+   * time as before, neither reset nor grown.
    */
   #probeAbandoned(entry: Entry): void {
     entry.trips--;
     setOpenTime(entry.breaker, openTimeMs(entry.settings.resetTimeout, entry.trips));
+    entry.breaker.open();
   }
 
   #closed(entry: Entry): void {
     entry.trips = 0;
-    entry.capped = false;
+    entry.capped = entry.unreachable = entry.probing = false;
+    entry.consecutiveLocal = entry.consecutiveConnect = entry.consecutiveStatus = 0;
     setOpenTime(entry.breaker, entry.settings.resetTimeout);
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
     this.#logger.info({ service: entry.instance.service, instance: entry.instance.id }, 'breaker closed; instance readmitted');

@@ -78,9 +78,9 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
   const service = chooseService(route, keyHash);
   const snapshot = context.upstreams.registry.snapshot(service);
   const named = { ...base, route: route.name, service, balancing } as const;
-  // The request path answers both refusals with the route's fallback when it has one.
+  // The request path answers "no tier can serve" with the route's fallback when it has one; a remote write is refused.
   const refused = (code: string): string =>
-    route.config.fallback ? `${route.config.fallback.status} fallback (instead of 503 ${code})` : `503 ${code}`;
+    route.config.fallback && code === 'no_healthy_upstream' ? `${route.config.fallback.status} fallback (instead of 503 ${code})` : `503 ${code}`;
   if (snapshot === undefined) return { ...named, outcome: `${refused('no_healthy_upstream')} (no snapshot of ${service} yet)` };
 
   const threshold = route.config.locality.failoverThreshold;

@@ -18,6 +18,8 @@ export class CompiledRoute {
   readonly services: readonly string[];
   /** the services with their weights: a sticky key splits by rendezvous, others by weighted draw */
   readonly split: WeightedMembers<string>;
+  /** each try's wait for a response head: `retries.perTryTimeout`, or the route timeout shared by every try it allows */
+  readonly perTryTimeout: number;
   readonly #path: string | undefined;
   readonly #prefix: string | undefined;
   readonly #host: string | undefined;
@@ -35,6 +37,8 @@ export class CompiledRoute {
     const weighted = config.weighted ?? [{ service: config.service!, weight: 1 }];
     this.services = weighted.map((w) => w.service);
     this.split = new WeightedMembers(members(weighted, (w) => w.service, (w) => w.weight).map((m) => ({ ...m, item: m.item.service })));
+    const { retries } = config;
+    this.perTryTimeout = retries.perTryTimeout ?? Math.max(1, Math.floor(config.timeout / (retries.maxRetries + 1)));
     const { match } = config;
     this.#path = match.path;
     // A trailing slash on a prefix is a segment boundary already; keep one canonical form.

@@ -63,13 +63,13 @@ describe('interpolation in the loader', () => {
 
   it('keeps the text of an unquoted ${VAR} in header values, and numbers where a number or status code is expected', () => {
     const text = `${editConfig('{ address: 127.0.0.1:9001, zone: sh-a }', '{ address: 127.0.0.1:9001, zone: sh-a, weight: ${W} }')}` +
-      '    retries: { on: [${CODE}], attempts: ${ATTEMPTS} }\n' +
+      '    retries: { on: [${CODE}], maxRetries: ${ATTEMPTS} }\n' +
       '    fallback: { status: ${STATUS}, headers: { x-version: ${VERSION} }, json: { count: ${COUNT} } }\n';
     const env = { W: '2.5', CODE: '503', ATTEMPTS: '0x3', STATUS: '429', VERSION: '2', COUNT: '7' };
     const config = load(text, env);
     const route = config.routes[0]!;
     assert.equal(config.discovery.static['orders']?.[0]?.weight, 2.5);
-    assert.deepEqual([route.retries.on, route.retries.attempts], [[503], 3]);
+    assert.deepEqual([route.retries.on, route.retries.maxRetries], [[503], 3]);
     // free-form json is read as YAML would read it
     assert.deepEqual(route.fallback, { status: 429, headers: { 'x-version': '2' }, json: { count: 7 } });
   });

@@ -89,6 +89,12 @@ describe('loadConfigFile: mistakes point at the exact line and column', () => {
       message: 'routes[0].match.prefx: unknown key "prefx" (did you mean "prefix"?)',
     },
     {
+      name: 'a renamed key names its new name',
+      text: editConfig('    service: orders\n', '    service: orders\n    retries: { attempts: 2 }\n'),
+      at: [13, 16],
+      message: 'routes[0].retries.attempts: "attempts" is now maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)',
+    },
+    {
       name: 'bad duration',
       text: withGatewayLine('  limits: { headersTimeout: 5 seconds }'),
       at: [3, 29],

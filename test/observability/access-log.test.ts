@@ -40,7 +40,7 @@ describe('access log', () => {
         services: { 'order-service': [upstream.address], 'gone-service': [refused] },
         routes: [
           { name: 'orders', match: { prefix: '/api/orders' }, service: 'order-service', sticky: { header: 'X-User-ID' } },
-          { name: 'gone', match: { prefix: '/gone' }, service: 'gone-service', retries: { attempts: 0 } },
+          { name: 'gone', match: { prefix: '/gone' }, service: 'gone-service', retries: { maxRetries: 0 } },
         ],
       }),
     );

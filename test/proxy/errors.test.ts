@@ -143,8 +143,8 @@ describe('a request queued behind a saturated pool', () => {
         services: { app: [silent.address] },
         gateway: { upstream: { maxConnections: 1 } },
         routes: [
-          { name: 'slow', match: { prefix: '/slow' }, service: 'app', retries: { attempts: 0, perTryTimeout: '3s' } },
-          { name: 'fast', match: { prefix: '/fast' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } },
+          { name: 'slow', match: { prefix: '/slow' }, service: 'app', retries: { maxRetries: 0, perTryTimeout: '3s' } },
+          { name: 'fast', match: { prefix: '/fast' }, service: 'app', retries: { maxRetries: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } },
         ],
       }),
     );
@@ -181,7 +181,7 @@ describe('the per-try timeout and a streamed request body', () => {
     const upstream = await startUpstream('app', mirror);
     const route: RouteInput = {
       name: 'app', match: { prefix: '/' }, service: 'app',
-      retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` },
+      retries: { maxRetries: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` },
       breaker: { volumeThreshold: 1, errorThresholdPercentage: 1 },
     };
     const gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
@@ -209,7 +209,7 @@ describe('the per-try timeout and a streamed request body', () => {
         }, PER_TRY_TIMEOUT_MS * 3);
       });
     });
-    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
+    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { maxRetries: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
     const gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
     t.after(async () => {
       await gateway.close();
@@ -224,7 +224,7 @@ describe('the per-try timeout and a streamed request body', () => {
 
   it('runs once the body is sent: an upstream that then stays silent is a 504', async (t) => {
     const silent = await startRawUpstream((socket) => void readRequestHead(socket).catch(() => {}));
-    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
+    const route: RouteInput = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { maxRetries: 0, perTryTimeout: `${PER_TRY_TIMEOUT_MS}ms` } };
     const gateway = await startGateway(configYaml({ services: { app: [silent.address] }, routes: [route] }));
     t.after(async () => {
       await gateway.close();

@@ -161,7 +161,7 @@ describe('an upstream that announces trailers on a response without a chunked bo
         socket.end(`HTTP/1.1 200 OK\r\nTrailer: x-checksum\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`);
       }),
     );
-    const route = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0 }, breaker: { volumeThreshold: 2 } };
+    const route = { name: 'app', match: { prefix: '/' }, service: 'app', retries: { maxRetries: 0 }, breaker: { volumeThreshold: 2 } };
     gateway = await startGateway(configYaml({ services: { app: [upstream.address] }, routes: [route] }));
     close = async () => {
       await gateway.close();

@@ -26,11 +26,13 @@ const VOLUME = 5;
 
 describe('breaker trip and ejection', () => {
   for (const mode of ['503', 'refuse'] as const satisfies readonly FailureMode[]) {
-    it(`ejects an instance after ${VOLUME} failures (${mode}) and sends it nothing more`, async (t) => {
+    // refused connects trip it after consecutiveLocalOriginFailures (3), failure statuses after consecutive5xx (5)
+    const TRIP = mode === 'refuse' ? 3 : 5;
+    it(`ejects an instance after ${TRIP} failures (${mode}) and sends it nothing more`, async (t) => {
       // No retries: each failure reaches the client, so the access line of every attempt shows its breaker.
       const zoned = await zonedGateway(t, {
         services: { app: { 'sh-a': 3 } },
-        route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, errorThresholdPercentage: 50, resetTimeout: '10s' } },
+        route: { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, errorThresholdPercentage: 50, resetTimeout: '10s' } },
       });
       const [bad, ...good] = zoned.ids();
       await failWith(zoned.upstreams.get(bad!)!, mode);
@@ -38,10 +40,10 @@ describe('breaker trip and ejection', () => {
       const replies = await requestUntil(zoned, () => stateOf(zoned, bad!) === 'open');
       const lines = await accessLines(zoned, replies);
       const onBad = lines.filter((line) => triesOf(line)[0] === bad);
-      assert.equal(onBad.length, VOLUME, 'the breaker opens on the failure that reaches volumeThreshold');
+      assert.equal(onBad.length, TRIP, 'the breaker opens on the failure that reaches the threshold');
       assert.deepEqual(
         onBad.map((line) => line.breaker),
-        [...Array<string>(VOLUME - 1).fill('closed'), 'open'],
+        [...Array<string>(TRIP - 1).fill('closed'), 'open'],
         'the failure that trips it logs breaker "open"; the ones before, "closed"',
       );
       for (const line of onBad) assert.equal(line.status, mode === '503' ? 503 : 502);
@@ -49,13 +51,13 @@ describe('breaker trip and ejection', () => {
         assert.equal(line.status, 200);
         assert.equal(line.breaker, 'closed');
       }
-      if (mode === '503') assert.equal(received(zoned, bad!), VOLUME, 'the upstream saw exactly the tripping failures');
+      if (mode === '503') assert.equal(received(zoned, bad!), TRIP, 'the upstream saw exactly the tripping failures');
       assert.deepEqual(zoned.ids().filter((id) => zoned.gateway.registry.isEjected(id)), [bad]);
 
       const after = await zoned.client.sequential(30, () => ({}));
       assert.deepEqual(after.map((r) => r.status), Array<number>(30).fill(200));
       assert.ok(after.every((r) => good.includes(r.upstream)), 'an ejected instance serves nothing');
-      if (mode === '503') assert.equal(received(zoned, bad!), VOLUME, 'no request reached the ejected instance');
+      if (mode === '503') assert.equal(received(zoned, bad!), TRIP, 'no request reached the ejected instance');
       assert.equal(stateOf(zoned, bad!), 'open');
     });
   }
@@ -67,8 +69,9 @@ describe('rolling window', () => {
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 1 } },
       route: {
-        retries: { attempts: 0 },
-        breaker: { volumeThreshold: VOLUME, rollingCountTimeout: `${WINDOW_MS}ms`, resetTimeout: '10s', maxEjectionPercent: 100 },
+        retries: { maxRetries: 0 },
+        // only the rolling window's rule here: failures in a row never trip it
+        breaker: { volumeThreshold: VOLUME, rollingCountTimeout: `${WINDOW_MS}ms`, resetTimeout: '10s', maxEjectionPercent: 100, consecutive5xx: 1000 },
       },
     });
     const [only] = zoned.ids() as [string];
@@ -91,7 +94,7 @@ describe('half-open probe', () => {
   async function trippedPair(t: TestContext) {
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 2 } },
-      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
+      route: { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
     });
     const [bad, good] = zoned.ids() as [string, string];
     await failWith(zoned.upstreams.get(bad)!, '503');
@@ -146,7 +149,7 @@ describe('a half-open probe whose client goes away', () => {
     const RESET_MS = 250;
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 1 } },
-      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms`, maxEjectionPercent: 100 } },
+      route: { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms`, maxEjectionPercent: 100 } },
     });
     const [only] = zoned.ids() as [string];
     const upstream = zoned.upstreams.get(only)!;
@@ -187,7 +190,7 @@ describe('a call sent before the breaker opened', () => {
     it(`does not decide the half-open breaker when it ${outcome} late: the probe still does`, async (t) => {
       const zoned = await zonedGateway(t, {
         services: { app: { 'sh-a': 1 } },
-        route: { timeout: '10s', retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
+        route: { timeout: '10s', retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms` } },
       });
       const [only] = zoned.ids() as [string];
       const upstream = zoned.upstreams.get(only)!;
@@ -221,7 +224,7 @@ describe('answers that do not trip a breaker', () => {
   it('never opens on 4xx or 429, however many', async (t) => {
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 1 } },
-      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
+      route: { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
     });
     const [only] = zoned.ids() as [string];
     const statuses = [400, 404, 409, 429, 499];
@@ -239,7 +242,7 @@ describe('answers that do not trip a breaker', () => {
     it(`${failOn500 ? 'counts' : 'does not count'} a 500 with failOn500: ${failOn500}, even one held back for a retry`, async (t) => {
       const zoned = await zonedGateway(t, {
         services: { app: { 'sh-a': 2 } },
-        route: { retries: { attempts: 1, backoff: '1ms', on: [500] }, breaker: { volumeThreshold: VOLUME, failOn500, maxEjectionPercent: 100 } },
+        route: { retries: { maxRetries: 1, backoff: '1ms', on: [500] }, breaker: { volumeThreshold: VOLUME, failOn500, maxEjectionPercent: 100 } },
       });
       for (const upstream of zoned.upstreams.values()) upstream.handle(answer(500));
       const replies = await zoned.client.sequential(VOLUME * 2, () => ({}));
@@ -252,7 +255,7 @@ describe('answers that do not trip a breaker', () => {
   it('does not count a client that goes away as a failure', async (t) => {
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 1 } },
-      route: { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
+      route: { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, maxEjectionPercent: 100 } },
     });
     const [only] = zoned.ids() as [string];
     const upstream = zoned.upstreams.get(only)!;

@@ -24,7 +24,7 @@ function untilAllOpen(zoned: ZonedGateway, ids: readonly string[]): Promise<unkn
 }
 
 describe('ejection cap (maxEjectionPercent: 50)', () => {
-  const route = { retries: { attempts: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: '10s', maxEjectionPercent: 50 } };
+  const route = { retries: { maxRetries: 0 }, breaker: { volumeThreshold: VOLUME, resetTimeout: '10s', maxEjectionPercent: 50 } };
 
   it('ejects one of 2 failing instances of a zone; the other stays eligible and keeps its traffic', async (t) => {
     const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 2, 'sh-b': 1 } }, route });
@@ -83,7 +83,7 @@ describe('fallback', () => {
 
   async function allOpen(t: TestContext): Promise<ZonedGateway> {
     const breaker = { volumeThreshold: VOLUME, resetTimeout: '10s', maxEjectionPercent: 100 };
-    const retries = { attempts: 0 };
+    const retries = { maxRetries: 0 };
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 2 } },
       routes: [
@@ -148,7 +148,7 @@ describe('sticky keys and ejection', () => {
       services: { app: { 'sh-a': 4 } },
       route: {
         sticky: { header: 'X-User-ID' },
-        retries: { attempts: 2, backoff: '1ms' },
+        retries: { maxRetries: 2, backoff: '1ms' },
         breaker: { volumeThreshold: VOLUME, resetTimeout: `${RESET_MS}ms`, maxEjectionPercent: 50 },
       },
     });

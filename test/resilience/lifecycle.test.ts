@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { loadConfigText } from '../../src/config/load.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
-import type { InstanceSpec } from '../../src/discovery/instance.ts';
+import type { Verdict } from '../../src/core/failure.ts';
+import type { Instance, InstanceSpec } from '../../src/discovery/instance.ts';
+import { NOT_ADMITTED } from '../../src/resilience/breakers.ts';
 import { failWith, requestUntil, stateOf, zonedGateway } from './support.ts';
 
 const ROUNDS = 5;
@@ -60,16 +62,16 @@ describe('breaker lifecycle', () => {
     });
     const { breakers, registry } = zoned.gateway;
     const settings = zoned.gateway.config.routes[0]!.breaker;
-    const ok = (): Promise<number> => Promise.resolve(200);
-    const boom = (): Promise<never> => Promise.reject(new Error('upstream failed'));
+    const judge = (instance: Instance, verdict: Verdict): Promise<unknown> | undefined =>
+      breakers.record(instance, breakers.admit(instance, settings), verdict);
 
     for (let round = 0; round < ROUNDS; round++) {
       const instances = registry.replace('bulk', specs(round)).instances;
       const tripped = instances.slice(0, TRIPPED);
       const timers = trackTimers();
       t.after(() => timers.stop());
-      for (const instance of tripped) await breakers.fire(instance, settings, boom).catch(() => {});
-      for (const instance of instances.slice(TRIPPED, USED)) await breakers.fire(instance, settings, ok);
+      for (const instance of tripped) await judge(instance, 'local-failure');
+      for (const instance of instances.slice(TRIPPED, USED)) await judge(instance, 'success');
       timers.stopCollecting();
       assert.equal(breakers.size, USED, 'every used instance has a breaker, unused ones none');
       assert.ok(tripped.every((i) => breakers.state(i) === 'open' && registry.isEjected(i.id)));
@@ -115,11 +117,11 @@ describe('breaker lifecycle', () => {
 });
 
 describe('breaker settings', () => {
-  const LENIENT = { volumeThreshold: 100, errorThresholdPercentage: 50, resetTimeout: '10s' };
-  const STRICT = { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: '10s' };
+  const LENIENT = { volumeThreshold: 100, errorThresholdPercentage: 50, resetTimeout: '10s', consecutive5xx: 1000 };
+  const STRICT = { volumeThreshold: 3, errorThresholdPercentage: 50, resetTimeout: '10s', consecutive5xx: 1000 };
 
   it('that a reload changes apply to instances whose breaker already exists', async (t) => {
-    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 2 } }, route: { retries: { attempts: 0 }, breaker: LENIENT } });
+    const zoned = await zonedGateway(t, { services: { app: { 'sh-a': 2 } }, route: { retries: { maxRetries: 0 }, breaker: LENIENT } });
     const [bad] = zoned.ids();
     // least-request balancing picks at random among idle instances: ask until both have served once
     await requestUntil(zoned, () => zoned.gateway.breakers.size === 2, {}, 50);
@@ -138,12 +140,7 @@ describe('breaker settings', () => {
     // A request that began before the reload still carries the old settings: it must not rebuild the breaker
     // (which would readmit the ejected instance), only meet it open.
     const instance = zoned.gateway.registry.snapshot('app')!.instances.find((i) => i.id === bad)!;
-    let ran = false;
-    const late = zoned.gateway.breakers.fire(instance, before, async () => {
-      ran = true;
-    });
-    await assert.rejects(late, (err: { code?: string }) => err.code === 'EOPENBREAKER');
-    assert.equal(ran, false);
+    assert.equal(zoned.gateway.breakers.admit(instance, before), NOT_ADMITTED);
     assert.equal(stateOf(zoned, bad!), 'open');
     assert.ok(zoned.gateway.registry.isEjected(bad!));
   });
@@ -152,8 +149,8 @@ describe('breaker settings', () => {
     const zoned = await zonedGateway(t, {
       services: { app: { 'sh-a': 2 } },
       routes: [
-        { name: 'lenient', match: { prefix: '/lenient' }, service: 'app', retries: { attempts: 0 }, breaker: LENIENT },
-        { name: 'strict', match: { prefix: '/' }, service: 'app', retries: { attempts: 0 }, breaker: STRICT },
+        { name: 'lenient', match: { prefix: '/lenient' }, service: 'app', retries: { maxRetries: 0 }, breaker: LENIENT },
+        { name: 'strict', match: { prefix: '/' }, service: 'app', retries: { maxRetries: 0 }, breaker: STRICT },
       ],
     });
     const [bad] = zoned.ids();

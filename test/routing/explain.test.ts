@@ -116,7 +116,7 @@ describe('explain()', () => {
 });
 
 describe('explain() against a live gateway', () => {
-  it('names the instance the gateway serves a sticky key from, and the fallback it answers with', async (t) => {
+  it('names the instance the gateway serves a sticky key from, and refuses a remote write even with a fallback', async (t) => {
     const zoned = await startZonedGateway({ services: SERVICES, routes: ROUTES });
     t.after(() => zoned.close());
     const context = explainContext(zoned.yaml);
@@ -132,8 +132,9 @@ describe('explain() against a live gateway', () => {
 
     const explained = explain(context, { path: '/api/cart', method: 'POST', region: 'hz-a' });
     const reply = await zoned.client.request({ path: '/api/cart', method: 'POST', headers: { 'x-region-id': 'hz-a' }, body: '{}' });
-    assert.equal(reply.headers['x-zonegate-fallback'], '1');
-    assert.equal(explained.outcome, `${reply.status} fallback (instead of 503 remote_write_refused)`);
+    assert.equal(reply.headers['x-zonegate-fallback'], undefined, 'the fallback is for "no tier can serve"');
+    assert.equal(JSON.parse(reply.text).error, 'remote_write_refused');
+    assert.equal(explained.outcome, `${reply.status} remote_write_refused`);
   });
 });
 

@@ -36,8 +36,8 @@ describe('in-flight requests per instance', () => {
       configYaml({
         services: { app: [upstream.address], gone: [refused] },
         routes: [
-          { name: 'gone', match: { prefix: '/gone' }, service: 'gone', retries: { attempts: 0 } },
-          { name: 'app', match: { prefix: '/' }, service: 'app', retries: { attempts: 0, perTryTimeout: '200ms' } },
+          { name: 'gone', match: { prefix: '/gone' }, service: 'gone', retries: { maxRetries: 0 } },
+          { name: 'app', match: { prefix: '/' }, service: 'app', retries: { maxRetries: 0, perTryTimeout: '200ms' } },
         ],
       }),
     );

@@ -1,0 +1,195 @@
+// One request's exchange with a service: it owns the request's tries. Each try goes to an instance the
+// breakers admit, is sent and relayed by the proxy (which asks this exchange, as its judge, whether a failure
+// status goes to the client), and its verdict is recorded with the breakers. After a failure the retry state
+// decides whether, and after how long, another instance is tried: the same tier first, then the next
+// eligible one under the same locality rules, never one already tried.
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { BreakerConfig } from '../config/schema.ts';
+import { UpstreamFailure, verdictOf, type Verdict } from '../core/failure.ts';
+import type { Instance } from '../discovery/instance.ts';
+import type { RequestContext } from '../listener/context.ts';
+import { sendTry, type TryJudge, type TryResult } from '../proxy/forward.ts';
+import type { UpstreamPools } from '../proxy/pools.ts';
+import { chooseUpstream, type UpstreamChoice, type Upstreams } from '../routing/pick.ts';
+import type { CompiledRoute } from '../routing/route-table.ts';
+import type { Locality } from '../topology.ts';
+import { NOT_ADMITTED, type Breakers } from './breakers.ts';
+import type { RetryBudgets } from './retry-budget.ts';
+import { RetryState } from './retry-state.ts';
+
+export interface ExchangeDeps {
+  readonly upstreams: Upstreams;
+  readonly pools: UpstreamPools;
+  readonly breakers: Breakers;
+  readonly budgets: RetryBudgets;
+}
+
+export interface ExchangePlan {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly ctx: RequestContext;
+  readonly route: CompiledRoute;
+  readonly headers: string[];
+  readonly caller: Locality;
+  readonly keyHash: number | undefined;
+  /** a Buffer when the body was kept whole (it can be sent again), a stream when it is passed through */
+  readonly body: Readable | Buffer | null;
+  readonly routingHeaders: (ctx: RequestContext) => OutgoingHttpHeaders | undefined;
+}
+
+export type ExchangeOutcome =
+  | { readonly kind: 'served' }
+  | { readonly kind: 'refused'; readonly refusal: 'no_healthy_upstream' | 'remote_write_refused' }
+  | { readonly kind: 'failed'; readonly failure: UpstreamFailure };
+
+const SERVED: ExchangeOutcome = { kind: 'served' };
+
+/** What the breaker counts as an instance failure among answered statuses. */
+function failureStatuses(breaker: BreakerConfig): ReadonlySet<number> {
+  return breaker.failOn500 ? FAILURE_STATUSES_WITH_500 : FAILURE_STATUSES;
+}
+const FAILURE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+const FAILURE_STATUSES_WITH_500: ReadonlySet<number> = new Set([500, 502, 503, 504]);
+
+/** A retry decided at a response head, whose answer was discarded for it. */
+interface HeldRetry {
+  readonly next: UpstreamChoice;
+  readonly backoff: number;
+}
+
+export function runExchange(deps: ExchangeDeps, plan: ExchangePlan, first: UpstreamChoice): Promise<ExchangeOutcome> {
+  return new Exchange(deps, plan, first.service).run(first);
+}
+
+class Exchange implements TryJudge {
+  readonly #deps: ExchangeDeps;
+  readonly #plan: ExchangePlan;
+  readonly #service: string;
+  readonly #breaker: BreakerConfig;
+  readonly #failureStatuses: ReadonlySet<number>;
+  readonly #retry: RetryState;
+  readonly #deadline: number;
+  /** instances tried or passed over by this request: a retry goes elsewhere */
+  readonly #tried = new Set<string>();
+  #held: HeldRetry | undefined;
+
+  constructor(deps: ExchangeDeps, plan: ExchangePlan, service: string) {
+    this.#deps = deps;
+    this.#plan = plan;
+    this.#service = service;
+    const { route, ctx } = plan;
+    this.#breaker = route.breakerFor(service);
+    this.#failureStatuses = failureStatuses(this.#breaker);
+    this.#deadline = ctx.startedAt + route.config.timeout;
+    const budget = deps.budgets.of(service);
+    budget.deposit();
+    this.#retry = new RetryState(route.config.retries, budget, {
+      method: ctx.method,
+      replayable: plan.body === null || Buffer.isBuffer(plan.body),
+      deadline: this.#deadline,
+    });
+  }
+
+  async run(first: UpstreamChoice): Promise<ExchangeOutcome> {
+    const { ctx, res } = this.#plan;
+    const breakers = this.#deps.breakers;
+    let choice = first;
+    let last: UpstreamFailure | undefined;
+    for (;;) {
+      const instance = choice.instance;
+      if (instance === undefined) return last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal };
+      const remaining = this.#deadline - performance.now();
+      if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
+      this.#tried.add(instance.id);
+      const ticket = breakers.admit(instance, this.#breaker);
+      if (ticket === NOT_ADMITTED) {
+        // ejected since the choice, or its half-open probe is out: not a try, another instance is picked
+        choice = this.#choose();
+        continue;
+      }
+      ctx.instance = instance;
+      ctx.tier = choice.tier;
+      ctx.tries.push(instance.id);
+      const result = await this.#send(instance, Math.min(this.#plan.route.perTryTimeout, remaining));
+      const recorded = breakers.record(instance, ticket, this.#verdict(result));
+      if (recorded !== undefined) await recorded;
+      ctx.breaker = breakers.state(instance);
+      if (typeof result === 'number') return SERVED;
+      const held = this.#held;
+      this.#held = undefined;
+      if (result.kind === 'client-closed' || result.kind === 'body-too-large') return { kind: 'failed', failure: result };
+      last = result;
+      let next = held?.next ?? this.#choose();
+      const backoff = held?.backoff ?? this.#retry.backoffAfter(result, next.instance !== undefined);
+      if (backoff === undefined) return { kind: 'failed', failure: result };
+      if (backoff > 0) {
+        await backOff(backoff, res);
+        if (res.destroyed) return { kind: 'failed', failure: new UpstreamFailure('client-closed') };
+        // the backoff gave breakers and discovery time to change their minds
+        next = this.#choose();
+      }
+      choice = next;
+    }
+  }
+
+  /** TryJudge: a retryable status is discarded only when a retry is sure to follow; otherwise the client gets it. */
+  passes(status: number): boolean {
+    if (!this.#retry.retriesStatus(status)) return true;
+    const next = this.#choose();
+    const backoff = this.#retry.backoffAfter(new UpstreamFailure('status', undefined, status), next.instance !== undefined);
+    if (backoff === undefined) return true;
+    this.#held = { next, backoff };
+    return false;
+  }
+
+  #verdict(result: TryResult): Verdict {
+    if (typeof result !== 'number') return verdictOf(result, this.#failureStatuses);
+    return this.#failureStatuses.has(result) ? 'failure-status' : 'success';
+  }
+
+  #send(instance: Instance, headersTimeout: number): Promise<TryResult> {
+    const { ctx, route, res } = this.#plan;
+    const inFlight = this.#deps.upstreams.inFlight;
+    // In flight until the response is through (not just its head): that is the load P2C compares.
+    inFlight.begin(instance);
+    return sendTry(
+      this.#deps.pools.get(instance.origin),
+      {
+        method: ctx.method,
+        path: route.upstreamPath(ctx.path) + ctx.query,
+        headers: this.#plan.headers,
+        body: this.#plan.body,
+        headersTimeout,
+        bodyTimeout: route.config.idleTimeout,
+        responseHeaders: this.#plan.routingHeaders(ctx),
+        onDone: () => inFlight.end(instance),
+      },
+      res,
+      ctx,
+      this,
+    );
+  }
+
+  /** Where the next try goes: the same tier first, then the next eligible one, never an instance already tried. */
+  #choose(): UpstreamChoice {
+    const { route, ctx, caller, keyHash } = this.#plan;
+    return chooseUpstream(route, { method: ctx.method, caller, keyHash, service: this.#service, exclude: this.#tried }, this.#deps.upstreams);
+  }
+}
+
+/** Waits `ms` before a retry, or less if the client goes away meanwhile. */
+async function backOff(ms: number, res: ServerResponse): Promise<void> {
+  if (res.destroyed) return;
+  const clientLeft = new AbortController();
+  const onClose = (): void => clientLeft.abort();
+  res.once('close', onClose);
+  try {
+    await sleep(ms, undefined, { signal: clientLeft.signal });
+  } catch {
+    // aborted: the client left
+  } finally {
+    res.off('close', onClose);
+  }
+}
