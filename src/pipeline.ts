@@ -84,6 +84,8 @@ export class Pipeline {
   #draining = false;
   /** responses not yet closed: a drain must reach those whose head is still to be written */
   readonly #open = new Set<ServerResponse>();
+  /** connections whose response in progress says `Connection: close`: requests pipelined behind it go unanswered */
+  readonly #closing = new WeakSet<Duplex>();
   readonly #upstream: ExchangeDeps;
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics;
@@ -124,9 +126,15 @@ export class Pipeline {
     ctx.requestId = ids.requestId;
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
+    if (this.#draining) {
+      // Node drops what is pipelined behind a closing response: such a request must not reach an instance either
+      // (RFC 9112 §9.6: the server processes nothing after it; the client sends it again elsewhere).
+      if (this.#closing.has(req.socket)) return;
+      this.#closing.add(req.socket);
+      res.shouldKeepAlive = false;
+    }
     this.#open.add(res);
     res.once('close', () => this.#finish(ctx, res));
-    if (this.#draining) res.shouldKeepAlive = false;
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
     if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
@@ -313,6 +321,8 @@ export class Pipeline {
         });
       case 'timeout':
         return sendGatewayError(res, ctx, 'upstream_timeout', `${ctx.service} did not answer in time`);
+      case 'overflow':
+        return sendGatewayError(res, ctx, 'upstream_overloaded', `every connection to ${ctx.service} is busy`, { 'retry-after': '1' });
       default:
         return sendGatewayError(res, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${failure.kind})`);
     }
@@ -335,7 +345,11 @@ export class Pipeline {
    */
   drain(): void {
     this.#draining = true;
-    for (const res of this.#open) if (!res.headersSent) res.shouldKeepAlive = false;
+    for (const res of this.#open) {
+      if (res.headersSent) continue;
+      res.shouldKeepAlive = false;
+      this.#closing.add(res.req.socket);
+    }
   }
 
   #finish(ctx: RequestContext, res: ServerResponse): void {

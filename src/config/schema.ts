@@ -159,6 +159,10 @@ const upstreamPool = z.strictObject({
   connectTimeout: timeout.prefault('2s'),
   /** per upstream instance; undici's default is unlimited */
   maxConnections: z.number().int().positive().default(128),
+  /** per instance, requests that may wait for one of its connections once all are busy; more fail over at once */
+  maxPending: z.number().int().min(0).default(64),
+  /** longest wait of a request for a busy instance's connection before it fails over (or gets 503) */
+  queueTimeout: timeout.prefault('1s'),
   keepAliveTimeout: timeout.prefault('4s'),
   allowH2: z.boolean().default(false),
 });

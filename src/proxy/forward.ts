@@ -20,6 +20,8 @@ export interface TryRequest {
   readonly body: Readable | Buffer | null;
   /** longest wait for the response head, enforced to the millisecond (undici's own timer ticks every ~0.5 s) */
   readonly headersTimeout: number;
+  /** when every connection to the instance is busy: longest wait for one (0: not queued, no wait timer) */
+  readonly queueTimeout: number;
   /** longest gap between two response body chunks */
   readonly bodyTimeout: number;
   /** added to the response head (routing headers) */
@@ -48,6 +50,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
   #headDeadline: NodeJS.Timeout | undefined;
+  #queueDeadline: NodeJS.Timeout | undefined;
   #headTimeoutMs = 0;
   /** the upstream response's Connection header: the trailers it names are hop-by-hop too */
   #connection: string | string[] | undefined;
@@ -82,6 +85,11 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#headDeadline = setTimeout(this.#headTimedOut, ms);
   }
 
+  /** Fails the try as an overflow unless a connection takes the request within `ms` (nothing is sent then). */
+  armQueueDeadline(ms: number): void {
+    this.#queueDeadline = setTimeout(this.#queueTimedOut, ms);
+  }
+
   /** Aborts the exchange. Before undici hands us a controller the attempt fails at once, and undici drops the request when it would start it. */
   abort(reason: UpstreamFailure): void {
     if (this.#done) return;
@@ -94,6 +102,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
+    clearTimeout(this.#queueDeadline);
     if (this.#pendingAbort) return controller.abort(this.#pendingAbort);
     if (this.#streamedBody) clearTimeout(this.#headDeadline);
   }
@@ -191,6 +200,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   #finish(): void {
     if (this.#done) return;
     clearTimeout(this.#headDeadline);
+    clearTimeout(this.#queueDeadline);
     this.#done = true;
     this.#res.off('close', this.#onClientClose);
     this.#onDone?.();
@@ -198,6 +208,10 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
 
   readonly #headTimedOut = (): void => {
     this.abort(new UpstreamFailure('timeout'));
+  };
+
+  readonly #queueTimedOut = (): void => {
+    if (this.#controller === null) this.abort(new UpstreamFailure('overflow'));
   };
 
   readonly #resume = (): void => {
@@ -220,6 +234,7 @@ export function sendTry(
   const settle = Promise.withResolvers<TryResult>();
   const relay = new ResponseRelay(res, ctx, settle, request, judge);
   relay.armHeadDeadline(request.headersTimeout, request.body !== null && !Buffer.isBuffer(request.body));
+  if (request.queueTimeout > 0) relay.armQueueDeadline(request.queueTimeout);
   try {
     dispatcher.dispatch(
       {

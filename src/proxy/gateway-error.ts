@@ -12,6 +12,8 @@ export const GATEWAY_ERRORS = {
   upstream_unavailable: 502,
   no_healthy_upstream: 503,
   remote_write_refused: 503,
+  /** zonegate's addition: every connection and queue slot of the instances that could serve is taken */
+  upstream_overloaded: 503,
   /** zonegate's addition: Redis cannot decide and `redis.onError: deny` */
   rate_limit_unavailable: 503,
   upstream_timeout: 504,

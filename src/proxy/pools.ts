@@ -13,6 +13,11 @@ export class UpstreamPools {
     this.#settings = settings;
   }
 
+  /** The settings pools are created with (the exchange reads the connection cap and queue bounds here). */
+  get settings(): PoolSettings {
+    return this.#settings;
+  }
+
   get(origin: string): Pool {
     let pool = this.#pools.get(origin);
     if (pool === undefined) {

@@ -152,6 +152,10 @@ class Exchange implements TryJudge {
   #send(instance: Instance, headersTimeout: number): Promise<TryResult> {
     const { ctx, route, res } = this.#plan;
     const inFlight = this.#deps.upstreams.inFlight;
+    // Envoy's cluster limits: past every connection and the pending queue, the try fails over at once, unsent.
+    const { maxConnections, maxPending, queueTimeout } = this.#deps.pools.settings;
+    const load = inFlight.load(instance);
+    if (load >= maxConnections + maxPending) return Promise.resolve(new UpstreamFailure('overflow'));
     // In flight until the response is through (not just its head): that is the load P2C compares.
     inFlight.begin(instance);
     return sendTry(
@@ -162,6 +166,7 @@ class Exchange implements TryJudge {
         headers: this.#plan.headers,
         body: this.#plan.body,
         headersTimeout,
+        queueTimeout: load >= maxConnections ? queueTimeout : 0,
         bodyTimeout: route.config.idleTimeout,
         responseHeaders: this.#plan.routingHeaders(ctx),
         onDone: () => inFlight.end(instance),
