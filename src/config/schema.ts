@@ -203,7 +203,7 @@ const gateway = z.strictObject({
 });
 
 const topology = z
-  .record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1).describe('The zones of a city.')).describe('A region: its cities.'))
+  .record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1).meta({ description: 'The zones of a city.', examples: [['sh-a', 'sh-b']] })).meta({ description: 'A region: its cities.', examples: [{ shanghai: ['sh-a', 'sh-b'], hangzhou: ['hz-a'] }] }))
   .meta({ description: 'The places: region → city → zones. Every zone belongs to one city and every city to one region.', examples: [{ 'cn-east': { shanghai: ['sh-a', 'sh-b'] } }] });
 
 const staticInstance = z.strictObject({
@@ -240,7 +240,13 @@ export const consulSchema = z.strictObject({
 
 const discovery = z.strictObject({
   consul: consulSchema.optional().describe('Discover instances from Consul health data. Absent: only the static lists.'),
-  static: z.record(z.string().min(1), z.array(staticInstance).describe('The instances of one service.')).default({}).describe('Instances listed in the file, per service name; a service listed here is not looked up in Consul.'),
+  static: z
+    .record(z.string().min(1), z.array(staticInstance).meta({ description: 'The instances of one service.', examples: [[{ address: '10.0.1.7:8080', zone: 'sh-a' }]] }))
+    .default({})
+    .meta({
+      description: 'Instances listed in the file, per service name; a service listed here is not looked up in Consul.',
+      examples: [{ 'order-service': [{ address: '10.0.1.7:8080', zone: 'sh-a' }] }],
+    }),
 });
 
 const redisAddress = z.string().meta(inputPattern('Redis address')).superRefine((text, ctx) => {
@@ -251,7 +257,7 @@ const redisAddress = z.string().meta(inputPattern('Redis address')).superRefine(
 
 const redis = z.strictObject({
   url: redisAddress.default('').describe('One Redis node: redis://[user:password@]host:port[/db], rediss:// for TLS, host:port or a socket path. Empty (and no cluster): buckets live in each gateway\'s memory.'),
-  cluster: z.array(z.string().min(1).pipe(redisAddress)).optional().meta({ description: 'Redis Cluster seed nodes, instead of url.', examples: [['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']] }),
+  cluster: z.array(z.string().min(1).meta(inputPattern('Redis address')).pipe(redisAddress)).optional().meta({ description: 'Redis Cluster seed nodes, instead of url.', examples: [['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000']] }),
   keyPrefix: z.string().min(1).default('zonegate').describe('Prefix of every key zonegate writes.'),
   onError: z.enum(['local', 'allow', 'deny']).default('local').describe('What decides while Redis cannot: an in-memory bucket per gateway, let every request pass, or 503 rate_limit_unavailable.'),
   commandTimeout: timeout.prefault('50ms').describe('Longest wait for a Redis answer before Redis counts as unavailable.'),
@@ -373,7 +379,14 @@ const route = z
     name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected a route name of letters, digits, _ . -').meta({ description: 'Unique route name: in logs, metrics, RateLimit headers and X-Zonegate-Route.', examples: ['orders'] }),
     match: match.describe('Which requests the route takes. Routes are tried in file order; the first match wins.'),
     service: z.string().min(1).optional().meta({ description: 'The service that serves the route. One of service or weighted.', examples: ['order-service'] }),
-    weighted: z.array(weightedService).min(1).optional().describe('Split the route between services by weight (canary). One of service or weighted.'),
+    weighted: z
+      .array(weightedService)
+      .min(1)
+      .optional()
+      .meta({
+        description: 'Split the route between services by weight (canary). One of service or weighted.',
+        examples: [[{ service: 'catalog-v1', weight: 80 }, { service: 'catalog-v2', weight: 20 }]],
+      }),
     stripPrefix: z.boolean().default(false).describe('Remove the matched match.prefix from the path sent upstream.'),
     timeout: timeout.prefault('15s').describe('Longest wait for the response head, all tries and backoffs included; then 504 upstream_timeout.'),
     /** longest gap between two body chunks from the upstream */
@@ -396,7 +409,13 @@ export const configSchema = z.strictObject({
   topology,
   discovery: discovery.prefault({}).describe('Where instances come from: the static lists in this file and/or Consul.'),
   redis: redis.optional().describe('Shared rate-limit buckets in Redis. Absent: buckets live in each gateway\'s memory.'),
-  routes: z.array(route).min(1).describe('The routes, tried in order; the first that matches a request serves it.'),
+  routes: z
+    .array(route)
+    .min(1)
+    .meta({
+      description: 'The routes, tried in order; the first that matches a request serves it.',
+      examples: [[{ name: 'orders', match: { prefix: '/api/order' }, service: 'order-service' }]],
+    }),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -420,5 +439,13 @@ export function rateLimitBurst(limit: RateLimitConfig): number {
 }
 
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' });
+  return z.toJSONSchema(configSchema, {
+    io: 'input',
+    unrepresentable: 'any',
+    // zod drops the examples of a transformed value on the input side; ours are written as the file holds them
+    override: ({ zodSchema, jsonSchema }) => {
+      const examples = z.globalRegistry.get(zodSchema as z.core.$ZodType)?.examples;
+      if (examples !== undefined && jsonSchema.examples === undefined) jsonSchema.examples = examples as unknown[];
+    },
+  });
 }
