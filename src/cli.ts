@@ -23,10 +23,11 @@ commands:
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
-  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500]
+  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500] [--upstreams-only]
                                            simulated multi-zone upstreams + the gateway on :8080, from the
                                            example routes.yaml shipped with zonegate unless --config names one
-                                           (--consul: register them in Consul and discover them from it)
+                                           (--consul: register them in Consul and discover them from it;
+                                           --upstreams-only: the instances without the gateway)
   zonegate schema                          print the routes.yaml JSON Schema (also shipped as routes.schema.json)
   zonegate health [--config routes.yaml]   exit 0 when the running gateway's admin listener answers /healthz
 
@@ -104,6 +105,7 @@ const OPTIONS = {
   host: { type: 'string' },
   json: { type: 'boolean' },
   consul: { type: 'string' },
+  'upstreams-only': { type: 'boolean' },
 } as const;
 
 /** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
@@ -141,7 +143,7 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
-      return runDemo(values.config ?? rest[0] ?? EXAMPLE_CONFIG, { consul: values.consul });
+      return runDemo(values.config ?? rest[0] ?? EXAMPLE_CONFIG, { consul: values.consul, upstreamsOnly: values['upstreams-only'] });
     }
     case 'health':
       return probeHealth((await loadConfigFile(configPath)).gateway.admin);

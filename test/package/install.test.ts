@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { isStartedLine, STRIPPER_PROBE, zonegateEnv } from '../support/gateway-process.ts';
-import { installZonegate, packZonegate } from '../support/package.ts';
+import { STRIPPER_PROBE, zonegateEnv } from '../support/gateway-process.ts';
+import { installZonegate, packZonegate, spawnGateway } from '../support/package.ts';
 import { pollUntil, refusedPort, send, singleRouteYaml, within } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
@@ -167,29 +167,16 @@ function commandsOn(
     const admin = `127.0.0.1:${await refusedPort()}`;
     const config = join(app, `run-${process.hrtime.bigint()}.yaml`);
     await writeFile(config, singleRouteYaml(upstream.address, { gateway: { listen: '127.0.0.1:0', admin } }));
-    const child = spawn(bin, ['run', '--config', config], {
-      cwd: app,
-      env: { ...env(), NODE_OPTIONS: `--import="${STRIPPER_PROBE}"` },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const exited = once(child, 'exit');
-    t.after(() => child.kill('SIGKILL'));
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const started = await pollUntil(
-      () => stdout.split('\n').flatMap((line) => (line.startsWith('{') ? [JSON.parse(line) as Record<string, unknown>] : [])).find(isStartedLine),
-      15_000,
-      'the gateway start line',
-    );
+    const gateway = spawnGateway(bin, ['run', '--config', config], { cwd: app, env: { ...env(), NODE_OPTIONS: `--import="${STRIPPER_PROBE}"` } });
+    t.after(() => gateway.child.kill('SIGKILL'));
+    const started = await gateway.started;
     const reply = await send(`http://127.0.0.1:${started.listen.port}`, { path: '/hello' });
     assert.equal(reply.status, 200);
     assert.equal((JSON.parse(reply.body.toString()) as { upstream: string }).upstream, 'behind-zonegate');
     const health = await exec(bin, ['health', '--config', config], { cwd: app, env: env() });
     assert.deepEqual(health, { code: 0, stdout: `ok: http://${admin}/healthz\n`, stderr: '' });
-    child.kill('SIGTERM');
-    assert.deepEqual(await within(exited, 15_000, 'the gateway to drain and exit'), [0, null]);
-    assert.match(stderr, /stripper loaded: false/, 'no TypeScript is loaded from node_modules');
+    gateway.child.kill('SIGTERM');
+    assert.deepEqual(await within(gateway.exited, 15_000, 'the gateway to drain and exit'), [0, null]);
+    assert.match(gateway.stderr(), /stripper loaded: false/, 'no TypeScript is loaded from node_modules');
   });
 }

@@ -4,11 +4,13 @@
 // versions; so the installing project gets a lockfile made from this repo's, as `npm install` online would write it,
 // and `npm ci --offline` installs from it.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
-import { zonegateEnv } from './gateway-process.ts';
+import { isStartedLine, zonegateEnv, type StartedLine } from './gateway-process.ts';
+import { pollUntil } from './http.ts';
 
 const REPO = join(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -58,4 +60,29 @@ export async function installZonegate(app: string, tarball: string, env: NodeJS.
   await writeFile(join(app, 'package-lock.json'), JSON.stringify(lockfile, null, 2));
   await run('npm', ['ci', '--offline', '--no-audit', '--no-fund'], { cwd: app, env });
   return join(app, 'node_modules/zonegate');
+}
+
+export interface SpawnedGateway {
+  readonly child: ChildProcess;
+  /** the `zonegate started` line, once written */
+  readonly started: Promise<StartedLine>;
+  readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
+  stderr(): string;
+}
+
+/** Starts `zonegate run …` as `file` (a bin, a launcher) and watches stdout for its start line. */
+export function spawnGateway(file: string, args: readonly string[], options: { cwd: string; env: NodeJS.ProcessEnv }): SpawnedGateway {
+  const child = spawn(file, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const startLine = (): StartedLine | undefined =>
+    stdout.split('\n').flatMap((line) => (line.startsWith('{') ? [JSON.parse(line) as Record<string, unknown>] : [])).find(isStartedLine);
+  const started = Promise.race([
+    pollUntil(startLine, 15_000, 'the gateway start line'),
+    exited.then(([code]) => Promise.reject(new Error(`zonegate exited (${code}) before it started:\n${stderr}`))),
+  ]);
+  return { child, started, exited, stderr: () => stderr };
 }
