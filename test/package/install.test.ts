@@ -114,6 +114,15 @@ describe('the npm package, installed from its tarball', () => {
     commandsOn(() => envWithNode(node22!), () => ({ app, bin, installed }), skip);
   });
 
+  it('runs through npx in the checkout without engine warnings, whatever Node npm itself runs on', async () => {
+    // npm checks `engines` against the Node it runs on (the one on PATH), not the pinned one the scripts use;
+    // `devEngines` names what development needs of that Node instead.
+    const path = (process.env.PATH ?? '').split(delimiter).filter((dir) => !dir.startsWith(join(REPO, 'node_modules')));
+    const result = await exec('npx', ['zonegate', '--version'], { cwd: REPO, env: { ...process.env, PATH: path.join(delimiter) } });
+    assert.equal(result.code, 0, result.stderr);
+    assert.doesNotMatch(result.stderr, /EBADENGINE|Unsupported engine/);
+  });
+
   it('on an older Node, says which Node it needs in one line and exits 1 before importing anything', async (t) => {
     const candidates = (process.env.PATH ?? '').split(delimiter).map((path) => join(path, 'node'));
     let old: { node: string; version: string } | undefined;
