@@ -1,27 +1,28 @@
-# zonegate as an image: `docker build -t zonegate .`, then
+# zonegate as an image, built from the npm package this checkout packs (what `npm install zonegate` would install):
+#   docker build -t zonegate .
 #   docker run -p 8080:8080 -v "$PWD/routes.yaml:/app/routes.yaml:ro" zonegate
-# (the default command runs /app/routes.yaml; `docker run zonegate demo` runs the demo, see docker-compose.yml).
-FROM node:24-bookworm-slim
+# The default command runs /app/routes.yaml (the example config); docker-compose.yml runs the full demo.
 
-WORKDIR /app
-# Node's compile cache lives in the image, filled at build time (bin/warm-compile-cache.js): the gateway then never
-# loads the TypeScript stripper (README "Memory").
-ENV NODE_ENV=production \
-    NODE_COMPILE_CACHE=/app/.node-compile-cache \
-    ZONEGATE_LISTEN=0.0.0.0:8080
-
-# Production dependencies only (the image's own Node 24 runs the gateway; the `node` devDependency is for the
-# repo's scripts), in a layer of their own that a change to the sources does not rebuild.
+# Stage 1: the package. `npm pack` runs prepack, which builds dist/ with the devDependencies (TypeScript).
+FROM node:24-bookworm-slim AS package
+WORKDIR /src
 COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY . .
+RUN npm pack --pack-destination /tmp && mkdir /package && tar -xzf /tmp/zonegate-*.tgz --strip-components=1 -C /package && cp package-lock.json /package/
+
+# Stage 2: the package's files and its production dependencies, at the versions package-lock.json pins.
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production \
+    ZONEGATE_LISTEN=0.0.0.0:8080
+COPY --from=package /package ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
-COPY bin ./bin
-COPY src ./src
-# What the postinstall script does on `npm install`: every module of src/ into the compile cache.
-RUN node bin/warm-compile-cache.js && mkdir -p /app/.node-compile-cache && chown -R node:node /app/.node-compile-cache
-COPY routes.yaml ./
 
 USER node
 EXPOSE 8080 9901
+# /healthz on the admin listener (it answers without the admin token); a config of your own: override this too.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=15s --retries=3 CMD ["/app/bin/zonegate.js", "health", "--config", "/app/routes.yaml"]
 # Run as a file, so the node flags on its first line apply; the gateway drains on SIGTERM (Docker's stop signal).
 ENTRYPOINT ["/app/bin/zonegate.js"]
 CMD ["run", "--config", "/app/routes.yaml"]

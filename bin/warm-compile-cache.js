@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// Fills Node's compile cache (NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache) with every module of
-// src/, so `zonegate` never strips types at run time (see bin/zonegate.js). Run by `npm install`; safe to
-// repeat. It never fails an install: without a usable cache the gateway still runs, only with more memory.
+// In a checkout: fills Node's compile cache (NODE_COMPILE_CACHE, else <tmpdir>/node-compile-cache) with every
+// module of src/, so a `zonegate` started from the sources never strips types at run time (see bin/zonegate.js).
+// Tests run it to start gateways as they run deployed; `node bin/warm-compile-cache.js` does it by hand. The npm
+// package does not need it (it ships JavaScript) and does not ship it. Safe to repeat; it never fails: without a
+// usable cache the gateway still runs, only with more memory.
 import { readdirSync } from 'node:fs';
 import { enableCompileCache, flushCompileCache } from 'node:module';
 

@@ -1,5 +1,8 @@
-// zonegate run | validate | explain | demo | schema
+// zonegate run | validate | explain | demo | schema | health | --version | --help
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { probeHealth } from './admin/probe.ts';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFile } from './config/load.ts';
 import { configJsonSchema, type Config } from './config/schema.ts';
@@ -13,15 +16,34 @@ import { RouteTable } from './routing/route-table.ts';
 import { runGateway } from './run.ts';
 import { Topology } from './topology.ts';
 
-const USAGE = `usage:
+const USAGE = `usage: zonegate <command> [options]   (config file: --config FILE or the first argument, default ./routes.yaml)
+
+commands:
   zonegate run [--config routes.yaml]      run the gateway
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
-  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500]
-                                           simulated multi-zone upstreams + the gateway on :8080
-                                           (--consul: register them in Consul and discover them from it)
-  zonegate schema                          print the routes.yaml JSON Schema`;
+  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500] [--upstreams-only]
+                                           simulated multi-zone upstreams + the gateway on :8080, from the
+                                           example routes.yaml shipped with zonegate unless --config names one
+                                           (--consul: register them in Consul and discover them from it;
+                                           --upstreams-only: the instances without the gateway)
+  zonegate schema                          print the routes.yaml JSON Schema (also shipped as routes.schema.json)
+  zonegate health [--config routes.yaml]   exit 0 when the running gateway's admin listener answers /healthz
+
+options:
+  -c, --config FILE                        the config file
+  -h, --help                               this text
+  -v, --version                            the zonegate version`;
+
+/** The package's own files: the example config the demo serves, the version. */
+const PACKAGE_ROOT = new URL('../', import.meta.url);
+const EXAMPLE_CONFIG = fileURLToPath(new URL('routes.yaml', PACKAGE_ROOT));
+
+function packageVersion(): string {
+  const manifest = JSON.parse(readFileSync(new URL('package.json', PACKAGE_ROOT), 'utf8')) as { version: string };
+  return manifest.version;
+}
 
 async function validate(file: string): Promise<number> {
   try {
@@ -75,6 +97,7 @@ async function snapshotFromConsul(config: Config, routes: RouteTable, registry: 
 const OPTIONS = {
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
   path: { type: 'string' },
   method: { type: 'string' },
   region: { type: 'string' },
@@ -82,6 +105,7 @@ const OPTIONS = {
   host: { type: 'string' },
   json: { type: 'boolean' },
   consul: { type: 'string' },
+  'upstreams-only': { type: 'boolean' },
 } as const;
 
 /** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
@@ -102,6 +126,10 @@ async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parsed;
   const [command, ...rest] = positionals;
   const configPath = values.config ?? rest[0] ?? 'routes.yaml';
+  if (values.version) {
+    console.log(packageVersion());
+    return 0;
+  }
   if (values.help || command === undefined) {
     console.log(USAGE);
     return command === undefined && !values.help ? 2 : 0;
@@ -115,8 +143,10 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
-      return runDemo(configPath, { consul: values.consul });
+      return runDemo(values.config ?? rest[0] ?? EXAMPLE_CONFIG, { consul: values.consul, upstreamsOnly: values['upstreams-only'] });
     }
+    case 'health':
+      return probeHealth((await loadConfigFile(configPath)).gateway.admin);
     case 'schema':
       console.log(JSON.stringify(configJsonSchema(), null, 2));
       return 0;
@@ -139,5 +169,6 @@ export function runCli(argv: string[]): Promise<void> {
   );
 }
 
-// `node src/cli.ts …` works too; bin/zonegate.js (what `zonegate` and npm scripts run) adds the compile cache.
+// `node src/cli.ts …` works too; bin/zonegate.js (what `zonegate` and npm scripts run) checks the Node version
+// first and adds the compile cache.
 if (import.meta.main) void runCli(process.argv.slice(2));

@@ -16,7 +16,7 @@ export interface RunOptions {
   readonly stopSignal?: Promise<unknown>;
 }
 
-function stopOnSignal(): Promise<unknown> {
+export function stopOnSignal(): Promise<unknown> {
   return Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
 }
 

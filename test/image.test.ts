@@ -1,133 +1,149 @@
 // The container image, built the way the Dockerfile builds it but without Docker (this machine has no daemon or
-// registry): its COPY sources into a fresh directory, its `npm ci` from the local npm cache, then its ENTRYPOINT and
-// CMD with its ENV. What this catches: a file the image needs but does not copy, a runtime import of a
-// devDependency, a compile cache the build does not fill, an entrypoint that does not start. (Not replayed:
-// .dockerignore, the non-root user and chown.) The compose file is
-// checked for what it promises the host: the published ports reach the gateway's listeners.
+// registry): each stage in a directory of its own standing in for its filesystem, its COPY lines (the build context
+// filtered by .dockerignore, or another stage's files), its RUN commands in order (npm from the local npm cache), then
+// the last stage's ENTRYPOINT and CMD with its ENV, and its HEALTHCHECK against the running gateway. What this
+// catches: a file the package needs but does not ship, a runtime import of a devDependency, a build step that fails,
+// an entrypoint or health check that does not work. (Not replayed: the base image, the non-root user.)
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { parse as parseYaml } from 'yaml';
-import { isStartedLine, STRIPPER_PROBE, zonegateEnv } from './support/gateway-process.ts';
-import { pollUntil, send, within } from './support/http.ts';
+import { STRIPPER_PROBE, zonegateEnv } from './support/gateway-process.ts';
+import { refusedPort, send, within } from './support/http.ts';
+import { spawnGateway } from './support/package.ts';
 
-const REPO = fileURLToPath(new URL('../', import.meta.url));
-const APP = '/app';
+const REPO = join(import.meta.dirname, '..');
+const run = promisify(execFile);
 
-interface Dockerfile {
-  readonly copies: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-  /** the build's commands, in order: `npm ci …` and `node …` (file ownership and npm's cache are left out) */
-  readonly builds: readonly string[];
-  readonly entrypoint: readonly string[];
-  readonly cmd: readonly string[];
+interface Stage {
+  readonly name: string | undefined;
+  workdir: string;
+  /** COPY and RUN, in order */
+  readonly steps: { readonly instruction: 'COPY' | 'RUN'; readonly args: string }[];
+  readonly env: Record<string, string>;
+  entrypoint?: string[];
+  cmd?: string[];
+  healthcheck?: string[];
 }
 
-/** The instructions this test replays, from the Dockerfile (continuation lines joined). */
-async function readDockerfile(): Promise<Dockerfile> {
+/** The Dockerfile's stages (continuation lines joined, comments dropped). */
+async function readDockerfile(): Promise<Stage[]> {
   const lines = (await readFile(join(REPO, 'Dockerfile'), 'utf8'))
     .replace(/\\\n\s*/g, ' ')
     .split('\n')
     .filter((line) => line.trim() !== '' && !line.startsWith('#'));
-  const argumentsOf = (instruction: string): string[] =>
-    lines.filter((line) => line.startsWith(`${instruction} `)).map((line) => line.slice(instruction.length + 1).trim());
-  const env: Record<string, string> = {};
-  for (const assignments of argumentsOf('ENV')) {
-    for (const [, name, value] of assignments.matchAll(/(\w+)=(\S+)/g)) env[name!] = value!;
+  const stages: Stage[] = [];
+  for (const line of lines) {
+    const [, instruction = '', args = ''] = /^(\w+)\s+(.*)$/.exec(line) ?? [];
+    const stage = stages.at(-1);
+    if (instruction === 'FROM') stages.push({ name: /\sAS\s+(\S+)/i.exec(args)?.[1], workdir: '/', steps: [], env: {} });
+    else if (!stage) assert.fail(`${instruction} before FROM`);
+    else if (instruction === 'WORKDIR') stage.workdir = args;
+    else if (instruction === 'COPY' || instruction === 'RUN') stage.steps.push({ instruction, args });
+    else if (instruction === 'ENV') for (const [, name, value] of args.matchAll(/(\w+)=(\S+)/g)) stage.env[name!] = value!;
+    else if (instruction === 'ENTRYPOINT') stage.entrypoint = JSON.parse(args) as string[];
+    else if (instruction === 'CMD') stage.cmd = JSON.parse(args) as string[];
+    else if (instruction === 'HEALTHCHECK') stage.healthcheck = JSON.parse(args.slice(args.indexOf('CMD ') + 4)) as string[];
   }
-  const copies = argumentsOf('COPY').flatMap((args) => args.split(/\s+/).slice(0, -1));
-  const builds = argumentsOf('RUN')
-    .flatMap((run) => run.split('&&').map((command) => command.trim()))
-    .filter((command) => command.startsWith('npm ci') || command.startsWith('node '));
-  assert.ok(builds.some((command) => command.startsWith('npm ci')), 'the Dockerfile installs with npm ci');
-  return {
-    copies,
-    env,
-    builds,
-    entrypoint: JSON.parse(argumentsOf('ENTRYPOINT')[0]!) as string[],
-    cmd: JSON.parse(argumentsOf('CMD')[0]!) as string[],
-  };
+  return stages;
 }
 
-/** A path inside the image, in the directory standing in for it. */
-function inImage(root: string, path: string): string {
-  return path.startsWith(`${APP}/`) ? join(root, path.slice(APP.length + 1)) : path;
+/** The build context as `docker build` sends it: the repo minus what .dockerignore names (top-level patterns). */
+async function contextEntries(): Promise<string[]> {
+  const patterns = (await readFile(join(REPO, '.dockerignore'), 'utf8')).split('\n').filter((line) => line.trim() !== '');
+  const ignored = patterns.map((pattern) => new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`));
+  return (await readdir(REPO)).filter((entry) => !ignored.some((pattern) => pattern.test(entry)));
 }
 
 describe('the container image, built without Docker', () => {
-  let dockerfile: Dockerfile;
+  let stages: Stage[];
   let root: string;
-  let env: NodeJS.ProcessEnv;
+  /** a stage's filesystem */
+  const rootOf = (stage: Stage): string => join(root, String(stages.indexOf(stage)));
+  /** a path inside the image, in the directory standing in for its stage */
+  const inStage = (stage: Stage, path: string): string => (path.startsWith('/') ? join(rootOf(stage), path) : join(rootOf(stage), stage.workdir, path));
+  const final = (): Stage => stages.at(-1)!;
 
   before(async () => {
-    dockerfile = await readDockerfile();
+    stages = await readDockerfile();
     root = await mkdtemp(join(tmpdir(), 'zonegate-image-'));
-    for (const source of dockerfile.copies) await cp(join(REPO, source), join(root, source), { recursive: true });
-    const imageEnv = Object.fromEntries(Object.entries(dockerfile.env).map(([name, value]) => [name, inImage(root, value)]));
-    // The image's Node 24 is the one on PATH; a test must not take the machine's ports.
-    env = zonegateEnv({ ...imageEnv, ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' });
-    for (const command of dockerfile.builds) {
-      const [program, ...args] = command.split(/\s+/);
-      // npm --offline: from the npm cache this repo's own install filled, so the test needs no registry.
-      await promisify(execFile)(program!, program === 'npm' ? [...args, '--offline'] : args, { cwd: root, env });
+    for (const stage of stages) {
+      await mkdir(inStage(stage, stage.workdir), { recursive: true });
+      await mkdir(inStage(stage, '/tmp'), { recursive: true });
+      for (const { instruction, args } of stage.steps) {
+        if (instruction === 'COPY') await copy(stage, args);
+        else await runCommands(stage, args);
+      }
     }
   });
   after(() => rm(root, { recursive: true, force: true }));
 
-  it('installs production dependencies only', async () => {
-    const installed = await readdir(join(root, 'node_modules'));
+  /** COPY into a directory: a file by its name, a directory's contents (the context's, filtered by .dockerignore). */
+  async function copy(stage: Stage, args: string): Promise<void> {
+    const from = /--from=(\S+)/.exec(args)?.[1];
+    const sources = args.replace(/--from=\S+\s*/, '').split(/\s+/);
+    const destination = inStage(stage, sources.pop()!);
+    const fromStage = from === undefined ? undefined : stages.find((candidate) => candidate.name === from);
+    if (from !== undefined) assert.ok(fromStage, `COPY --from=${from} names a stage`);
+    for (const source of sources) {
+      const path = fromStage ? inStage(fromStage, source) : join(REPO, source);
+      if (!(await stat(path)).isDirectory()) {
+        await cp(path, join(destination, basename(path)));
+        continue;
+      }
+      const entries = !fromStage && source === '.' ? await contextEntries() : await readdir(path);
+      for (const entry of entries) await cp(join(path, entry), join(destination, entry), { recursive: true });
+    }
+  }
+
+  /** A RUN line's commands, each in the stage's directory; paths inside the image point into its stand-in. */
+  async function runCommands(stage: Stage, args: string): Promise<void> {
+    for (const raw of args.split('&&').map((command) => command.trim())) {
+      if (raw.startsWith('npm cache clean')) continue; // it would empty this machine's npm cache
+      const command = raw.replace(/(^|\s|=)(\/(?:src|package|tmp|app))(?=\/|\s|$)/g, (_, before: string, path: string) => `${before}${inStage(stage, path)}`);
+      // npm --offline: from the npm cache this repo's own install filled, so the test needs no registry
+      const offline = command.startsWith('npm ') ? `${command} --offline` : command;
+      await run('sh', ['-c', offline], { cwd: inStage(stage, stage.workdir), env: zonegateEnv() });
+    }
+  }
+
+  it('holds the package and its production dependencies only', async () => {
+    const app = inStage(final(), final().workdir);
+    const installed = await readdir(join(app, 'node_modules'));
+    for (const dependency of ['undici', 'zod', 'yaml', 'pino']) assert.ok(installed.includes(dependency), dependency);
     for (const dev of ['typescript', 'autocannon', 'ws', 'node']) assert.equal(installed.includes(dev), false, `${dev} is not in the image`);
+    const files = await readdir(app);
+    for (const left of ['src', 'test', 'bench', 'tsconfig.json', 'Dockerfile']) assert.equal(files.includes(left), false, `${left} is not in the image`);
+    for (const shipped of ['dist', 'bin', 'routes.yaml', 'routes.schema.json', 'LICENSE']) assert.ok(files.includes(shipped), shipped);
   });
 
-  it('starts the gateway on routes.yaml with its ENTRYPOINT and CMD, every module from the compile cache, and serves', async (t) => {
-    const [entrypoint, ...entryArgs] = dockerfile.entrypoint.map((part) => inImage(root, part));
-    const child = spawn(entrypoint!, [...entryArgs, ...dockerfile.cmd.map((part) => inImage(root, part))], {
-      cwd: root,
-      env: { ...env, NODE_OPTIONS: `${env.NODE_OPTIONS ?? ''} --import="${STRIPPER_PROBE}"` },
-      stdio: ['ignore', 'pipe', 'pipe'],
+  it('starts the gateway with its ENTRYPOINT and CMD, reports healthy to its HEALTHCHECK, serves and drains', async (t) => {
+    const stage = final();
+    const mapped = (parts: readonly string[]): string[] => parts.map((part) => (part.startsWith('/app/') ? inStage(stage, part) : part));
+    const admin = `127.0.0.1:${await refusedPort()}`;
+    // The image's Node 24 is the one on PATH; a test must not take the machine's ports.
+    const env = zonegateEnv({ ...stage.env, ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: admin });
+    const [entrypoint, ...entryArgs] = mapped(stage.entrypoint!);
+    const gateway = spawnGateway(entrypoint!, [...entryArgs, ...mapped(stage.cmd!)], {
+      cwd: inStage(stage, stage.workdir),
+      env: { ...env, NODE_OPTIONS: `--import="${STRIPPER_PROBE}"` },
     });
-    let stderr = '';
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = once(child, 'exit');
-    t.after(async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
-    });
-    let stdout = '';
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    const started = await pollUntil(
-      () => stdout.split('\n').flatMap((text) => (text.startsWith('{') ? [JSON.parse(text) as Record<string, unknown>] : [])).find(isStartedLine),
-      15_000,
-      'the gateway start line',
-    );
+    t.after(() => gateway.child.kill('SIGKILL'));
+    const started = await gateway.started;
     // routes.yaml's static instances are not running here: the gateway itself answers.
     const reply = await send(`http://127.0.0.1:${started.listen.port}`, { path: '/api/order/7' });
     assert.equal(reply.status, 502);
     assert.equal(JSON.parse(reply.body.toString()).error, 'upstream_unavailable');
-    child.kill('SIGTERM');
-    assert.deepEqual(await within(exited, 15_000, 'the gateway to drain and exit'), [0, null]);
-    assert.match(stderr, /stripper loaded: false/, 'every module came from the compile cache built into the image');
-  });
-});
 
-describe('docker-compose.yml', () => {
-  it('publishes the ports the gateway listens on in the container it shares', async () => {
-    const compose = parseYaml(await readFile(join(REPO, 'docker-compose.yml'), 'utf8')) as {
-      services: Record<string, { ports?: string[]; network_mode?: string; environment?: Record<string, string>; command?: string[] }>;
-    };
-    const zonegate = compose.services.zonegate!;
-    const host = zonegate.network_mode?.replace(/^service:/, '') ?? 'zonegate';
-    const published = (compose.services[host]!.ports ?? []).map((mapping) => mapping.split(':')[1]!.split(/\s/)[0]);
-    const listen = (await readDockerfile()).env.ZONEGATE_LISTEN!;
-    assert.ok(published.includes(listen.split(':').at(-1)!), `the proxy port of ${listen}`);
-    assert.ok(published.includes(zonegate.environment!.ZONEGATE_ADMIN!.split(':').at(-1)!), 'the admin port');
-    assert.ok(zonegate.environment!.ZONEGATE_ADMIN_TOKEN, 'an admin listener outside loopback needs a token');
-    assert.deepEqual(zonegate.command?.slice(0, 2), ['demo', '--consul']);
+    const [check, ...checkArgs] = mapped(stage.healthcheck!);
+    const { stdout } = await run(check!, checkArgs, { cwd: inStage(stage, stage.workdir), env });
+    assert.equal(stdout, `ok: http://${admin}/healthz\n`);
+
+    gateway.child.kill('SIGTERM');
+    assert.deepEqual(await within(gateway.exited, 15_000, 'the gateway to drain and exit'), [0, null]);
+    assert.match(gateway.stderr(), /stripper loaded: false/, 'the image runs the built JavaScript');
   });
 });

@@ -2,13 +2,15 @@
 // configured from routes.yaml with routing headers on, and a few curl commands to try.
 import { loadConfigFile } from '../config/load.ts';
 import { consulSchema, type Config } from '../config/schema.ts';
-import { runGateway, type RunOptions } from '../run.ts';
+import { runGateway, stopOnSignal, type RunOptions } from '../run.ts';
 import { registerInConsul, type Registration } from './consul-registration.ts';
-import { startDemoUpstreams } from './upstreams.ts';
+import { startDemoUpstreams, type DemoUpstreams } from './upstreams.ts';
 
 export interface DemoOptions {
   /** register the instances in this Consul and discover them from it instead of the static list */
   readonly consul?: string;
+  /** run only the simulated instances (and their Consul registration), for a gateway running elsewhere */
+  readonly upstreamsOnly?: boolean;
   readonly stopSignal?: RunOptions['stopSignal'];
 }
 
@@ -39,11 +41,20 @@ function tryThis(base: string, admin: string): string {
   ].join('\n');
 }
 
+/** `--upstreams-only`: the instances serve (and stay registered) until the process is told to stop. */
+async function serveUntilStopped(instances: DemoUpstreams['instances'], stopSignal: Promise<unknown>): Promise<number> {
+  const where = [...new Set(instances.map((instance) => `${instance.zone}: ${instance.host}:${instance.port} ${instance.service}`))];
+  process.stderr.write(`zonegate demo instances are up (Ctrl-C stops):\n  ${where.join('\n  ')}\n`);
+  await stopSignal;
+  return 0;
+}
+
 export async function runDemo(configPath: string, options: DemoOptions = {}): Promise<number> {
   const upstreams = await startDemoUpstreams(await loadConfigFile(configPath));
   let registration: Registration | undefined;
   try {
     if (options.consul !== undefined) registration = await registerInConsul(options.consul, upstreams.instances);
+    if (options.upstreamsOnly) return await serveUntilStopped(upstreams.instances, options.stopSignal ?? stopOnSignal());
     return await runGateway(configPath, {
       prepare: (config: Config) => demoConfig(config, options.consul),
       stopSignal: options.stopSignal,

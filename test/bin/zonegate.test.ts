@@ -1,6 +1,6 @@
-// bin/zonegate.js loads the sources from Node's compile cache, filled by bin/warm-compile-cache.js on
-// install: a gateway started that way never loads the TypeScript stripper (~25 MiB it would keep). Run as a file,
-// it passes node the flags of its first line.
+// bin/zonegate.js in a checkout loads the sources from Node's compile cache, filled by bin/warm-compile-cache.js
+// (or by an earlier run): a gateway started that way never loads the TypeScript stripper (~25 MiB it would keep). Run
+// as a file, it passes node the flags of its first line. (Installed from npm it runs dist/: test/package/.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -59,7 +59,7 @@ function parseLine(text: string): Record<string, unknown> {
 
 let compileCacheFilled: Promise<unknown> | undefined;
 
-/** What `npm install` does: fills the compile cache, so the gateway starts as it does when deployed. */
+/** Fills the compile cache (bin/warm-compile-cache.js), so a gateway started from the sources loads no stripper. */
 export function fillCompileCache(env: NodeJS.ProcessEnv = process.env): Promise<unknown> {
   return promisify(execFile)(NODE, ['bin/warm-compile-cache.js'], { cwd: REPO, env });
 }

@@ -1,16 +1,16 @@
-// Redis for the rate-limit tests. The shared server at 127.0.0.1:6379 is used under a key prefix unique
+// Redis for the rate-limit tests. The shared server (SHARED_REDIS_URL, below) is used under a key prefix unique
 // to the run, and a test deletes only its own keys; tests that kill, pause or flush Redis start a
 // private `redis-server` on a free port and stop it themselves.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Redis } from 'ioredis';
 import { pollUntil, refusedPort, within } from './http.ts';
-
-export const SHARED_REDIS_URL = process.env.ZONEGATE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A prefix no other run uses (letters, digits and dashes only, so it is safe in a SCAN pattern). */
 export function uniqueKeyPrefix(label: string): string {
@@ -163,3 +163,43 @@ async function formCluster(nodes: readonly PrivateRedis[]): Promise<void> {
     for (const client of clients) client.disconnect();
   }
 }
+
+/** Whether a Redis server answers PING on 127.0.0.1:`port` within a second. */
+function answersPing(port: number): Promise<boolean> {
+  const { promise, resolve } = Promise.withResolvers<boolean>();
+  const socket = connect({ host: '127.0.0.1', port });
+  socket.setTimeout(1000, () => socket.destroy());
+  socket.once('connect', () => socket.end('PING\r\n'));
+  let reply = '';
+  socket.on('data', (chunk: Buffer) => (reply += chunk.toString()));
+  socket.once('error', () => resolve(false));
+  socket.once('close', () => resolve(reply.startsWith('+PONG')));
+  return promise;
+}
+
+/**
+ * The Redis the shared tests use: 127.0.0.1:`port` when a server answers there; otherwise (a fresh machine) a
+ * `redis-server` this process starts on a free port, without persistence, and kills when it exits.
+ */
+export async function sharedRedis(port = 6379): Promise<string> {
+  if (await answersPing(port)) return `redis://127.0.0.1:${port}`;
+  const own = await refusedPort();
+  const dir = await mkdtemp(join(tmpdir(), 'zonegate-redis-'));
+  const server = spawn('redis-server', ['--port', String(own), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  server.unref(); // the test process exits when its tests are done, and takes the server with it
+  process.once('exit', () => {
+    server.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const failed = new Promise<never>((_, reject) => {
+    const help = 'the tests need Redis: run one on 127.0.0.1:6379, put redis-server on PATH, or set ZONEGATE_TEST_REDIS_URL';
+    server.once('error', (err) => reject(new Error(`nothing answers on 127.0.0.1:${port} and redis-server cannot start (${err.message}): ${help}`)));
+    server.once('exit', (code) => reject(new Error(`nothing answers on 127.0.0.1:${port} and redis-server exited (${code}): ${help}`)));
+  });
+  failed.catch(() => {}); // the race below reports it; an exit after the server is up is the test's business
+  await Promise.race([pollUntil(async () => (await answersPing(own)) || undefined, START_TIMEOUT_MS, 'redis-server to answer'), failed]);
+  return `redis://127.0.0.1:${own}`;
+}
+
+/** $ZONEGATE_TEST_REDIS_URL, else sharedRedis(). (Last in the file: it runs when the module loads.) */
+export const SHARED_REDIS_URL = process.env.ZONEGATE_TEST_REDIS_URL ?? (await sharedRedis());
