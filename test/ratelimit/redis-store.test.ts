@@ -57,7 +57,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a single node',
     start: async () => {
       const redis = await startPrivateRedis();
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => Math.ceil(buckets / MAX_BUCKETS_PER_CALL),
@@ -66,7 +66,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a single node with batchDecisions: false (behind a proxy that routes a script by its first key)',
     start: async () => {
       const redis = await startPrivateRedis();
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: false } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: false, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -76,7 +76,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a server in cluster mode named by url',
     start: async () => {
       const redis = await startPrivateRedis({ cluster: true });
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -85,7 +85,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a two-master Cluster',
     start: async () => {
       const cluster = await startRedisCluster(2);
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, url: '' } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 }, url: '' } as const;
       return { urls: cluster.urls, config: (keyPrefix) => ({ ...base, cluster: [...cluster.urls], keyPrefix }), stop: () => cluster.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -189,7 +189,7 @@ describe('RedisStore when Redis refuses to write (out of memory)', { timeout: 60
         },
       }),
     });
-    const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true }, logger);
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } }, logger);
     t.after(() => store.close());
     await store.whenAvailable(5000);
     assert.equal((await store.decide(policy('oom', 5), 'k', unexpectedFallback)).counted, true);
