@@ -16,34 +16,18 @@ import { HEALTH_LOG } from '../../src/ratelimit/redis-health.ts';
 import { RedisStore } from '../../src/ratelimit/redis-store.ts';
 import { pollUntil } from '../support/http.ts';
 import { inspectRedis, startPrivateRedis, startRedisCluster, uniqueKeyPrefix } from '../support/redis.ts';
+import { bucketPolicy, recordingLogger, scriptCalls } from './support.ts';
 
 const NEAR_ZERO_RATE = 1e-6;
 
 function policy(route: string, capacity: number, cost = 1): RateLimitPolicy {
-  return {
-    route,
-    key: { kind: 'route' },
-    capacity,
-    perSecond: NEAR_ZERO_RATE,
-    cost,
-    policyHeader: `"${route}";q=${capacity};w=1`,
-    signature: route,
-  };
+  return bucketPolicy(route, capacity, NEAR_ZERO_RATE, cost);
 }
 
 const quietLogger = () => createLogger({ destination: new Writable({ write: (_chunk, _encoding, done) => done() }) });
 /** A fallback decision where Redis must decide: not counted, refused, so every assertion on a Redis decision fails. */
 const unexpectedFallback = (): Admission => ({ counted: false, allowed: false });
 const FALLBACK: Admission = { counted: false, allowed: true };
-
-/** Script runs counted since the last CONFIG RESETSTAT, over every node (EVALSHA, and EVAL after a NOSCRIPT). */
-async function scriptCalls(nodes: readonly Redis[]): Promise<number> {
-  let calls = 0;
-  for (const node of nodes) {
-    for (const [, count] of (await node.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(count);
-  }
-  return calls;
-}
 
 interface Topology {
   readonly name: string;
@@ -180,15 +164,7 @@ describe('RedisStore when Redis refuses to write (out of memory)', { timeout: 60
     t.after(() => redis.stop());
     const inspect = await inspectRedis(redis.url);
     t.after(() => inspect.disconnect());
-    const lines: Record<string, unknown>[] = [];
-    const logger = createLogger({
-      destination: new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
+    const { logger, lines } = recordingLogger();
     const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } }, logger);
     t.after(() => store.close());
     await store.whenAvailable(5000);
