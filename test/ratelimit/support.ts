@@ -4,6 +4,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigInput, RedisConfig } from '../../src/config/schema.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import type { RateLimitPolicy } from '../../src/ratelimit/policy.ts';
@@ -115,6 +116,22 @@ export async function loops(
     }),
   );
   return answers;
+}
+
+/**
+ * An open-loop load: `perSecond` requests for `durationMs`, each sent when due whether or not earlier ones have
+ * answered (a late timer sends everything due so far). Resolves once the last is sent, with their answers to come.
+ */
+export async function paced(client: LoadClient, perSecond: number, durationMs: number, path = '/'): Promise<{ answers: Promise<Answer[]> }> {
+  const sent: Promise<Answer>[] = [];
+  const total = Math.floor((durationMs * perSecond) / 1000);
+  const startedAt = performance.now();
+  while (sent.length < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - startedAt) * perSecond) / 1000));
+    while (sent.length < due) sent.push(client.send(path));
+    await sleep(5);
+  }
+  return { answers: Promise.all(sent) };
 }
 
 export function countBy(answers: readonly Answer[]): Record<string, number> {
