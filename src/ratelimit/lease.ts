@@ -30,6 +30,8 @@ export class BucketLease {
   readonly waiting: Waiter[] = [];
   /** a call for this bucket is on its way: requests arriving meanwhile wait for its answer first */
   inFlight = false;
+  /** the next call tops the lease up before it runs dry (no request asked) */
+  topUp = false;
   /** tokens the shared bucket held after the last call, and when that call was sent */
   #bucketLeft = 0;
   #bucketAt = Number.NEGATIVE_INFINITY;
@@ -84,6 +86,15 @@ export class BucketLease {
     }
     this.tokens -= cost;
     return this.#admitted(this.#estimate(now) + this.tokens);
+  }
+
+  /**
+   * Whether a busy key's lease is half spent: topping it up now, while it still admits, keeps its requests from
+   * waiting on Redis. A quiet key (leases of one request) never tops up.
+   */
+  wantsTopUp(maxShare: number): boolean {
+    const lease = this.leaseRequests(maxShare);
+    return lease > 1 && !this.inFlight && this.tokens < (lease * this.policy.cost) / 2;
   }
 
   /** The deny cache: a refusal without asking, while Redis's last answer said the bucket is empty. */

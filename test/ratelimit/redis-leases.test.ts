@@ -68,9 +68,12 @@ describe('leases and the deny cache', { timeout: 60_000 }, () => {
     for (let i = 0; i < 200; i++) decisions.push(await store.decide(busy, 'k', unexpectedFallback));
     assert.equal(decisions.filter((decision) => decision.allowed).length, 100);
     assert.ok(decisions.every((decision) => decision.counted));
-    const calls = await scriptCalls([inspect]);
+    // a top-up the last requests asked for may still be on its way
+    const calls = await pollUntil(async () => {
+      const counted = await scriptCalls([inspect]);
+      return counted === store.stats.redisCalls ? counted : undefined;
+    }, 5000, 'Redis to count every call the store sent');
     t.diagnostic(`${calls} calls for 200 requests: ${store.stats.byLease} from leases, ${store.stats.byDenyCache} from the deny cache`);
-    assert.equal(calls, store.stats.redisCalls);
     assert.ok(calls <= 25, `${calls} calls for 200 requests (leases of at most 10 tokens)`);
     assert.ok(store.stats.byLease >= 70, `${store.stats.byLease} admitted from leases`);
     assert.ok(store.stats.byDenyCache >= 95, `${store.stats.byDenyCache} refused from the deny cache`);
