@@ -27,6 +27,7 @@ import { BucketError, MalformedReplyError, type BucketGrant } from './redis-repl
 const WARN_INTERVAL_MS = 10_000;
 /** A bucket Redis said is empty keeps its cached refusal this long after its last request (then asking again costs one call). */
 const DENY_CACHE_IDLE_MS = 10_000;
+const MIN_SWEEP_MS = 10;
 /** Above this many buckets, cached refusals of idle ones are dropped at once (memory stays bounded). */
 const MAX_CACHED_BUCKETS = 100_000;
 
@@ -71,7 +72,8 @@ export class RedisStore {
     this.#client = connectRedis(config);
     this.#batchable = config.batchDecisions && !(this.#client instanceof Cluster);
     this.#health = new RedisHealth(this.#client, logger, config.onError, () => this.#releaseAll());
-    this.#sweep = setInterval(() => this.#sweepLeases(), this.#settings.intervalMs);
+    // a sweep walks every bucket: never more often than every MIN_SWEEP_MS, whatever the interval
+    this.#sweep = setInterval(() => this.#sweepLeases(), Math.max(MIN_SWEEP_MS, this.#settings.intervalMs));
     this.#sweep.unref();
   }
 
