@@ -22,9 +22,8 @@ import type { RateLimitPolicy } from './policy.ts';
 import { connectRedis, MAX_BUCKETS_PER_CALL, redisBucketKey, takeRedisTokensBatch, type BucketRequest, type RedisClient } from './redis-bucket.ts';
 import { RedisHealth } from './redis-health.ts';
 import { BucketError, MalformedReplyError, type BucketGrant } from './redis-reply.ts';
+import { ThrottledWarning } from './throttled-warning.ts';
 
-/** At most one warning per this interval about replies the gateway cannot use, with the requests they cost since the last. */
-const WARN_INTERVAL_MS = 10_000;
 /** A bucket Redis said is empty keeps its cached refusal this long after its last request (then asking again costs one call). */
 const DENY_CACHE_IDLE_MS = 10_000;
 const MIN_SWEEP_MS = 10;
@@ -57,8 +56,8 @@ export class RedisStore {
   /** script calls sent and not yet answered */
   readonly #inFlight = new Set<Promise<void>>();
   readonly #sweep: NodeJS.Timeout;
-  readonly #unusableBuckets: RateLimitedWarning;
-  readonly #malformedReplies: RateLimitedWarning;
+  readonly #unusableBuckets: ThrottledWarning;
+  readonly #malformedReplies: ThrottledWarning;
   /** close() ran: a route table still holding this store (a reload in progress) gets the fallback */
   #closed = false;
 
@@ -66,8 +65,8 @@ export class RedisStore {
     this.config = config;
     this.stats = stats;
     this.#logger = logger;
-    this.#unusableBuckets = new RateLimitedWarning(logger, 'rate limits: a bucket key in redis is not a bucket; its requests use the fallback');
-    this.#malformedReplies = new RateLimitedWarning(logger, 'rate limits: redis sent a reply the gateway cannot read; its requests use the fallback');
+    this.#unusableBuckets = new ThrottledWarning(logger, 'rate limits: a bucket key in redis is not a bucket; its requests use the fallback');
+    this.#malformedReplies = new ThrottledWarning(logger, 'rate limits: redis sent a reply the gateway cannot read; its requests use the fallback');
     this.#settings = { intervalMs: config.leases.interval, maxShare: config.leases.maxShare };
     this.#client = connectRedis(config);
     this.#batchable = config.batchDecisions && !(this.#client instanceof Cluster);
@@ -313,27 +312,5 @@ export class RedisStore {
     // answered by the fallback already: sending them would charge buckets for requests Redis did not decide
     for (const lease of this.#turn) lease.waiting.length = 0;
     this.#turn.clear();
-  }
-}
-
-/** A warning logged at most once per WARN_INTERVAL_MS, with the requests it cost since the last one. */
-class RateLimitedWarning {
-  readonly #logger: Logger;
-  readonly #message: string;
-  #requests = 0;
-  #warnedAt = Number.NEGATIVE_INFINITY;
-
-  constructor(logger: Logger, message: string) {
-    this.#logger = logger;
-    this.#message = message;
-  }
-
-  count(err: Error, requests: number): void {
-    this.#requests += requests;
-    const now = performance.now();
-    if (now - this.#warnedAt < WARN_INTERVAL_MS) return;
-    this.#warnedAt = now;
-    this.#logger.warn({ err: err.message, requests: this.#requests }, this.#message);
-    this.#requests = 0;
   }
 }
