@@ -1,8 +1,8 @@
 // The limiter's Redis side: on a single node, the buckets asked for during one event-loop turn are decided by
 // one script call, each as a call of its own would decide it; a Cluster (here two masters, so buckets of one turn
 // live on different servers), a server in cluster mode named by `url`, and `batchDecisions: false` get a call per
-// bucket. Counted with Redis's own command statistics on private
-// servers, so no other test's commands are in the numbers.
+// bucket. Leases cut the calls of a busy bucket on every one of them. Counted with Redis's own command statistics
+// on private servers, so no other test's commands are in the numbers.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -127,6 +127,18 @@ for (const topology of TOPOLOGIES) {
       await Promise.all(nodes.map((node) => node.config('RESETSTAT')));
       assert.ok((await turn('many', many)).every((decision) => decision.counted && decision.allowed));
       assert.equal(await scriptCalls(nodes), topology.callsFor(many));
+    });
+
+    it('leases a busy bucket: 60 requests in turn, all admitted, in far fewer calls', async () => {
+      await Promise.all(nodes.map((node) => node.config('RESETSTAT')));
+      const before = store.stats.redisCalls;
+      for (let i = 0; i < 60; i++) assert.equal((await store.decide(policy('leased', 100), 'k', unexpectedFallback)).allowed, true);
+      // a top-up the last requests asked for may still be on its way
+      const calls = await pollUntil(async () => {
+        const counted = await scriptCalls(nodes);
+        return counted === store.stats.redisCalls - before ? counted : undefined;
+      }, 5000, 'Redis to count every call the store sent');
+      assert.ok(calls <= 20, `${calls} calls for 60 requests`);
     });
 
     it('answers a request whose key is no bucket from the fallback, and still decides the others of its turn', async () => {
