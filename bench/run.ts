@@ -18,7 +18,8 @@ const REPO = resolve(import.meta.dirname, '..');
 const LOOPBACK = '127.0.0.1';
 const SCENARIO_NAMES = ['plain', 'sticky', 'ratelimit'] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
-type TargetName = 'bare' | 'contract' | 'zonegate';
+/** `unlimited`: zonegate with the scenario's route but no rate limit (and no Redis), beside the limited one */
+type TargetName = 'bare' | 'contract' | 'unlimited' | 'zonegate';
 
 const CHILD_START_TIMEOUT_MS = 10_000;
 const CHILD_STOP_GRACE_MS = 3_000;
@@ -300,6 +301,8 @@ interface Scenario {
   /** route keys beyond name/match/service */
   readonly routePolicy: Readonly<Record<string, unknown>>;
   readonly redis?: { readonly url: string; readonly keyPrefix: string };
+  /** also run zonegate without `routePolicy` and `redis`, in the same run, to see what the policy itself costs */
+  readonly compareUnlimited?: boolean;
   /** what every connection sends, in turn */
   readonly requests: readonly RequestSpec[];
 }
@@ -334,13 +337,14 @@ function scenario(name: ScenarioName): Scenario {
     case 'ratelimit':
       return {
         name,
-        summary: `Redis token bucket per X-User-ID (${USER_IDS.length} users), limit never reached`,
+        summary: 'Redis token bucket on one hot key (every request X-User-ID: hot), limit never reached; zonegate without the limit beside it',
         topology: SINGLE_ZONE,
         instanceZones: ['sh-a'],
         routePolicy: { rateLimit: { key: 'header:X-User-ID', rate: '1000000/s', burst: 1_000_000 } },
         // A fresh prefix per run, so buckets left by an earlier run never change this one.
         redis: { url: REDIS_URL, keyPrefix: `zonegate-bench-${process.pid}-${Date.now()}` },
-        requests: requestsPerUser({}),
+        compareUnlimited: true,
+        requests: [{ method: 'GET', path: BENCH_PATH, headers: { 'x-user-id': 'hot' } }],
       };
   }
 }
@@ -516,6 +520,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       outcomes.find((other): other is Measured => other.scenario === outcome.scenario && other.target === target && 'best' in other);
     const bare = outcome.target === 'bare' ? undefined : reference('bare');
     const contract = outcome.target === 'zonegate' ? reference('contract') : undefined;
+    const unlimited = outcome.target === 'zonegate' ? reference('unlimited') : undefined;
     return [
       outcome.scenario,
       outcome.target,
@@ -528,6 +533,8 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       bare ? formatRatio(best.requestsPerSecond, bare.best.requestsPerSecond) : '',
       bare ? formatRatio(best.cpuMicrosPerResponse, bare.best.cpuMicrosPerResponse) : '',
       contract ? formatRatio(best.requestsPerSecond, contract.best.requestsPerSecond) : '',
+      unlimited ? formatRatio(best.requestsPerSecond, unlimited.best.requestsPerSecond) : '',
+      unlimited ? formatRatio(best.cpuMicrosPerResponse, unlimited.best.cpuMicrosPerResponse) : '',
     ];
   });
 }
@@ -558,7 +565,7 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 const TABLE_HEADER = [
   'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors/non-2xx', 'proxy CPU', 'CPU µs/req', 'req/s ÷ bare', 'CPU/req ÷ bare',
-  'req/s ÷ contract',
+  'req/s ÷ contract', 'req/s ÷ unlimited', 'CPU/req ÷ unlimited',
 ];
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
@@ -609,15 +616,21 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
     if (problem) throw new Error(`the ${reference.name} forwarder fails the ${name} preflight: ${problem}`);
   }
 
-  const gateway = await startGateway(bench, current);
   const targets: Target[] = [bench.bare, bench.contract];
   const outcomes: Outcome[] = [];
-  if ('skipReason' in gateway) {
-    console.log(`  zonegate skipped: ${gateway.skipReason}`);
-    outcomes.push({ scenario: name, target: 'zonegate' });
-  } else {
-    targets.push(gateway);
+  const gateways: GatewayStart[] = [];
+  for (const unlimited of current.compareUnlimited === true ? [true, false] : [false]) {
+    const gateway = await startGateway(bench, current, unlimited);
+    gateways.push(gateway);
+    const target: TargetName = unlimited ? 'unlimited' : 'zonegate';
+    if ('skipReason' in gateway) {
+      console.log(`  ${target} skipped: ${gateway.skipReason}`);
+      outcomes.push({ scenario: name, target });
+    } else {
+      targets.push(gateway);
+    }
   }
+  const gateway = gateways.at(-1)!;
 
   const rounds = new Map<TargetName, RoundStats[]>(targets.map((target) => [target.name, []]));
   let gatewayResponses = 1; // the preflight
@@ -641,7 +654,7 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
       }
     }
   } finally {
-    if (!('skipReason' in gateway)) await gateway.child.stop();
+    for (const started of gateways) if (!('skipReason' in started)) await started.child.stop();
   }
   if (!('skipReason' in gateway)) {
     const logLines = await countLines(gateway.accessLog);
@@ -680,16 +693,20 @@ async function startContractForwarder(dir: string, upstreamPort: number, cpu: nu
 
 type GatewayStart = (Target & { readonly accessLog: string }) | { readonly skipReason: string };
 
-async function startGateway(bench: Bench, current: Scenario): Promise<GatewayStart> {
+/** zonegate with the scenario's config, or (`unlimited`) with its route but neither `routePolicy` nor `redis`. */
+async function startGateway(bench: Bench, scenarioConfig: Scenario, unlimited: boolean): Promise<GatewayStart> {
+  const current = unlimited ? { ...scenarioConfig, routePolicy: {}, redis: undefined } : scenarioConfig;
+  const label = unlimited ? `${current.name}.unlimited` : current.name;
+  const targetName: TargetName = unlimited ? 'unlimited' : 'zonegate';
   if (current.redis && !(await canConnect(current.redis.url))) {
     console.log(`  note: nothing listens on ${current.redis.url}; the gateway's redis.onError policy decides what is measured`);
   }
   const [listen, admin] = [await freePort(), await freePort()];
-  const configFile = join(bench.workDir, `${current.name}.routes.yaml`);
+  const configFile = join(bench.workDir, `${label}.routes.yaml`);
   writeFileSync(configFile, toYaml(gatewayConfig(current, { listen, admin, upstreams: bench.upstreamPorts })));
-  const accessLog = join(bench.workDir, `${current.name}.access.log`);
+  const accessLog = join(bench.workDir, `${label}.access.log`);
   // Run as installed: the file itself, so the environment and node flags on its first line apply.
-  const child = startLoggingChild('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+  const child = startLoggingChild(targetName, ['bin/zonegate.js', 'run', '--config', configFile], {
     cpu: bench.cpus.proxyCpu,
     logFile: accessLog,
     executable: true,
@@ -697,7 +714,7 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
   const notReady = await child.waitForHttpReady(`http://${LOOPBACK}:${admin}/readyz`, CHILD_START_TIMEOUT_MS);
   const url = `http://${LOOPBACK}:${listen}`;
   const problem = notReady ?? (await preflight(url, current.requests[0]!));
-  if (problem === undefined) return { name: 'zonegate', child, url, accessLog };
+  if (problem === undefined) return { name: targetName, child, url, accessLog };
   const stderr = child.stderrTail();
   await child.stop();
   keepWorkDir = true;
@@ -707,7 +724,8 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
 
 function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
-  const perScenario = 3 * perTarget + CHILD_START_TIMEOUT_MS / 1000 + 2 * (CHILD_STOP_GRACE_MS / 1000);
+  // at most four targets (bare, contract, unlimited, zonegate) and two gateways to start and stop
+  const perScenario = 4 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
   return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
 }
 

@@ -19,6 +19,7 @@ import { UpstreamPools } from './proxy/pools.ts';
 import { Breakers, type BreakerState } from './resilience/breakers.ts';
 import { RetryBudgets } from './resilience/retry-budget.ts';
 import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
+import { registerRateLimitMetrics } from './ratelimit/metrics.ts';
 import type { RedisStore } from './ratelimit/redis-store.ts';
 import { explain } from './routing/explain.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
@@ -96,6 +97,7 @@ export class Gateway {
       inFlight,
       unknownRegions: () => this.#pipeline.state.callers.unknownCount,
     });
+    registerRateLimitMetrics(this.metrics.registry, this.#limiter.stats);
     this.#pipeline = new Pipeline(
       compileState(config, this.#topology, this.logger, this.#limiter),
       { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budgets: new RetryBudgets() },

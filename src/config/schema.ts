@@ -276,6 +276,20 @@ const redis = z.strictObject({
    * routes a script by its first key (twemproxy, Envoy's redis_proxy), where the other buckets would land on the wrong shard
    */
   batchDecisions: z.boolean().default(true).describe('One Redis call per event-loop turn for all decisions (single node). false behind a proxy that routes scripts by their first key (twemproxy, Envoy redis_proxy).'),
+  leases: z
+    .strictObject({
+      interval: timeout
+        .prefault('100ms')
+        .describe('How long demand is measured over to size a lease, and how long a lease lives: tokens not spent within it go back to the bucket'),
+      maxShare: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.1)
+        .describe("The largest lease one gateway takes, as a share of the route's burst (0: no leases, one Redis call per request)"),
+    })
+    .prefault({})
+    .describe('Token leases: a gateway that sees a bucket busy takes several tokens in one call and admits from them locally'),
 });
 
 const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'expected an HTTP header name');

@@ -7,6 +7,7 @@ import type { TrustedPeers } from '../listener/trust.ts';
 import type { Logger } from '../observability/logger.ts';
 import { UNCOUNTED_ALLOW, UNCOUNTED_DENY, type Admission } from './decision.ts';
 import { LocalBuckets } from './local-buckets.ts';
+import { RateLimitStats } from './metrics.ts';
 import { compilePolicy, requestKey, type RateLimitPolicy } from './policy.ts';
 import type { RedisStore } from './redis-store.ts';
 
@@ -33,6 +34,8 @@ export interface RouteLimit {
 export type RouteLimits = ReadonlyMap<string, RouteLimit>;
 
 export class RateLimiter {
+  /** how Redis-backed limits decided, across every connection this limiter had */
+  readonly stats = new RateLimitStats();
   readonly #logger: Logger;
   #redis: RedisStore | undefined;
   /** by policy signature: the store of every limited route, or its fallback when Redis is configured */
@@ -40,7 +43,7 @@ export class RateLimiter {
 
   constructor(redis: RedisConfig | undefined, logger: Logger) {
     this.#logger = logger;
-    this.#redis = connect(redis, logger);
+    this.#redis = connect(redis, logger, this.stats);
   }
 
   /** Whether applying `redis` would replace the running connection (a changed section). */
@@ -55,7 +58,7 @@ export class RateLimiter {
    * connecting client and get the `redis.onError` answer.
    */
   connect(redis: RedisConfig | undefined): RedisStore | undefined {
-    return connect(redis, this.#logger);
+    return connect(redis, this.#logger, this.stats);
   }
 
   /** Whether `store` is the connection deciding now. */
@@ -70,7 +73,7 @@ export class RateLimiter {
       return;
     }
     const previous = this.#redis;
-    this.#redis = connected ?? connect(redis, this.#logger);
+    this.#redis = connected ?? connect(redis, this.#logger, this.stats);
     void previous?.close();
     this.#local.clear(); // fallback buckets are divided by gatewayCount, which may have changed
   }
@@ -129,11 +132,11 @@ export class RateLimiter {
   }
 }
 
-function connect(config: RedisConfig | undefined, logger: Logger): RedisStore | undefined {
+function connect(config: RedisConfig | undefined, logger: Logger, stats: RateLimitStats): RedisStore | undefined {
   const usable = usableRedis(config);
   if (usable === undefined) return undefined;
   if (redisStoreModule === undefined) throw new Error('Redis support is not loaded: await loadRedisSupport(config) first');
-  return new redisStoreModule.RedisStore(usable, logger);
+  return new redisStoreModule.RedisStore(usable, logger, stats);
 }
 
 /** `redis` with neither `url` nor `cluster` (e.g. `url: ${REDIS_URL:-}` left empty) means in-memory limits. */

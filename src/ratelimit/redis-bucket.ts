@@ -4,24 +4,29 @@
 import { Cluster, Redis, type Result } from 'ioredis';
 import type { RedisConfig } from '../config/schema.ts';
 import type { BucketDecision } from './decision.ts';
+import { BucketError, parseBucketReplies, type BucketGrant } from './redis-reply.ts';
 
 /**
  * KEYS     the buckets: each a hash of tk (tokens) and ts (µs, Redis clock, of the last refill)
- * ARGV     for each bucket in turn: capacity, refill in tokens per second, cost
- * Returns  for each bucket in turn: allowed 0|1, tokens left, µs until `cost` tokens are available — or -1
- *          and the error when that bucket's key holds another type (another client's data under the prefix):
- *          one bad key fails only its own request. Any other error (OOM, READONLY, …) fails the whole call. Tokens go back as a string: Redis truncates a Lua number in
- *          a reply to an integer.
- * One call decides many buckets (the requests of one event-loop turn), each as a call of its own would, in order
- * (a bucket named twice is drawn from twice). A key expires when its bucket would be full again: an expired
- * bucket and a full one are the same. Redis ≥ 5 replicates a script by its effects, so writing after TIME
- * needs no replicate_commands().
+ * ARGV     for each bucket in turn: capacity, refill in tokens per second, cost of one request, requests wanted,
+ *          tokens given back (an unspent lease; 0 for none)
+ * Returns  for each bucket in turn: requests granted (0 … wanted), tokens left, µs until `cost` tokens are
+ *          available after the grant — or -1 and the error when that bucket's key holds another type (another
+ *          client's data under the prefix): one bad key fails only its own requests. Any other error (OOM,
+ *          READONLY, …) fails the whole call. Tokens go back as a string: Redis truncates a Lua number in a
+ *          reply to an integer.
+ * Tokens given back are added first (never above capacity), then as many whole requests as the bucket holds,
+ * up to the number wanted, are taken: a gateway's lease leaves the bucket when it is granted, so the gateways
+ * together can never admit more than the bucket held. One call decides many buckets (the requests of one
+ * event-loop turn), each as a call of its own would, in order. A key expires when its bucket would be full
+ * again: an expired bucket and a full one are the same. Redis ≥ 5 replicates a script by its effects, so writing
+ * after TIME needs no replicate_commands().
  */
 export const TAKE_TOKENS_LUA = `
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 
-local function take(key, capacity, per_us, cost)
+local function take(key, capacity, per_us, cost, wanted, given_back)
   local bucket = redis.call('HMGET', key, 'tk', 'ts')
   local tokens = tonumber(bucket[1])
   local stamp = tonumber(bucket[2])
@@ -34,12 +39,9 @@ local function take(key, capacity, per_us, cost)
     stamp = now
   end
   -- also caps a bucket left fuller by a larger burst before a reload
-  tokens = math.min(capacity, tokens)
-  local allowed = 0
-  if tokens >= cost then
-    tokens = tokens - cost
-    allowed = 1
-  end
+  tokens = math.min(capacity, tokens + given_back)
+  local granted = math.max(0, math.min(wanted, math.floor(tokens / cost)))
+  tokens = math.max(0, tokens - granted * cost)
   -- a clock behind the stored stamp refills nothing until it catches up
   local lag = stamp - now
   local wait_us = lag + math.max(0, cost - tokens) / per_us
@@ -47,12 +49,14 @@ local function take(key, capacity, per_us, cost)
   local left = string.format('%.17g', tokens)
   redis.call('HSET', key, 'tk', left, 'ts', string.format('%d', stamp))
   redis.call('PEXPIRE', key, math.max(1, math.ceil(full_us / 1000)))
-  return {allowed, left, math.ceil(wait_us)}
+  return {granted, left, math.ceil(wait_us)}
 end
 
 local out = {}
 for i = 1, #KEYS do
-  local ok, result = pcall(take, KEYS[i], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1]) / 1000000, tonumber(ARGV[3 * i]))
+  local at = 5 * (i - 1)
+  local ok, result = pcall(take, KEYS[i], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2]) / 1000000, tonumber(ARGV[at + 3]),
+    tonumber(ARGV[at + 4]), tonumber(ARGV[at + 5]))
   if not ok then
     local message = type(result) == 'table' and result.err or tostring(result)
     -- only a key of another type is this bucket's own trouble; anything else (OOM, READONLY, …) fails the call
@@ -66,13 +70,13 @@ end
 return out
 `;
 
-/** allowed (0|1, or -1 with the error), tokens left (a string), µs until `cost` tokens are available: three per bucket, in order */
-type TakeTokensReply = (number | string)[];
-
 declare module 'ioredis' {
   interface RedisCommander<Context> {
-    /** single node: the number of buckets, their keys, then capacity, perSecond and cost of each in turn; Cluster: one bucket, without the count */
-    zonegateTakeTokens(args: (string | number)[]): Result<TakeTokensReply, Context>;
+    /**
+     * single node: the number of buckets, their keys, then capacity, perSecond, cost, wanted and given back of
+     * each in turn; Cluster: one bucket, without the count. The reply is unknown until parseBucketReplies reads it.
+     */
+    zonegateTakeTokens(args: (string | number)[]): Result<unknown, Context>;
   }
 }
 
@@ -128,53 +132,47 @@ export function connectRedis(config: RedisConfig): RedisClient {
   return client;
 }
 
-export interface TokenRequest {
+/** What one script call asks of one bucket. */
+export interface BucketRequest {
   /** the bucket's key (redisBucketKey) */
   readonly key: string;
   readonly capacity: number;
   readonly perSecond: number;
+  /** tokens one request takes */
   readonly cost: number;
+  /** requests wanted: those waiting plus the lease (at least 0) */
+  readonly wanted: number;
+  /** unspent leased tokens given back to the bucket (0 for none) */
+  readonly givenBack: number;
 }
 
 /** Most buckets in one script call: Redis runs a script alone, and a turn after a long stall may gather thousands. */
 export const MAX_BUCKETS_PER_CALL = 256;
 
-/** Why one bucket could not be decided while the others of its call were (the key is not a bucket). */
-export class BucketError extends Error {
-  /** The key is not in the message: it may hold a client's header value (an API key, say). */
-  constructor(reason: string) {
-    super(`redis could not use a bucket key: ${reason}`);
-    this.name = 'BucketError';
-  }
-}
-
 /**
- * Decides every bucket of `requests` in one script call on a single node (at most MAX_BUCKETS_PER_CALL), and
- * the one bucket of a call on a Cluster. Rejects when Redis does not answer within the command timeout.
+ * Asks every bucket of `requests` in one script call on a single node (at most MAX_BUCKETS_PER_CALL), and
+ * the one bucket of a call on a Cluster. Rejects when Redis does not answer within the command timeout, and
+ * with a MalformedReplyError when the reply is not what the script returns.
  */
-export async function takeRedisTokensBatch(client: RedisClient, requests: readonly TokenRequest[]): Promise<(BucketDecision | BucketError)[]> {
+export async function takeRedisTokensBatch(client: RedisClient, requests: readonly BucketRequest[]): Promise<(BucketGrant | BucketError)[]> {
   let args: (string | number)[];
   if (client instanceof Cluster) {
     if (requests.length !== 1) throw new RangeError('a Cluster decides one bucket per call');
-    const [{ key, capacity, perSecond, cost }] = requests as [TokenRequest];
-    args = [key, capacity, perSecond, cost];
+    const [{ key, capacity, perSecond, cost, wanted, givenBack }] = requests as [BucketRequest];
+    args = [key, capacity, perSecond, cost, wanted, givenBack];
   } else {
     if (requests.length > MAX_BUCKETS_PER_CALL) throw new RangeError(`at most ${MAX_BUCKETS_PER_CALL} buckets per call`);
     args = [requests.length];
     for (const request of requests) args.push(request.key);
-    for (const request of requests) args.push(request.capacity, request.perSecond, request.cost);
+    for (const request of requests) args.push(request.capacity, request.perSecond, request.cost, request.wanted, request.givenBack);
   }
-  const reply = await client.zonegateTakeTokens(args);
-  return requests.map((_, index) => {
-    const allowed = reply[3 * index];
-    if (allowed === -1) return new BucketError(String(reply[3 * index + 1]));
-    return { counted: true, allowed: allowed === 1, remaining: Number(reply[3 * index + 1]), retryAfterMs: (reply[3 * index + 2] as number) / 1000 };
-  });
+  return parseBucketReplies(await client.zonegateTakeTokens(args), requests);
 }
 
-/** One bucket: takeRedisTokensBatch for a single request. */
+/** One request on one bucket, as a gateway without leases decides it: takeRedisTokensBatch for a single request. */
 export async function takeRedisTokens(client: RedisClient, key: string, capacity: number, perSecond: number, cost: number): Promise<BucketDecision> {
-  const [decision] = await takeRedisTokensBatch(client, [{ key, capacity, perSecond, cost }]);
-  if (decision instanceof BucketError) throw decision;
-  return decision!;
+  const [grant] = await takeRedisTokensBatch(client, [{ key, capacity, perSecond, cost, wanted: 1, givenBack: 0 }]);
+  if (grant instanceof BucketError) throw grant;
+  const { granted, tokensLeft, waitMs } = grant!;
+  return { counted: true, allowed: granted === 1, remaining: tokensLeft, retryAfterMs: waitMs };
 }

@@ -69,8 +69,8 @@ describe('when a rate-limit check waits', () => {
 
   it('never while Redis is known to be unavailable: the fallback answers synchronously', async () => {
     const url = `redis://127.0.0.1:${await refusedPort()}`;
-    await loadRedisSupport({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1, batchDecisions: true });
-    const limiter = new RateLimiter({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1, batchDecisions: true }, logger);
+    await loadRedisSupport({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } });
+    const limiter = new RateLimiter({ url, keyPrefix: 'unused', onError: 'local', commandTimeout: 50, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } }, logger);
     const limit = limiter.compile(routes).get('orders')!;
     const decision = limit.check(request, trusted);
     assert.ok(!(decision instanceof Promise), 'no request waits on a Redis that never answered');

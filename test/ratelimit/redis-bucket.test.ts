@@ -23,7 +23,7 @@ describe('the Redis token-bucket script', () => {
   const freshKey = (): string => redisBucketKey(prefix, 'app', `k${++bucketNumber}`);
 
   before(async () => {
-    client = connectRedis({ url: SHARED_REDIS_URL, keyPrefix: prefix, onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true });
+    client = connectRedis({ url: SHARED_REDIS_URL, keyPrefix: prefix, onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } });
     await once(client, 'ready');
     inspect = await inspectRedis(SHARED_REDIS_URL);
   });
@@ -34,12 +34,12 @@ describe('the Redis token-bucket script', () => {
     client.disconnect();
   });
 
-  it('answers allowed, the fractional tokens left as a string, and the wait in µs', async () => {
+  it('answers the requests granted, the fractional tokens left as a string, and the wait in µs', async () => {
     const key = freshKey();
-    const first = await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1]);
+    const first = await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1, 1, 0]);
     assert.deepEqual(first, [1, '1.5', 0], 'a new bucket starts full');
-    await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1]);
-    const [allowed, remaining, waitMicros] = (await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1])) as [number, string, number];
+    await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1, 1, 0]);
+    const [allowed, remaining, waitMicros] = (await client.zonegateTakeTokens([1, key, 2.5, NEAR_ZERO_RATE, 1, 1, 0])) as [number, string, number];
     assert.equal(allowed, 0);
     // a string, so the half token survives; the refill between the calls adds ~1e-9
     assert.equal(typeof remaining, 'string');

@@ -9,7 +9,7 @@ import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { meterStalls, pollUntil } from '../support/http.ts';
 import { inspectRedis, startPrivateRedis, uniqueKeyPrefix, type PrivateRedis } from '../support/redis.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
-import { countBy, limitedConfig, loadClient, loops, yamlOf, type Answer, type LoadClient } from './support.ts';
+import { countBy, limitedConfig, loadClient, loops, scriptCalls, yamlOf, type Answer, type LoadClient } from './support.ts';
 
 const ON_ERROR = ['local', 'allow', 'deny'] as const;
 type OnError = (typeof ON_ERROR)[number];
@@ -26,14 +26,6 @@ const GATEWAY_COUNT = 2;
 const CONCURRENCY = 5;
 const PER_LOOP = 20;
 const REQUESTS = CONCURRENCY * PER_LOOP;
-
-/** Script runs Redis has executed (EVAL and EVALSHA). */
-async function scriptCalls(client: Redis): Promise<number> {
-  const stats = await client.info('commandstats');
-  let calls = 0;
-  for (const match of stats.matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(match[1]);
-  return calls;
-}
 
 function count(gateway: TestGateway, message: string): number {
   return gateway.log.lines.filter((line) => line.msg === message).length;
@@ -136,7 +128,7 @@ describe('when Redis hangs or dies', () => {
   });
 
   it('falls back after one timeout when Redis hangs, without each request paying it, and returns when it answers', async (t) => {
-    const callsBefore = await scriptCalls(inspect);
+    const callsBefore = await scriptCalls([inspect]);
     redis.pause();
     let answers: Load;
     try {
@@ -150,7 +142,7 @@ describe('when Redis hangs or dies', () => {
     await waitForRecovery(1);
     // Redis ran what was already on the wire when it froze: the requests in flight at the first timeout.
     // Everything after went straight to the fallback.
-    const sentDuringHang = (await scriptCalls(inspect)) - callsBefore;
+    const sentDuringHang = (await scriptCalls([inspect])) - callsBefore;
     t.diagnostic(`${sentDuringHang} of ${ON_ERROR.length * REQUESTS} requests during the hang reached Redis`);
     assert.ok(sentDuringHang <= ON_ERROR.length * CONCURRENCY, `${sentDuringHang} of ${ON_ERROR.length * REQUESTS} requests asked Redis`);
     await assertRedisDecides('after-hang');

@@ -1,8 +1,8 @@
 // The limiter's Redis side: on a single node, the buckets asked for during one event-loop turn are decided by
 // one script call, each as a call of its own would decide it; a Cluster (here two masters, so buckets of one turn
 // live on different servers), a server in cluster mode named by `url`, and `batchDecisions: false` get a call per
-// bucket. Counted with Redis's own command statistics on private
-// servers, so no other test's commands are in the numbers.
+// bucket. Leases cut the calls of a busy bucket on every one of them. Counted with Redis's own command statistics
+// on private servers, so no other test's commands are in the numbers.
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -16,34 +16,18 @@ import { HEALTH_LOG } from '../../src/ratelimit/redis-health.ts';
 import { RedisStore } from '../../src/ratelimit/redis-store.ts';
 import { pollUntil } from '../support/http.ts';
 import { inspectRedis, startPrivateRedis, startRedisCluster, uniqueKeyPrefix } from '../support/redis.ts';
+import { bucketPolicy, recordingLogger, scriptCalls } from './support.ts';
 
 const NEAR_ZERO_RATE = 1e-6;
 
 function policy(route: string, capacity: number, cost = 1): RateLimitPolicy {
-  return {
-    route,
-    key: { kind: 'route' },
-    capacity,
-    perSecond: NEAR_ZERO_RATE,
-    cost,
-    policyHeader: `"${route}";q=${capacity};w=1`,
-    signature: route,
-  };
+  return bucketPolicy(route, capacity, NEAR_ZERO_RATE, cost);
 }
 
 const quietLogger = () => createLogger({ destination: new Writable({ write: (_chunk, _encoding, done) => done() }) });
 /** A fallback decision where Redis must decide: not counted, refused, so every assertion on a Redis decision fails. */
 const unexpectedFallback = (): Admission => ({ counted: false, allowed: false });
 const FALLBACK: Admission = { counted: false, allowed: true };
-
-/** Script runs counted since the last CONFIG RESETSTAT, over every node (EVALSHA, and EVAL after a NOSCRIPT). */
-async function scriptCalls(nodes: readonly Redis[]): Promise<number> {
-  let calls = 0;
-  for (const node of nodes) {
-    for (const [, count] of (await node.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(count);
-  }
-  return calls;
-}
 
 interface Topology {
   readonly name: string;
@@ -57,7 +41,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a single node',
     start: async () => {
       const redis = await startPrivateRedis();
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => Math.ceil(buckets / MAX_BUCKETS_PER_CALL),
@@ -66,7 +50,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a single node with batchDecisions: false (behind a proxy that routes a script by its first key)',
     start: async () => {
       const redis = await startPrivateRedis();
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: false } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: false, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -76,7 +60,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a server in cluster mode named by url',
     start: async () => {
       const redis = await startPrivateRedis({ cluster: true });
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } } as const;
       return { urls: [redis.url], config: (keyPrefix) => ({ ...base, url: redis.url, keyPrefix }), stop: () => redis.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -85,7 +69,7 @@ const TOPOLOGIES: readonly Topology[] = [
     name: 'a two-master Cluster',
     start: async () => {
       const cluster = await startRedisCluster(2);
-      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, url: '' } as const;
+      const base = { onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 }, url: '' } as const;
       return { urls: cluster.urls, config: (keyPrefix) => ({ ...base, cluster: [...cluster.urls], keyPrefix }), stop: () => cluster.stop() };
     },
     callsFor: (buckets) => buckets,
@@ -145,6 +129,18 @@ for (const topology of TOPOLOGIES) {
       assert.equal(await scriptCalls(nodes), topology.callsFor(many));
     });
 
+    it('leases a busy bucket: 60 requests in turn, all admitted, in far fewer calls', async () => {
+      await Promise.all(nodes.map((node) => node.config('RESETSTAT')));
+      const before = store.stats.redisCalls;
+      for (let i = 0; i < 60; i++) assert.equal((await store.decide(policy('leased', 100), 'k', unexpectedFallback)).allowed, true);
+      // a top-up the last requests asked for may still be on its way
+      const calls = await pollUntil(async () => {
+        const counted = await scriptCalls(nodes);
+        return counted === store.stats.redisCalls - before ? counted : undefined;
+      }, 5000, 'Redis to count every call the store sent');
+      assert.ok(calls <= 20, `${calls} calls for 60 requests`);
+    });
+
     it('answers a request whose key is no bucket from the fallback, and still decides the others of its turn', async () => {
       const blocked = redisBucketKey(keyPrefix, 'typed', 'blocked');
       await Promise.all(nodes.map((node) => node.set(blocked, 'a string, not a bucket').catch(() => {}))); // only its own node takes it
@@ -180,16 +176,8 @@ describe('RedisStore when Redis refuses to write (out of memory)', { timeout: 60
     t.after(() => redis.stop());
     const inspect = await inspectRedis(redis.url);
     t.after(() => inspect.disconnect());
-    const lines: Record<string, unknown>[] = [];
-    const logger = createLogger({
-      destination: new Writable({
-        write: (chunk: Buffer, _encoding, done) => {
-          for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Record<string, unknown>);
-          done();
-        },
-      }),
-    });
-    const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true }, logger);
+    const { logger, lines } = recordingLogger();
+    const store = new RedisStore({ url: redis.url, keyPrefix: uniqueKeyPrefix('oom'), onError: 'local', commandTimeout: 2000, gatewayCount: 1, batchDecisions: true, leases: { interval: 100, maxShare: 0.1 } }, logger);
     t.after(() => store.close());
     await store.whenAvailable(5000);
     assert.equal((await store.decide(policy('oom', 5), 'k', unexpectedFallback)).counted, true);

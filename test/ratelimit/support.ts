@@ -1,8 +1,13 @@
 // Shared by the rate-limit suites: route configs with a limit, and load generators that record every
 // answer (status, latency, RateLimit headers) over a fixed number of keep-alive sockets.
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import type { ConfigInput } from '../../src/config/schema.ts';
+import { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ConfigInput, RedisConfig } from '../../src/config/schema.ts';
+import { createLogger, type Logger } from '../../src/observability/logger.ts';
+import type { RateLimitPolicy } from '../../src/ratelimit/policy.ts';
 import { configInput, type GatewayInput, type RouteInput } from '../support/http.ts';
 
 export type RateLimitInput = NonNullable<RouteInput['rateLimit']>;
@@ -113,6 +118,22 @@ export async function loops(
   return answers;
 }
 
+/**
+ * An open-loop load: `perSecond` requests for `durationMs`, each sent when due whether or not earlier ones have
+ * answered (a late timer sends everything due so far). Resolves once the last is sent, with their answers to come.
+ */
+export async function paced(client: LoadClient, perSecond: number, durationMs: number, path = '/'): Promise<{ answers: Promise<Answer[]> }> {
+  const sent: Promise<Answer>[] = [];
+  const total = Math.floor((durationMs * perSecond) / 1000);
+  const startedAt = performance.now();
+  while (sent.length < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - startedAt) * perSecond) / 1000));
+    while (sent.length < due) sent.push(client.send(path));
+    await sleep(5);
+  }
+  return { answers: Promise.all(sent) };
+}
+
 export function countBy(answers: readonly Answer[]): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const answer of answers) {
@@ -120,4 +141,50 @@ export function countBy(answers: readonly Answer[]): Record<string, number> {
     counts[label] = (counts[label] ?? 0) + 1;
   }
   return counts;
+}
+
+/** Redis's clock, in seconds: the clock the buckets refill by. */
+export async function redisSeconds(client: Redis): Promise<number> {
+  const [seconds, micros] = await client.time();
+  return Number(seconds) + Number(micros) / 1e6;
+}
+
+/** Script runs the nodes have executed since their last CONFIG RESETSTAT (EVALSHA, and EVAL after a NOSCRIPT). */
+export async function scriptCalls(nodes: readonly Redis[]): Promise<number> {
+  let calls = 0;
+  for (const node of nodes) {
+    for (const [, count] of (await node.info('commandstats')).matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) calls += Number(count);
+  }
+  return calls;
+}
+
+/** A route's compiled limit, for driving a store or a lease directly. */
+export function bucketPolicy(route: string, capacity: number, perSecond: number, cost = 1): RateLimitPolicy {
+  return { route, key: { kind: 'route' }, capacity, perSecond, cost, policyHeader: `"${route}";q=${capacity};w=1`, signature: route };
+}
+
+/** A `redis` section as the schema outputs it: the defaults, `url`, and `overrides`. */
+export function storeConfig(url: string, overrides: Partial<RedisConfig> = {}): RedisConfig {
+  return {
+    url,
+    keyPrefix: 'zonegate-test',
+    onError: 'local',
+    commandTimeout: 2000,
+    gatewayCount: 1,
+    batchDecisions: true,
+    leases: { interval: 100, maxShare: 0.1 },
+    ...overrides,
+  };
+}
+
+/** A logger whose lines are kept, parsed. */
+export function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const destination = new Writable({
+    write: (chunk: Buffer, _encoding, done) => {
+      for (const text of chunk.toString().split('\n')) if (text) lines.push(JSON.parse(text) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createLogger({ destination }), lines };
 }
