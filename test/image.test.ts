@@ -130,4 +130,12 @@ describe('docker-compose.yml', () => {
     assert.ok(zonegate.environment!.ZONEGATE_ADMIN_TOKEN, 'an admin listener outside loopback needs a token');
     assert.deepEqual(zonegate.command?.slice(0, 2), ['demo', '--consul']);
   });
+
+  it('publishes the admin listener on loopback only, with a token that has no default', async () => {
+    const text = await readFile(join(REPO, 'docker-compose.yml'), 'utf8');
+    const compose = parseYaml(text) as { services: Record<string, { ports?: string[]; environment?: Record<string, string> }> };
+    const admin = Object.values(compose.services).flatMap((service) => service.ports ?? []).filter((mapping) => mapping.endsWith(':9901'));
+    assert.deepEqual(admin, ['127.0.0.1:9901:9901']);
+    assert.match(compose.services.zonegate!.environment!.ZONEGATE_ADMIN_TOKEN!, /^\$\{ZONEGATE_ADMIN_TOKEN:\?[^}]+\}$/, 'required from the environment');
+  });
 });

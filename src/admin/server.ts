@@ -110,7 +110,9 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     }
     const remoteAddr = req.socket.remoteAddress ?? '';
     if (!TokenGuard.accepts(req, hooks.token())) {
-      // slowed, so that guessing costs time; the answer waits, the listener does not
+      // no token at all is no guess (a dashboard before sign-in, a scraper without its token): answered at once
+      if (req.headers.authorization === undefined) return sendJson(res, 401, UNAUTHORIZED);
+      // a wrong one is slowed, so that guessing costs time; the answer waits, the listener does not
       const delay = setTimeout(() => sendJson(res, 401, UNAUTHORIZED), guard.failed(remoteAddr));
       res.once('close', () => clearTimeout(delay));
       return;
