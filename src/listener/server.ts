@@ -173,8 +173,9 @@ export function createProxyServer(
   );
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   // `Expect: 100-continue` requests reach the handler without Node's automatic 100 Continue: the pipeline sends it
-  // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
-  // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
+  // only once it will read the body, so a request it refuses (404, 413, 429) gets its final status at once and the
+  // client never uploads a body that would be thrown away (RFC 9110 §10.1.1). The body is read before an instance is
+  // picked (as nginx does), so a 503 for want of one comes after it.
   server.on('checkContinue', handler);
   // Any other expectation: the pipeline answers 417 with the gateway's JSON, ids and an access line (Node's own is bare).
   server.on('checkExpectation', handler);
