@@ -60,6 +60,8 @@ export function receiveBody(req: IncomingMessage, ctx: RequestContext, limits: B
   const pending = pendingRefusals.get(req);
   if (pending !== undefined) return Promise.resolve({ kind: 'refused', refusal: pending });
   if (req.complete && req.readableEnded) return Promise.resolve({ kind: 'whole', body: Buffer.alloc(0) });
+  // gone while the request waited for admission (a rate limit in Redis): its close has been and gone
+  if (req.destroyed && !req.complete) return Promise.resolve({ kind: 'client-closed' });
   const { promise, resolve } = Promise.withResolvers<ReceivedBody>();
   const reader = new BodyReader(req, ctx, limits, resolve, late);
   activeReaders.set(req, reader);
