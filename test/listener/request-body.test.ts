@@ -58,7 +58,7 @@ describe('slow uploads', () => {
     const UPLOADS = 130;
     const GETS = 50;
     // long enough for the GETs to be measured while every upload is held (asserted below)
-    const IDLE_MS = 5000;
+    const IDLE_MS = 8000;
     const { gateway, upstream } = await gatewayOver(t, { limits: { requestBodyIdleTimeout: `${IDLE_MS}ms` } });
     const baseline = await getLatencyP99(gateway, GETS);
 
