@@ -174,6 +174,23 @@ describe('bodies larger than the request buffer', () => {
     assert.equal(line.bytesIn, body.length);
   });
 
+  it('does not cut a client whose instance is slow to read: the idle clock stops while the instance takes no bytes', async (t) => {
+    const BODY = 16 * 1024 * 1024;
+    const { gateway } = await gatewayOver(t, { limits: { requestBufferBytes: 1024, requestBodyIdleTimeout: '200ms', maxBodyBytes: 2 * BODY } }, (req, res) => {
+      // takes nothing for a while: the gateway's buffers and the sockets' fill up, and the client has to wait
+      req.pause();
+      setTimeout(() => {
+        let bytes = 0;
+        req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        req.on('end', () => res.end(String(bytes)));
+        req.resume();
+      }, 1000);
+    });
+    const result = await send(gateway.url, { method: 'POST', path: '/slow-reader', body: Buffer.alloc(BODY, 'r') });
+    assert.equal(result.status, 200, result.body.toString());
+    assert.equal(result.body.toString(), String(BODY));
+  });
+
   it('answers a streamed upload that stalls after the buffer 408, and the instance never gets a complete request', async (t) => {
     const BUFFER = 1024;
     const bodies: number[] = [];
