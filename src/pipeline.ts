@@ -183,9 +183,10 @@ export class Pipeline {
       maxBytes: limits.maxBodyBytes,
       idleTimeout: limits.requestBodyIdleTimeout,
     };
-    // once streaming, a refusal is answered here, and the attempt ends as the client's doing, not the instance's
+    // Once streaming, a refusal is answered here (unless the instance's answer is already out: it may answer early),
+    // and the attempt ends as the client's doing, not the instance's.
     const late = (refusal: BodyRefusal | null): Error => {
-      if (refusal !== null) this.#refuseBody(res, ctx, refusal);
+      if (refusal !== null && !res.writableEnded) this.#refuseBody(res, ctx, refusal);
       return new UpstreamFailure('client-closed');
     };
     const received = (body: ReceivedBody): void => {
