@@ -60,6 +60,7 @@ describe('slow uploads', () => {
     // long enough for the GETs to be measured while every upload is held (asserted below)
     const IDLE_MS = 8000;
     const { gateway, upstream } = await gatewayOver(t, { limits: { requestBodyIdleTimeout: `${IDLE_MS}ms` } });
+    await getLatencyP99(gateway, 20); // warm-up: the first requests compile the path
     const baseline = await getLatencyP99(gateway, GETS);
 
     const uploads: RawClient[] = [];
@@ -80,6 +81,7 @@ describe('slow uploads', () => {
     const stalls = meterStalls();
     const during = await within(getLatencyP99(gateway, GETS), 10_000, 'the GETs beside the stalled uploads');
     const stalled = stalls.stop();
+    t.diagnostic(`GET p99: ${baseline.toFixed(1)} ms before the uploads, ${during.toFixed(1)} ms beside ${UPLOADS} stalled uploads`);
     const measuredBeforeAnyTimeout = uploads.every((upload) => upload.received() === 'HTTP/1.1 100 Continue\r\n\r\n');
     assert.equal(posts(upstream), 0, 'no upload reached the instance');
     assert.ok(measuredBeforeAnyTimeout, 'the GETs were measured while every upload was held');
