@@ -113,11 +113,12 @@ export class Gateway {
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
       metrics: () => this.metrics,
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
+      tokenRejected: (failure) => this.logger.warn(failure, 'admin: a request with a wrong or missing token was refused'),
       explain: (query) => {
         const { routes, callers, config: running } = this.#pipeline.state;
         return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);
       },
-    });
+    }, config.gateway.limits);
   }
 
   static async start(config: Config, options: GatewayOptions = {}): Promise<Gateway> {

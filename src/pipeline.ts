@@ -10,6 +10,7 @@ import { RequestContext } from './listener/context.ts';
 import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { answerOnConnection } from './listener/server.ts';
+import { receiveBody, type BodyRefusal, type ReceivedBody } from './listener/request-body.ts';
 import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
 import { logAccess } from './observability/access-log.ts';
@@ -49,15 +50,6 @@ export function compileState(config: Config, topology: Topology, logger: Logger,
     callers: new CallerLocality(topology, config.gateway, logger),
     rateLimits: limiter.compile(config.routes),
   };
-}
-
-/** Reads a chunked body through, refusing it once it grows past the limit. */
-async function* limitedBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): AsyncGenerator<Buffer> {
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    ctx.bytesIn += chunk.length;
-    if (ctx.bytesIn > maxBytes) throw new UpstreamFailure('body-too-large');
-    yield chunk;
-  }
 }
 
 /** A WebSocket handshake: once admitted, its connection becomes a tunnel to the chosen instance. */
@@ -173,23 +165,64 @@ export class Pipeline {
    */
   #admit(routed: RoutedRequest): void {
     const limit = this.state.rateLimits.get(routed.route.name);
-    if (limit === undefined) return this.#forward(routed);
+    if (limit === undefined) return this.#receive(routed);
     const proceed = (admission: Admission): void => {
-      if (enforceAdmission(routed.res, routed.ctx, limit.policy, admission)) this.#forward(routed);
+      if (enforceAdmission(routed.res, routed.ctx, limit.policy, admission)) this.#receive(routed);
     };
     const admission = limit.check(routed.req, this.state.trusted);
     if (admission instanceof Promise) void admission.then(proceed).catch((err: unknown) => this.#internalError(routed.res, routed.ctx, err));
     else proceed(admission);
   }
 
+  /**
+   * The request body, received before an upstream is picked (listener/request-body.ts): whole up to
+   * `limits.requestBufferBytes`, so a slow upload holds no upstream connection. A body kept for a retry is read whole
+   * too, and goes on as a Buffer a retry can send again; any other body goes on as a stream.
+   */
+  #receive(routed: RoutedRequest): void {
+    const { req, res, ctx, route } = routed;
+    const limits = this.state.config.gateway.limits;
+    const declared = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
+    if (declared !== undefined && declared > limits.maxBodyBytes) return this.#refuseBody(res, ctx, BODY_TOO_LARGE);
+    if (routed.upgrade !== undefined || (declared ?? (req.headers['transfer-encoding'] === undefined ? 0 : -1)) === 0) return this.#forward(routed, null);
+    // Every check has passed and the body will be read: now the client may send it.
+    if (req.httpVersionMinor >= 1 && EXPECTS_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
+    const keep = keepsBodyForRetry(declared, route);
+    const bodyLimits = {
+      bufferBytes: keep ? Math.max(limits.requestBufferBytes, declared!) : limits.requestBufferBytes,
+      maxBytes: limits.maxBodyBytes,
+      idleTimeout: limits.requestBodyIdleTimeout,
+    };
+    // Once streaming, a refusal is answered here (unless the instance's answer is already out: it may answer early),
+    // and the attempt ends as the client's doing, not the instance's.
+    const late = (refusal: BodyRefusal | null): Error => {
+      if (refusal !== null && !res.writableEnded) this.#refuseBody(res, ctx, refusal);
+      return new UpstreamFailure('client-closed');
+    };
+    const received = (body: ReceivedBody): void => {
+      if (body.kind === 'client-closed') return void res.destroy(); // #finish logs it as closed by the client
+      if (body.kind === 'refused') return this.#refuseBody(res, ctx, body.refusal);
+      if (body.kind === 'streaming') return this.#forward(routed, body.body);
+      if (body.body.length === 0) return this.#forward(routed, null);
+      // A whole body can be sent again: as a Buffer when the route keeps bodies that large for retries.
+      const retries = route.config.retries;
+      const replayable = retries.maxRetries > 0 && body.body.length <= retries.bufferBodyBytes;
+      this.#forward(routed, replayable ? body.body : Readable.from([body.body], { objectMode: false }));
+    };
+    receiveBody(req, ctx, bodyLimits, late)
+      .then(received)
+      .catch((err: unknown) => this.#internalError(res, ctx, err));
+  }
+
+  /** A body the gateway will not forward: answered, and the connection closes (the rest of the body is not read). */
+  #refuseBody(res: ServerResponse, ctx: RequestContext, refusal: BodyRefusal): void {
+    sendGatewayError(res, ctx, refusal.code, refusal.message, { connection: 'close' });
+  }
+
   /** Picks the instance by locality and key, and streams the exchange. */
-  #forward(routed: RoutedRequest): void {
+  #forward(routed: RoutedRequest, body: Readable | Buffer | null): void {
     const { req, res, ctx, route, headers, peerTrusted } = routed;
     const state = this.state;
-    const body = this.#requestBody(req, ctx, state.config.gateway.limits.maxBodyBytes);
-    if (body === false) {
-      return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', { connection: 'close' });
-    }
 
     const caller = state.callers.resolve(ctx.regionHeader, peerTrusted);
     ctx.clientLocality = caller.name;
@@ -267,33 +300,10 @@ export class Pipeline {
   }
 
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
-    const { req, res, ctx, route } = plan;
-    // Every check has passed and the body will be read: now the client may send it.
-    if (plan.body !== null && req.httpVersionMinor >= 1 && EXPECTS_CONTINUE.test(req.headers.expect ?? '')) res.writeContinue();
-    if (keepsBodyForRetry(req, ctx, route)) {
-      // Small enough to keep: a failed attempt can then be retried with the same bytes. A client that
-      // goes away mid-body ends the request here (#finish logs it as closed by the client).
-      try {
-        plan = { ...plan, body: Buffer.concat(await (plan.body as Readable).toArray()) };
-      } catch {
-        return void res.destroy();
-      }
-    }
+    const { res, ctx, route } = plan;
     const outcome = await runExchange(this.#upstream, plan, first);
     if (outcome.kind === 'refused') return this.#refuse(res, ctx, route, outcome.refusal);
     if (outcome.kind === 'failed') this.#upstreamFailed(res, ctx, outcome.failure);
-  }
-
-  /** The body to stream upstream, null for none, false when its declared length is over the limit. */
-  #requestBody(req: IncomingMessage, ctx: RequestContext, maxBytes: number): Readable | null | false {
-    const length = req.headers['content-length'];
-    if (length !== undefined) {
-      const bytes = Number(length);
-      if (bytes > maxBytes) return false;
-      ctx.bytesIn = bytes;
-      return bytes === 0 ? null : req;
-    }
-    return req.headers['transfer-encoding'] !== undefined ? Readable.from(limitedBody(req, ctx, maxBytes)) : null;
   }
 
   #refuse(
@@ -376,13 +386,15 @@ function noHeaders(): undefined {
   return undefined;
 }
 
+const BODY_TOO_LARGE: BodyRefusal = { code: 'body_too_large', message: 'the request body is larger than the gateway accepts' };
+
 /**
- * Retries need the body again: keep it when it is declared small and the route retries at all. Any method's:
- * a connection refused carried nothing, so even a POST is retried then.
+ * Retries need the body again: keep it when it is declared small and the route retries at all. Any method's: a
+ * connection refused carried nothing, so even a POST is retried then.
  */
-function keepsBodyForRetry(req: IncomingMessage, ctx: RequestContext, route: CompiledRoute): boolean {
+function keepsBodyForRetry(declared: number | undefined, route: CompiledRoute): declared is number {
   const retries = route.config.retries;
-  return ctx.bytesIn > 0 && ctx.bytesIn <= retries.bufferBodyBytes && retries.maxRetries > 0 && req.headers['content-length'] !== undefined;
+  return declared !== undefined && declared > 0 && declared <= retries.bufferBodyBytes && retries.maxRetries > 0;
 }
 
 function routingHeaders(ctx: RequestContext): OutgoingHttpHeaders {

@@ -1,7 +1,8 @@
 // The admin listener: liveness, readiness, the read-only JSON API and the dashboard page (DESIGN.md "Admin listener").
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schema.ts';
 import type { ExplainQuery } from '../routing/explain.ts';
+import { TokenGuard, type TokenFailure } from './auth.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
 import { explainQuery } from './views.ts';
 
@@ -20,19 +21,20 @@ export interface AdminHooks {
   metrics(): { exposition(): Promise<string>; readonly contentType: string };
   /** an endpoint failed (answered 500): the gateway logs it */
   failed(err: unknown): void;
+  /** a request with a wrong or missing token (at most one call a minute per address): the gateway logs it */
+  tokenRejected(failure: TokenFailure): void;
 }
+
+/**
+ * Connections the admin listener holds at once: enough for dashboards, scrapers and scripts; a client that opens
+ * more waits in the kernel's backlog (Node closes connections over the cap), and the proxy listener is unaffected.
+ */
+export const ADMIN_MAX_CONNECTIONS = 64;
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
   res.end(text);
-}
-
-function authorised(req: IncomingMessage, token: string): boolean {
-  if (token === '') return true;
-  const given = Buffer.from(req.headers.authorization ?? '');
-  const expected = Buffer.from(`Bearer ${token}`);
-  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 function sendDashboard(res: ServerResponse): void {
@@ -81,8 +83,12 @@ function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status
   }
 }
 
-export function createAdminServer(hooks: AdminHooks): Server {
-  return createServer((req, res) => {
+/** The proxy listener's limits on slow clients apply here too: Node's defaults let a slow head linger for minutes. */
+type ListenerLimits = Pick<GatewayConfig['limits'], 'headersTimeout' | 'requestTimeout' | 'maxHeaderBytes'>;
+
+/** Every admin request: health and the page for anyone, the API and /metrics behind the token. */
+function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
     // Origin-form only, taken as sent: no absolute-form, no `//authority`, no dot segments to resolve.
     const target = req.url ?? '';
     if (!target.startsWith('/') || target.startsWith('//')) {
@@ -102,7 +108,16 @@ export function createAdminServer(hooks: AdminHooks): Server {
       const ready = hooks.isReady();
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
     }
-    if (!authorised(req, hooks.token())) return sendJson(res, 401, { error: 'unauthorized', message: 'a valid admin bearer token is required' });
+    const remoteAddr = req.socket.remoteAddress ?? '';
+    if (!TokenGuard.accepts(req, hooks.token())) {
+      // no token at all is no guess (a dashboard before sign-in, a scraper without its token): answered at once
+      if (req.headers.authorization === undefined) return sendJson(res, 401, UNAUTHORIZED);
+      // a wrong one is slowed, so that guessing costs time; the answer waits, the listener does not
+      const delay = setTimeout(() => sendJson(res, 401, UNAUTHORIZED), guard.failed(remoteAddr));
+      res.once('close', () => clearTimeout(delay));
+      return;
+    }
+    guard.succeeded(remoteAddr);
     if (path === '/metrics') return void sendMetrics(res, hooks);
     let answer: { status: number; body: unknown };
     try {
@@ -113,5 +128,21 @@ export function createAdminServer(hooks: AdminHooks): Server {
       return failed(res);
     }
     sendJson(res, answer.status, answer.body);
-  });
+  };
 }
+
+export function createAdminServer(hooks: AdminHooks, limits: ListenerLimits): Server {
+  const guard = new TokenGuard((failure) => hooks.tokenRejected(failure));
+  const options = {
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    maxHeaderSize: limits.maxHeaderBytes,
+    // timeouts are only enforced on this tick (Node's default: every 30 s)
+    connectionsCheckingInterval: 1000,
+  };
+  const server = createServer(options, adminHandler(hooks, guard));
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  return server;
+}
+
+const UNAUTHORIZED = { error: 'unauthorized', message: 'a valid admin bearer token is required' };

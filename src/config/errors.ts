@@ -66,6 +66,9 @@ export function isSecretPath(path: ConfigPath): boolean {
   return SECRET_PATHS.has(formatConfigPath(path));
 }
 
+/** characters of a string value a message shows at most: a whole file read as one scalar would fill the terminal */
+const MAX_SHOWN = 120;
+
 /**
  * How a YAML value is named in a message: strings quoted (a URL's password masked), collections by kind; at a
  * secret path, scalars only by kind, since messages end up in CI logs and terminals.
@@ -74,7 +77,7 @@ export function describeValue(value: unknown, path: ConfigPath = []): string {
   if (value === undefined) return 'nothing';
   if (value === null) return 'an empty value';
   if (isSecretPath(path) && typeof value !== 'object') return `a ${typeof value}`;
-  if (typeof value === 'string') return JSON.stringify(maskUserinfo(value));
+  if (typeof value === 'string') return JSON.stringify(maskUserinfo(value.length > MAX_SHOWN ? `${value.slice(0, MAX_SHOWN)}…` : value));
   if (Array.isArray(value)) return value.length === 0 ? 'an empty list' : 'a list';
   if (typeof value === 'object') return 'a mapping';
   return String(value);
@@ -145,7 +148,7 @@ export function withInput(message: string, input: unknown, path: ConfigPath): st
 
 /** Keys a release renamed, by their parent's last path segment: the message names the new key and why. */
 const RENAMED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  retries: { attempts: 'maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)' },
+  retries: { maxRetries: 'maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)' },
 };
 
 export function unknownKeyMessage(path: ConfigPath, key: string): string {

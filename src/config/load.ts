@@ -10,6 +10,12 @@ import { ConfigError, configErrorMap, describeValue, formatConfigPath, schemaAcc
 import type { ConfigIssue, ConfigPath, ConfigPathIssue } from './errors.ts';
 import { interpolateDocument, maskPlaceholders, pairKeyText, unmaskPlaceholders } from './interpolate.ts';
 import type { Env } from './interpolate.ts';
+import { MAX_NESTING, preflight } from './preflight.ts';
+
+/** Problems listed at most: past this, one line says how many more there are. */
+const MAX_ISSUES = 50;
+/** How the parser's own recursion failing reads (V8's RangeError, and the regex engine's). */
+const STACK_EXHAUSTED = /Maximum call stack size exceeded|Stack overflow/i;
 
 export interface LoadedConfig {
   readonly config: Config;
@@ -20,6 +26,28 @@ export interface LoadedConfig {
 export function loadConfigText(fileText: string, file: string, env: Env = process.env): Config {
   // a byte-order mark is not part of the first line's columns
   const text = fileText.charCodeAt(0) === 0xfeff ? fileText.slice(1) : fileText;
+  const refused = preflight(text);
+  if (refused !== undefined) throw new ConfigError([{ file, ...positionOf(text, refused.offset), message: refused.message }]);
+  try {
+    return parseConfigText(text, file, env);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    // a limit of the parser the preflight did not foresee: one sentence, never a stack
+    const reason = error instanceof Error && STACK_EXHAUSTED.test(error.message) ? TOO_DEEP : `the file could not be read as YAML (${String(error)})`;
+    throw new ConfigError([{ file, line: 1, col: 1, message: reason }]);
+  }
+}
+
+const TOO_DEEP = `collections are nested too deeply to be read; a routes file needs far fewer than ${MAX_NESTING} levels`;
+
+/** 1-based line and column of `offset`, counted the way LineCounter counts. */
+function positionOf(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, offset);
+  const lastNewline = before.lastIndexOf('\n');
+  return { line: before.split('\n').length, col: offset - lastNewline };
+}
+
+function parseConfigText(text: string, file: string, env: Env): Config {
   const lineCounter = new LineCounter();
   // merge keys (`<<: *defaults`), as in docker-compose files: routes that differ in a key or two share the rest
   const doc = parseDocument(maskPlaceholders(text), { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
@@ -28,6 +56,8 @@ export function loadConfigText(fileText: string, file: string, env: Env = proces
     return { file, line: Math.max(line, 1), col: Math.max(col, 1), message };
   };
 
+  const exhausted = doc.errors.find((error) => STACK_EXHAUSTED.test(error.message));
+  if (exhausted !== undefined) throw new ConfigError([issueAt(exhausted.pos[0], TOO_DEEP)]);
   const issues = doc.errors.map((error) => issueAt(error.pos[0], yamlErrorMessage(error, doc, text)));
   // e.g. an unknown tag (`!env NAME`), which the parser would otherwise read as the plain text after it
   issues.push(...doc.warnings.map((warning) => issueAt(warning.pos[0], `YAML: ${unmaskPlaceholders(warning.message)}`)));
@@ -48,7 +78,18 @@ export function loadConfigText(fileText: string, file: string, env: Env = proces
       issues.push(...schemaIssues.map(located));
     }
   }
-  throw new ConfigError(issues.sort((a, b) => a.line - b.line || a.col - b.col));
+  throw new ConfigError(listed(issues.sort((a, b) => a.line - b.line || a.col - b.col)));
+}
+
+/** Each problem once (a parser can report one place many times), and at most MAX_ISSUES of them. */
+function listed(issues: readonly ConfigIssue[]): ConfigIssue[] {
+  const byPlace = new Map<string, ConfigIssue>();
+  for (const issue of issues) byPlace.set(`${issue.line}:${issue.col}:${issue.message}`, issue);
+  const unique = [...byPlace.values()];
+  if (unique.length <= MAX_ISSUES) return unique;
+  const last = unique[MAX_ISSUES - 1]!;
+  const more = unique.length - MAX_ISSUES + 1;
+  return [...unique.slice(0, MAX_ISSUES - 1), { ...last, message: `… and ${more} more problems after this line (fix these first)` }];
 }
 
 export async function loadConfigFile(path: string, env: Env = process.env): Promise<Config> {
@@ -131,6 +172,9 @@ function rangeStart(node: unknown): number | undefined {
 
 function yamlErrorMessage(error: YAMLError, doc: Document.Parsed, text: string): string {
   if (error.code === 'DUPLICATE_KEY') return `duplicate key ${JSON.stringify(keyAt(doc, text, error.pos[0]))}`;
+  if (error.code === 'MULTIPLE_DOCS') {
+    return 'a second YAML document starts here; a routes file is one document: remove the "---" (or "...") line that separates them and merge the parts';
+  }
   return `YAML syntax: ${unmaskPlaceholders(error.message)}`;
 }
 

@@ -169,6 +169,17 @@ const limits = z
     /** idle keep-alive connections from clients are closed after this */
     keepAliveTimeout: timeout.prefault('65s').describe('An idle keep-alive connection from a client is closed after this.'),
     maxConnections: z.number().int().positive().optional().meta({ description: 'Most client connections open at once; further ones are refused. Absent: no limit.', examples: [10000] }),
+    requestBufferBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(16 * 1024)
+      .describe(
+        'Bytes of a request body read into memory before an upstream is picked (like nginx client_body_buffer_size): a smaller body is sent whole, a larger one streams once this much has arrived',
+      ),
+    requestBodyIdleTimeout: timeout
+      .prefault('15s')
+      .describe('Longest wait for the next byte of a request body while the gateway reads it; a stalled upload is answered 408'),
   })
   // Node refuses to start a server otherwise: the whole request cannot have less time than its head.
   .superRefine((l, ctx) => {
@@ -325,6 +336,10 @@ const match = z
     host: hostMatch.optional().meta({ description: 'The Host header\'s host, without port, case-insensitive; *.example.com matches any host under example.com.', examples: ['api.example.com'] }),
     methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an upper-case HTTP method')).min(1).optional().meta({ description: 'Only these methods.', examples: [['GET', 'HEAD']] }),
     headers: z.record(headerName, z.string()).optional().meta({ description: 'Request headers that must have exactly these values.', examples: [{ 'X-Release': 'gray' }] }),
+    caseInsensitive: z
+      .boolean()
+      .default(false)
+      .describe('Compare prefix or path to the request path without regard to letter case (paths are case-sensitive otherwise)'),
   })
   .refine((m) => (m.prefix === undefined) !== (m.path === undefined), {
     message: 'match needs exactly one of prefix or path',

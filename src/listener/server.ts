@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config/schema.ts';
 import { traceIds } from '../observability/trace.ts';
+import { interruptBody, type BodyRefusal } from './request-body.ts';
 
 type Limits = GatewayConfig['limits'];
 
@@ -19,14 +20,46 @@ interface HttpSocket extends Duplex {
   _httpMessage?: ServerResponse | null;
 }
 
+/** What Node's parser errors carry: llhttp's code (`HPE_…`) and its reason in words. */
+type ParserError = NodeJS.ErrnoException & { readonly reason?: string };
+
 /** Connections that answer a parser error once the response before it is out. */
 const answerAfterOwed = new WeakSet<HttpSocket>();
 
-function rejectMalformed(err: NodeJS.ErrnoException, socket: HttpSocket): void {
+/** The last request whose head was parsed on each connection: the one whose body the parser is reading. */
+const lastRequest = new WeakMap<object, { readonly req: IncomingMessage; readonly res: ServerResponse }>();
+
+/** Parser errors that mean the body being read cannot be completed, as the gateway answers them. */
+function bodyRefusal(err: ParserError): BodyRefusal | undefined {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return { code: 'request_timeout', message: 'the request body was not received in time' };
+  // the client closed its side mid-body: it went away, its framing is not at fault
+  if (err.code === 'HPE_INVALID_EOF_STATE') return undefined;
+  if (err.code?.startsWith('HPE_')) return { code: 'bad_request', message: `the request body is not well framed (${err.reason ?? err.code})` };
+  return undefined;
+}
+
+/**
+ * The parser failed inside the body of a request the pipeline holds and has not answered yet (a malformed chunk,
+ * the request timeout): the pipeline answers it, 400 or 408 with its ids and an access line, after any response
+ * queued before it; the connection closes behind the answer. Returns false when the error is not about such a body.
+ */
+function handOverToRequest(err: ParserError, socket: HttpSocket): boolean {
+  const current = lastRequest.get(socket);
+  if (current === undefined || current.req.complete || current.res.headersSent || current.res.writableEnded) return false;
+  const refusal = bodyRefusal(err);
+  if (refusal === undefined) return false;
+  lastRequest.delete(socket);
+  current.res.shouldKeepAlive = false;
+  interruptBody(current.req, refusal);
+  return true;
+}
+
+function rejectMalformed(err: ParserError, socket: HttpSocket): void {
   if (!socket.writable || (err.code === 'ECONNRESET' && !socket.readable)) {
     socket.destroy();
     return;
   }
+  if (handOverToRequest(err, socket)) return;
   const owed = socket._httpMessage;
   if (owed && !owed.writableFinished) {
     if (owed.req.complete) {
@@ -110,9 +143,13 @@ function isWebSocketHandshake(req: IncomingMessage): boolean {
 
 export function createProxyServer(
   limits: Limits,
-  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  pipelineHandler: (req: IncomingMessage, res: ServerResponse) => void,
   upgradeHandler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
 ): Server {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    lastRequest.set(req.socket, { req, res });
+    pipelineHandler(req, res);
+  };
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -136,8 +173,9 @@ export function createProxyServer(
   );
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   // `Expect: 100-continue` requests reach the handler without Node's automatic 100 Continue: the pipeline sends it
-  // only once it will forward the body, so a request it refuses (404, 413, 429, 503) gets its final status at once
-  // and the client never uploads a body that would be thrown away (RFC 9110 §10.1.1).
+  // only once it will read the body, so a request it refuses (404, 413, 429) gets its final status at once and the
+  // client never uploads a body that would be thrown away (RFC 9110 §10.1.1). The body is read before an instance is
+  // picked (as nginx does), so a 503 for want of one comes after it.
   server.on('checkContinue', handler);
   // Any other expectation: the pipeline answers 417 with the gateway's JSON, ids and an access line (Node's own is bare).
   server.on('checkExpectation', handler);

@@ -5,6 +5,8 @@ import type { RequestContext } from '../listener/context.ts';
 export const GATEWAY_ERRORS = {
   bad_request: 400,
   route_not_found: 404,
+  /** zonegate's addition: the request (its body) did not arrive in time */
+  request_timeout: 408,
   body_too_large: 413,
   /** zonegate's addition: an `Expect` other than 100-continue */
   expectation_failed: 417,

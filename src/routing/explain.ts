@@ -2,7 +2,7 @@
 // uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
 // Backs `zonegate explain` and the admin listener's /admin/explain.
 import type { CallerLocality } from '../listener/locality.ts';
-import { hostWithoutPort, splitTarget, type EscapedSlashes } from '../listener/target.ts';
+import { hostWithoutPort, RefusedPath, splitTarget, type EscapedSlashes } from '../listener/target.ts';
 import type { Locality } from '../topology.ts';
 import { hashKey } from './hash.ts';
 import { chooseService, judgeStep, pickInTier, type StepVerdict, type Upstreams } from './pick.ts';
@@ -65,10 +65,11 @@ export function explain(context: ExplainContext, query: ExplainQuery): Explanati
   // the path as a request would be routed: normalised, without its query
   const originForm = query.path.startsWith('/');
   const target = originForm ? splitTarget(query.path, context.escapedSlashes ?? 'unescape') : undefined;
-  const base = { method, path: target?.path ?? query.path, caller, tiers: [] as TierReport[], instance: null };
+  const normalised = target instanceof RefusedPath ? undefined : target;
+  const base = { method, path: normalised?.path ?? query.path, caller, tiers: [] as TierReport[], instance: null };
   if (!originForm) return { ...base, route: null, service: null, balancing: null, outcome: '400 bad_request (the path must start with /)' };
-  if (target === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '400 bad_request (escaped slash, gateway.escapedSlashes: reject)' };
-  const { path } = target;
+  if (target instanceof RefusedPath) return { ...base, route: null, service: null, balancing: null, outcome: `400 bad_request (${target.message})` };
+  const { path } = target!;
   const route = context.routes.match({ method, host: hostWithoutPort(query.host ?? ''), path, headers });
   if (route === undefined) return { ...base, route: null, service: null, balancing: null, outcome: '404 route_not_found' };
 

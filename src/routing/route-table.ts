@@ -1,6 +1,7 @@
 // routes.yaml's `routes`, compiled once per config: first match wins, in file order.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BreakerConfig, RouteConfig } from '../config/schema.ts';
+import { resolveDotSegments } from '../listener/target.ts';
 import { members, WeightedMembers } from './balancer.ts';
 
 export interface RouteRequest {
@@ -26,6 +27,7 @@ export class CompiledRoute {
   /** `*.example.com` → `.example.com` */
   readonly #hostSuffix: string | undefined;
   readonly #methods: ReadonlySet<string> | undefined;
+  readonly #caseInsensitive: boolean;
   readonly #headers: ReadonlyArray<readonly [string, string]>;
   readonly #breakers: ReadonlyMap<string, BreakerConfig> | undefined;
 
@@ -40,9 +42,11 @@ export class CompiledRoute {
     const { retries } = config;
     this.perTryTimeout = retries.perTryTimeout ?? Math.max(1, Math.floor(config.timeout / (retries.maxRetries + 1)));
     const { match } = config;
-    this.#path = match.path;
+    this.#caseInsensitive = match.caseInsensitive;
+    this.#path = this.#caseInsensitive ? match.path?.toLowerCase() : match.path;
     // A trailing slash on a prefix is a segment boundary already; keep one canonical form.
-    this.#prefix = match.prefix !== undefined && match.prefix !== '/' ? match.prefix.replace(/\/+$/, '') : match.prefix;
+    const prefix = match.prefix !== undefined && match.prefix !== '/' ? match.prefix.replace(/\/+$/, '') : match.prefix;
+    this.#prefix = this.#caseInsensitive ? prefix?.toLowerCase() : prefix;
     const host = match.host?.toLowerCase();
     this.#hostSuffix = host?.startsWith('*.') ? host.slice(1) : undefined;
     this.#host = this.#hostSuffix === undefined ? host : undefined;
@@ -50,8 +54,10 @@ export class CompiledRoute {
     this.#headers = Object.entries(match.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value] as const);
   }
 
+  /** `request.path` as RouteTable.match passes it: without `;parameters` */
   matches(request: RouteRequest): boolean {
-    if (this.#path !== undefined ? request.path !== this.#path : !this.#matchesPrefix(request.path)) return false;
+    const path = this.#caseInsensitive ? request.path.toLowerCase() : request.path;
+    if (this.#path !== undefined ? path !== this.#path : !this.#matchesPrefix(path)) return false;
     if (this.#host !== undefined && request.host !== this.#host) return false;
     if (this.#hostSuffix !== undefined && !request.host.endsWith(this.#hostSuffix)) return false;
     if (this.#methods !== undefined && !this.#methods.has(request.method)) return false;
@@ -64,10 +70,14 @@ export class CompiledRoute {
     return this.#breakers?.get(service) ?? this.config.breaker;
   }
 
-  /** The path sent upstream: with `stripPrefix`, the matched prefix is removed (never leaving it empty). */
+  /**
+   * The path sent upstream: with `stripPrefix`, the matched prefix is removed (never leaving it empty). The prefix
+   * matched the path without its `;parameters`, so with parameters it is its segments that are removed.
+   */
   upstreamPath(path: string): string {
     if (!this.config.stripPrefix || this.#prefix === undefined || this.#prefix === '/') return path;
-    const rest = path.slice(this.#prefix.length);
+    const end = path.includes(';') ? segmentsEnd(path, this.#prefix) : this.#prefix.length;
+    const rest = path.slice(end);
     return rest === '' ? '/' : rest;
   }
 
@@ -77,6 +87,27 @@ export class CompiledRoute {
     if (prefix === '/') return true;
     return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47);
   }
+}
+
+/** Where the segments of `path` that `prefix` has end (the index of the slash after them, or the length). */
+function segmentsEnd(path: string, prefix: string): number {
+  let end = 0;
+  for (let slashes = prefix.split('/').length - 1; slashes > 0; slashes--) {
+    const next = path.indexOf('/', end + 1);
+    end = next === -1 ? path.length : next;
+  }
+  return end;
+}
+
+/**
+ * The path routes compare: each segment without its `;parameters` (RFC 3986 §3.3), which Tomcat and Spring strip
+ * before their own routing, so `/api/admin;jsessionid=1` is matched as the `/api/admin` the instance will serve; the
+ * segments left are resolved again, as those servers do (`/api/x/..;/admin` is `/api/admin` to them).
+ */
+export function matchingPath(path: string): string {
+  if (!path.includes(';')) return path;
+  const stripped = path.replace(/;[^/]*/g, '');
+  return /\/\.|\/\//.test(stripped) ? resolveDotSegments(stripped) : stripped;
 }
 
 export class RouteTable {
@@ -95,8 +126,11 @@ export class RouteTable {
     this.routes = routes.map((route) => new CompiledRoute(route, breakers));
   }
 
+  /** `request.path` is the normalised path; routes compare it without `;parameters`. */
   match(request: RouteRequest): CompiledRoute | undefined {
-    for (const route of this.routes) if (route.matches(request)) return route;
+    const path = matchingPath(request.path);
+    const compared = path === request.path ? request : { ...request, path };
+    for (const route of this.routes) if (route.matches(compared)) return route;
     return undefined;
   }
 

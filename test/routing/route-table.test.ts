@@ -142,6 +142,41 @@ describe('RouteTable.match', () => {
     );
   });
 
+  describe('path parameters are ignored for matching', () => {
+    matchCases(
+      [
+        { name: 'admin', match: { prefix: '/api/admin' } },
+        { name: 'exact', match: { path: '/status' } },
+        { name: 'api', match: { prefix: '/api' } },
+      ],
+      [
+        { path: '/api/admin;jsessionid=1', expected: 'admin' },
+        { path: '/api;v=1/admin', expected: 'admin' },
+        { path: '/api/x/..;/admin', expected: 'admin' },
+        { path: '/api/;/admin', expected: 'admin' },
+        { path: '/status;x', expected: 'exact' },
+        { path: '/api/administrators;x', expected: 'api' },
+      ],
+    );
+  });
+
+  describe('case-insensitive opt-in', () => {
+    matchCases(
+      [
+        { name: 'docs', match: { prefix: '/Docs', caseInsensitive: true } },
+        { name: 'faq', match: { path: '/FAQ', caseInsensitive: true } },
+        { name: 'api', match: { prefix: '/api' } },
+      ],
+      [
+        { path: '/docs/a', expected: 'docs' },
+        { path: '/DOCS', expected: 'docs' },
+        { path: '/docsx', expected: null },
+        { path: '/faq', expected: 'faq' },
+        { path: '/API/x', expected: null },
+      ],
+    );
+  });
+
   describe('first match wins, in file order', () => {
     matchCases(
       [
@@ -166,6 +201,8 @@ describe('CompiledRoute.upstreamPath', () => {
     ['/svc/', true, '/svc/health', '/health'],
     ['/api/order', false, '/api/order/7', '/api/order/7'],
     ['/', true, '/anything', '/anything'],
+    ['/api/order', true, '/api;v=1/order;x/7;y', '/7;y'],
+    ['/api/order', true, '/api/order;v=1', '/'],
   ];
   for (const [prefix, stripPrefix, path, upstream] of cases) {
     it(`${stripPrefix ? 'strips' : 'keeps'} ${prefix}: ${path} → ${upstream}`, () => {
