@@ -148,7 +148,7 @@ export function withInput(message: string, input: unknown, path: ConfigPath): st
 
 /** Keys a release renamed, by their parent's last path segment: the message names the new key and why. */
 const RENAMED: Readonly<Record<string, Readonly<Record<string, string>>>> = {
-  retries: { maxRetries: 'maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)' },
+  retries: { attempts: 'maxRetries (it counts retries after the first try; the access log\'s `attempts` counts tries)' },
 };
 
 export function unknownKeyMessage(path: ConfigPath, key: string): string {
