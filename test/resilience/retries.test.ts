@@ -85,8 +85,17 @@ describe('which requests are retried', () => {
     { what: 'a chunked POST', method: 'POST', body: () => Readable.from([Buffer.from(small)]) },
     { what: 'a small POST (not idempotent)', method: 'POST', body: () => small },
     { what: 'a PUT whose body is larger than bufferBodyBytes', method: 'PUT', body: () => large },
-    { what: 'a chunked PUT (its body was streamed)', method: 'PUT', body: () => Readable.from([Buffer.from(small)]) },
+    // past limits.requestBufferBytes (16 KiB) a chunked body is streamed to the instance: it cannot be sent again
+    { what: 'a chunked PUT larger than the request buffer (its body was streamed)', method: 'PUT', body: () => Readable.from([Buffer.alloc(20_000, 'z')]) },
   ];
+  it('retries a small chunked PUT: it was read whole before an instance was picked', async (t) => {
+    const zoned = await twoInstances(t);
+    const { bodies } = failFirstRequest(zoned.upstreams.values());
+    const result = await send(zoned.url, { method: 'PUT', path: '/write', body: Readable.from([Buffer.from(small)]) });
+    assert.equal(result.status, 200);
+    assert.deepEqual(bodies, [small, small]);
+  });
+
   for (const { what, method, body } of notRetried) {
     it(`does not retry ${what}: the client sees the 503, one upstream attempt`, async (t) => {
       const zoned = await twoInstances(t);
