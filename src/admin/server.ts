@@ -8,6 +8,8 @@ import { explainQuery } from './views.ts';
 export interface AdminHooks {
   /** config loaded and every routed service has a snapshot */
   isReady(): boolean;
+  /** what /readyz adds to its body (what the gateway is still waiting for), if anything */
+  readinessDetail?(): Record<string, unknown> | undefined;
   /** the bearer token the API requires; empty for none */
   token(): string;
   /** GET /admin/routes */
@@ -100,7 +102,7 @@ export function createAdminServer(hooks: AdminHooks): Server {
     if (path === '/') return sendDashboard(res);
     if (path === '/readyz') {
       const ready = hooks.isReady();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
+      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...hooks.readinessDetail?.() });
     }
     if (!authorised(req, hooks.token())) return sendJson(res, 401, { error: 'unauthorized', message: 'a valid admin bearer token is required' });
     if (path === '/metrics') return void sendMetrics(res, hooks);

@@ -210,6 +210,17 @@ export const consulSchema = z.strictObject({
   wait: timeout.prefault('5m'),
   maxDropRatio: z.number().min(0).max(1).default(0.5),
   snapshotFile: z.string().optional(),
+  initialFetchTimeout: timeout
+    .prefault('5s')
+    .describe(
+      'How long a starting gateway waits for every datacenter to answer for every routed service before it opens the proxy listener anyway (serving the snapshot file for what is missing)',
+    ),
+  translateWanAddresses: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Reach instances of a datacenter other than the first in `datacenters` at their WAN address (Service.TaggedAddresses.wan, else the node's), as Consul's translate_wan_addrs does",
+    ),
 });
 
 const discovery = z.strictObject({

@@ -2,7 +2,7 @@
 // codes, error texts, query-parameter parsing and blocking-query semantics.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Catalog } from './catalog.ts';
-import { isCheckStatus, weightsError, type CheckDefinition, type CheckInput, type CheckStatus, type ServiceWeights } from './types.ts';
+import { isCheckStatus, weightsError, type CheckDefinition, type HealthServiceEntryJson, type CheckInput, type CheckStatus, type ServiceWeights } from './types.ts';
 import { blockingQueryTimeout, parseGoDuration } from './duration.ts';
 
 export interface AgentIdentity {
@@ -19,6 +19,9 @@ type Consistency = 'leader' | 'stale' | 'consistent';
  * (as by a proxy) while the server still blocks on its real index.
  */
 export type IndexHeaderMode = 'actual' | 'zero' | 'missing';
+
+/** Gets the entries Consul would send and the datacenter; returns what to send instead (a string: the raw body). */
+export type AnswerRewrite = (entries: HealthServiceEntryJson[], datacenter: string) => unknown;
 
 interface ParkedQuery {
   readonly datacenter: string;
@@ -47,6 +50,10 @@ export class ConsulHttpApi {
   readonly #parked = new Set<ParkedQuery>();
   readonly #parkedChanged: () => void;
   indexHeader: IndexHeaderMode = 'actual';
+  /** rewrites health answers (a string is sent as the raw body): what a broken server or a proxy could send */
+  rewriteAnswer: AnswerRewrite | undefined;
+  /** this many next health answers stop after their headers and half the body, and the connection is reset */
+  resetsMidBody = 0;
 
   constructor(catalog: Catalog, agent: AgentIdentity, parkedChanged: () => void) {
     this.#catalog = catalog;
@@ -169,7 +176,17 @@ export class ConsulHttpApi {
       'X-Consul-LastContact': '0',
       'X-Consul-Effective-Consistency': consistency,
     });
-    res.end(JSON.stringify(body));
+    const rewritten = this.rewriteAnswer ? this.rewriteAnswer(body, datacenter) : body;
+    const text = typeof rewritten === 'string' ? rewritten : JSON.stringify(rewritten);
+    if (this.resetsMidBody > 0) {
+      this.resetsMidBody -= 1;
+      // the length announced is the whole body's, so the client knows the answer was cut short
+      res.setHeader('Content-Length', Buffer.byteLength(text));
+      res.flushHeaders();
+      res.write(text.slice(0, Math.floor(text.length / 2)), () => res.socket?.resetAndDestroy());
+      return;
+    }
+    res.end(text);
   }
 
   #registerService(res: ServerResponse, body: Record<string, unknown>): void {
