@@ -27,7 +27,8 @@ export class ServiceMerge {
   #published = '';
   /** healthy instances in the last list Consul had a part in; -1 until then (a file is no baseline) */
   #publishedHealthy = -1;
-  #held = false;
+  /** datacenters whose last answer the flap guard held: their next answer is the confirmation */
+  readonly #held = new Set<string>();
   #lastPublishAt = -Infinity;
   #timer: NodeJS.Timeout | undefined;
   #pending: (() => void) | undefined;
@@ -46,11 +47,11 @@ export class ServiceMerge {
   }
 
   /**
-   * The snapshot file's list for a datacenter Consul has not answered for yet (a live answer is never replaced).
+   * The snapshot file's lists, for the datacenters Consul has not answered for yet (a live answer is never
+   * replaced); published together, at once.
    */
-  seed(datacenter: string, specs: readonly InstanceSpec[]): void {
-    if (this.answered(datacenter)) return;
-    this.#byDatacenter.set(datacenter, { specs, source: 'file' });
+  seed(lists: ReadonlyMap<string, readonly InstanceSpec[]>): void {
+    for (const [datacenter, specs] of lists) if (!this.answered(datacenter)) this.#byDatacenter.set(datacenter, { specs, source: 'file' });
     this.#merge();
   }
 
@@ -60,14 +61,14 @@ export class ServiceMerge {
     this.#byDatacenter.set(datacenter, { specs, source: 'consul' });
     const healthy = this.#healthyAfterMerge();
     const dropRatio = this.#publishedHealthy > 0 ? 1 - healthy / this.#publishedHealthy : 0;
-    if (dropRatio > this.#options.maxDropRatio && !this.#held) {
-      this.#held = true;
+    if (dropRatio > this.#options.maxDropRatio && !this.#held.has(datacenter)) {
+      this.#held.add(datacenter);
       if (previous) this.#byDatacenter.set(datacenter, previous);
       else this.#byDatacenter.delete(datacenter);
       this.#options.held({ service: this.service, healthyBefore: this.#publishedHealthy, healthyNow: healthy });
       return false;
     }
-    this.#held = false;
+    this.#held.delete(datacenter);
     this.#merge();
     return true;
   }

@@ -152,10 +152,9 @@ export class ConsulDiscovery {
   #seedFromFile(service: string, merge: ServiceMerge): void {
     const specs = this.#file[service];
     if (!specs) return;
-    const byDatacenter = Map.groupBy(specs, (spec) => spec.datacenter ?? this.config.datacenters[0]!);
-    for (const [datacenter, list] of byDatacenter) {
-      if (this.config.datacenters.includes(datacenter)) merge.seed(datacenter, list);
-    }
+    // a datacenter no longer configured is left out; an entry without one is from the first (older files)
+    const configured = specs.filter((spec) => spec.datacenter === undefined || this.config.datacenters.includes(spec.datacenter));
+    merge.seed(Map.groupBy(configured, (spec) => spec.datacenter ?? this.config.datacenters[0]!));
     this.#logger.warn(
       { service, file: this.config.snapshotFile, instances: specs.length },
       'serving instances from the snapshot file until consul answers',

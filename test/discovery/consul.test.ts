@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { nextQueryIndex } from '../../src/discovery/consul.ts';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
 import { gatewayYaml, servedBy } from '../support/consul-fixture-gateway.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -316,15 +315,6 @@ describe('consul discovery', { timeout: 30_000 }, () => {
     register('a1', 'sh-a');
     await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
   });
-});
-
-test("the next query's index follows Consul's rules", () => {
-  assert.equal(nextQueryIndex(0, 42), 42);
-  assert.equal(nextQueryIndex(42, 42), 42);
-  assert.equal(nextQueryIndex(42, 7), 0, 'backwards: one non-blocking read');
-  for (const reported of [0, -3]) assert.equal(nextQueryIndex(42, reported), 1, `${reported}`);
-  assert.equal(nextQueryIndex(42, Number.NaN), 42, 'missing: the last index stands');
-  assert.equal(nextQueryIndex(0, Number.NaN), 1);
 });
 
 test('the consul client is the only Consul client: no source file speaks the Consul HTTP API itself', () => {

@@ -41,3 +41,17 @@ export async function snapshotScratch(): Promise<{ file: string; remove: () => P
   const dir = await mkdtemp(join(tmpdir(), 'zonegate-snapshot-'));
   return { file: join(dir, 'snapshot.json'), remove: () => rm(dir, { recursive: true, force: true }) };
 }
+
+/** Every kind of bad snapshot file a gateway may meet after a crash, a full disk or a hand edit; `instance` is a good one. */
+export function badSnapshotFiles(instance: object): Readonly<Record<string, string>> {
+  return {
+    empty: '',
+    truncated: JSON.stringify({ orders: [instance] }).slice(0, 40),
+    null: 'null',
+    'a null instance': '{"orders":[null]}',
+    'an object instead of a list': '{"orders":{}}',
+    binary: '\u0000\u0001\u00ff\u00fe garbage \u0007',
+    'an instance without a port': JSON.stringify({ orders: [{ ...instance, port: undefined }] }),
+    'a list at the top': JSON.stringify([instance]),
+  };
+}
