@@ -93,8 +93,8 @@ export interface ConsulFaults {
   holdDatacenter(datacenter: string): () => void;
   /** rewrites health answers from now on (undefined: Consul's own again); a string return is the raw body */
   rewriteAnswers(rewrite: AnswerRewrite | undefined): void;
-  /** the next `count` health answers are cut in the middle of their body by a connection reset */
-  resetMidBody(count: number): void;
+  /** the next `count` health answers are cut in the middle of their body by a connection reset (or a plain close) */
+  resetMidBody(count: number, how?: 'reset' | 'close'): void;
 }
 
 export interface WaitOptions {
@@ -202,7 +202,10 @@ class ConsulFixtureServer implements ConsulFixture {
         };
       },
       rewriteAnswers: (rewrite) => void (this.#api.rewriteAnswer = rewrite),
-      resetMidBody: (count) => void (this.#api.resetsMidBody = count),
+      resetMidBody: (count, how = 'reset') => {
+        this.#api.resetsMidBody = count;
+        this.#api.cutWith = how;
+      },
     };
   }
 

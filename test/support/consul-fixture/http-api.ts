@@ -54,6 +54,8 @@ export class ConsulHttpApi {
   rewriteAnswer: AnswerRewrite | undefined;
   /** this many next health answers stop after their headers and half the body, and the connection is reset */
   resetsMidBody = 0;
+  /** how the connection of a cut answer ends: a TCP reset, or a plain close (FIN) */
+  cutWith: 'reset' | 'close' = 'reset';
 
   constructor(catalog: Catalog, agent: AgentIdentity, parkedChanged: () => void) {
     this.#catalog = catalog;
@@ -169,21 +171,21 @@ export class ConsulHttpApi {
     if (res.destroyed) return;
     const entries = this.#catalog.healthService(datacenter, service);
     const body = passingOnly ? entries.filter((entry) => entry.Checks.every((check) => check.Status === 'passing')) : entries;
+    const rewritten = this.rewriteAnswer ? this.rewriteAnswer(body, datacenter) : body;
+    const text = typeof rewritten === 'string' ? rewritten : JSON.stringify(rewritten);
+    const cut = this.resetsMidBody > 0;
+    if (cut) this.resetsMidBody -= 1;
     res.writeHead(200, {
       'Content-Type': 'application/json',
       ...(this.indexHeader === 'missing' ? {} : { 'X-Consul-Index': String(this.#queryIndex(datacenter, service)) }),
       'X-Consul-KnownLeader': 'true',
       'X-Consul-LastContact': '0',
       'X-Consul-Effective-Consistency': consistency,
+      // a cut answer announces the whole body's length, so the client knows it was cut short
+      ...(cut ? { 'Content-Length': String(Buffer.byteLength(text)) } : {}),
     });
-    const rewritten = this.rewriteAnswer ? this.rewriteAnswer(body, datacenter) : body;
-    const text = typeof rewritten === 'string' ? rewritten : JSON.stringify(rewritten);
-    if (this.resetsMidBody > 0) {
-      this.resetsMidBody -= 1;
-      // the length announced is the whole body's, so the client knows the answer was cut short
-      res.setHeader('Content-Length', Buffer.byteLength(text));
-      res.flushHeaders();
-      res.write(text.slice(0, Math.floor(text.length / 2)), () => res.socket?.resetAndDestroy());
+    if (cut) {
+      res.write(text.slice(0, Math.floor(text.length / 2)), () => (this.cutWith === 'reset' ? res.socket?.resetAndDestroy() : res.socket?.destroy()));
       return;
     }
     res.end(text);
