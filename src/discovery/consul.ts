@@ -40,14 +40,15 @@ export class ConsulDiscovery {
   readonly #writer: SnapshotWriter | undefined;
   readonly #skippedLoggedAt = new Map<string, number>();
 
-  constructor(config: ConsulConfig, registry: Registry, logger: Logger) {
+  /** `writeSnapshotFile: false` for one-shot readers (`zonegate explain`): they read the file but leave it alone */
+  constructor(config: ConsulConfig, registry: Registry, logger: Logger, { writeSnapshotFile = true } = {}) {
     this.config = config;
     this.#logger = logger;
     this.#registry = registry;
     this.client = consulClient(config);
     const file = config.snapshotFile;
     this.#file = file ? loadSnapshotFile(file, logger) : {};
-    this.#writer = file ? new SnapshotWriter({ file, logger, collect: () => this.#persisted() }) : undefined;
+    this.#writer = file && writeSnapshotFile ? new SnapshotWriter({ file, logger, collect: () => this.#persisted() }) : undefined;
   }
 
   /** Watches exactly these services (the ones routes send to that no static list provides). */
@@ -106,6 +107,8 @@ export class ConsulDiscovery {
   }
 
   stop(): void {
+    // a change still waiting for its turn is written now: the file a restart reads is the newest there was
+    this.#writer?.flush();
     this.#writer?.stop();
     this.watch(new Set());
     this.client.destroy();
@@ -120,7 +123,13 @@ export class ConsulDiscovery {
       service,
       maxDropRatio: this.config.maxDropRatio,
       publish: (specs, live) => {
-        this.#registry.replace(service, specs);
+        try {
+          this.#registry.replace(service, specs);
+        } catch (err) {
+          // a coalesced publish runs from a timer: whatever fails here must not take the process with it
+          this.#logger.error({ service, err: err instanceof Error ? err.stack : String(err) }, 'could not publish a consul update');
+          return;
+        }
         // the file is only ever rewritten from Consul's answers, never from itself
         if (live) this.#writer?.changed();
       },
@@ -128,8 +137,11 @@ export class ConsulDiscovery {
         this.#logger.warn(detail, 'consul update would remove too many healthy instances at once; holding it for one confirmation round'),
     });
     const watched: Watched = { merge, watches: [], lastAnswerAt: 0 };
-    // A service that already serves (a reload) keeps what it has; a new one starts from the file.
-    if (!this.#registry.snapshot(service)) this.#seedFromFile(service, merge);
+    // A service that already serves (a reload that replaced discovery) keeps its instances until each
+    // datacenter answers again; a new one starts from the file.
+    const serving = this.#registry.specs(service);
+    if (serving) merge.seed(this.#byDatacenter(serving));
+    else this.#seedFromFile(service, merge);
     const watches = this.config.datacenters.map(
       (datacenter) =>
         new Watch({
@@ -152,13 +164,17 @@ export class ConsulDiscovery {
   #seedFromFile(service: string, merge: ServiceMerge): void {
     const specs = this.#file[service];
     if (!specs) return;
-    // a datacenter no longer configured is left out; an entry without one is from the first (older files)
-    const configured = specs.filter((spec) => spec.datacenter === undefined || this.config.datacenters.includes(spec.datacenter));
-    merge.seed(Map.groupBy(configured, (spec) => spec.datacenter ?? this.config.datacenters[0]!));
+    merge.seed(this.#byDatacenter(specs));
     this.#logger.warn(
       { service, file: this.config.snapshotFile, instances: specs.length },
       'serving instances from the snapshot file until consul answers',
     );
+  }
+
+  /** Instances by datacenter; one no longer configured is left out, one without any is from the first (older files). */
+  #byDatacenter(specs: readonly InstanceSpec[]): Map<string, InstanceSpec[]> {
+    const configured = specs.filter((spec) => spec.datacenter === undefined || this.config.datacenters.includes(spec.datacenter));
+    return Map.groupBy(configured, (spec) => spec.datacenter ?? this.config.datacenters[0]!);
   }
 
   #reportSkipped(service: string, dc: string, skipped: readonly string[]): void {

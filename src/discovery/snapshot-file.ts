@@ -122,6 +122,13 @@ export class SnapshotWriter {
     return this.#writing;
   }
 
+  /** Writes a change that waits for its turn now. */
+  flush(): void {
+    if (this.#timer === undefined) return;
+    this.stop();
+    this.#write();
+  }
+
   stop(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;

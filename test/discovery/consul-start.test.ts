@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { loadConfigText } from '../../src/config/load.ts';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
 import { badSnapshotFiles, gatewayYaml, readyz, servedBy, snapshotScratch } from '../support/consul-fixture-gateway.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -125,6 +126,20 @@ describe('starting while Consul is down or slow', { timeout: 60_000 }, () => {
     // the very first request of a caller in bj-a, whose instances are in dc2 only
     assert.deepEqual(await servedBy(gw, 'bj-a'), { status: 200, upstream: 'consul-fixture/j1@dc2' });
     assert.deepEqual(await readyz(gw.adminUrl), { status: 200, body: { status: 'ready' } });
+  });
+
+  test('a reload that replaces discovery keeps every datacenter serving until each answers again', async () => {
+    await setUp();
+    consul.register('dc1', { service: 'orders', id: 'a1', port: a1.port, address: '127.0.0.1', zone: 'sh-a' });
+    consul.register('dc2', { service: 'orders', id: 'j1', port: j1.port, address: '127.0.0.1', zone: 'bj-a' });
+    gw = await startGateway(gatewayYaml(consul));
+    const before = gw.gateway.consul;
+    consul.faults.holdDatacenter('dc2');
+    assert.equal(await gw.gateway.reload(loadConfigText(gatewayYaml(consul, ', maxDropRatio: 0.9'), 'routes.yaml', {})), true);
+    assert.notEqual(gw.gateway.consul, before, 'a new discovery');
+    await pollUntil(() => (JSON.stringify(gw!.gateway.consul!.missing()) === JSON.stringify([{ service: 'orders', datacenters: ['dc2'] }]) ? true : undefined), 10_000, 'dc1 to answer');
+    assert.deepEqual(gw.gateway.registry.snapshot('orders')!.instances.map((i) => i.id), ['consul-fixture/a1@dc1', 'consul-fixture/j1@dc2']);
+    assert.deepEqual(await servedBy(gw, 'bj-a'), { status: 200, upstream: 'consul-fixture/j1@dc2' });
   });
 
   test('a datacenter that never answers: the listener opens after initialFetchTimeout, with the snapshot file for it, logged', async () => {

@@ -108,6 +108,28 @@ describe('writing the snapshot file', () => {
     writer.stop();
   });
 
+  test('flush writes a change that waits for its turn at once (what a stopping gateway does)', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    const saved: number[] = [];
+    const writer = new SnapshotWriter({
+      file: 'unused',
+      logger: createLogger({ level: 'silent' }),
+      collect: () => ({ orders: [instance] }),
+      save: async () => void saved.push(Date.now()),
+    });
+    writer.changed();
+    writer.changed();
+    await writer.settled();
+    assert.equal(saved.length, 1, 'the second change waits');
+    writer.flush();
+    await writer.settled();
+    assert.equal(saved.length, 2);
+    writer.flush();
+    t.mock.timers.tick(5000);
+    await writer.settled();
+    assert.equal(saved.length, 2, 'nothing left to write');
+  });
+
   test('a failed write is logged and the next change is written again', async () => {
     const { stream, capture } = captureLog();
     let fail = true;
