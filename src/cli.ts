@@ -88,7 +88,7 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
 /** One round of Consul answers (every datacenter) for the routed services without a static list. */
 async function snapshotFromConsul(config: Config, routes: RouteTable, registry: Registry, logger: Logger): Promise<void> {
   const { ConsulDiscovery } = await import('./discovery/consul.ts');
-  const consul = new ConsulDiscovery(config.discovery.consul!, registry, logger);
+  const consul = new ConsulDiscovery(config.discovery.consul!, registry, logger, { writeSnapshotFile: false });
   consul.watch(new Set([...routes.services()].filter((service) => !Object.hasOwn(config.discovery.static, service))));
   await consul.firstRound();
   consul.stop();

@@ -7,7 +7,7 @@ import { createAdminServer } from './admin/server.ts';
 import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
 import type { Config, HostPort } from './config/schema.ts';
-import type { ConsulDiscovery } from './discovery/consul.ts';
+import type { ConsulDiscovery, MissingService } from './discovery/consul.ts';
 import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
@@ -73,6 +73,8 @@ export class Gateway {
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
   #reloads = 0;
+  /** starting, and waiting for discovery's first answers: not ready */
+  #discoveryWarming = false;
   /** Redis connections a reload opened and is waiting for */
   readonly #warming = new Set<RedisStore>();
 
@@ -108,6 +110,7 @@ export class Gateway {
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
+      readinessDetail: () => this.readinessDetail(),
       token: () => this.config.gateway.adminToken,
       routes: () => routesView(this.#pipeline.state.routes),
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
@@ -125,9 +128,10 @@ export class Gateway {
     await loadOptionalSupport(config);
     const gateway = new Gateway(config, options);
     try {
-      await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
-      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
+      // The admin listener first, so /readyz can say what the proxy listener is waiting for.
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
+      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
     } catch (err) {
       // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
       // watchers) would keep the process alive, serving half a gateway.
@@ -159,8 +163,25 @@ export class Gateway {
   }
 
   isReady(): boolean {
+    if (this.#discoveryWarming) return false;
     for (const service of this.#pipeline.state.routes.services()) if (!this.registry.snapshot(service)) return false;
     return true;
+  }
+
+  /** What /readyz adds to its status: the routed services and datacenters Consul has not answered for yet. */
+  readinessDetail(): { missing: MissingService[] } | undefined {
+    const missing = this.#consul?.missing() ?? [];
+    return missing.length > 0 ? { missing } : undefined;
+  }
+
+  /** Start-up warming: the proxy listener waits for Consul's first answers, up to `initialFetchTimeout`. */
+  async #warmDiscovery(): Promise<void> {
+    this.#discoveryWarming = true;
+    try {
+      await this.#consul?.warm();
+    } finally {
+      this.#discoveryWarming = false;
+    }
   }
 
   /**

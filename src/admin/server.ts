@@ -9,6 +9,8 @@ import { explainQuery } from './views.ts';
 export interface AdminHooks {
   /** config loaded and every routed service has a snapshot */
   isReady(): boolean;
+  /** what /readyz adds to its body (what the gateway is still waiting for), if anything */
+  readinessDetail?(): Record<string, unknown> | undefined;
   /** the bearer token the API requires; empty for none */
   token(): string;
   /** GET /admin/routes */
@@ -106,7 +108,7 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     if (path === '/') return sendDashboard(res);
     if (path === '/readyz') {
       const ready = hooks.isReady();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready' });
+      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...hooks.readinessDetail?.() });
     }
     const remoteAddr = req.socket.remoteAddress ?? '';
     if (!TokenGuard.accepts(req, hooks.token())) {

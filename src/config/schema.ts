@@ -256,6 +256,17 @@ export const consulSchema = z.strictObject({
   wait: timeout.prefault('5m').describe('How long one blocking query waits for a change (jittered per query).'),
   maxDropRatio: z.number().min(0).max(1).default(0.5).describe('An answer that removes more than this share of a service\'s healthy instances at once is confirmed by a second query before it applies.'),
   snapshotFile: z.string().optional().meta({ description: 'File where the last known instances are kept, so a gateway that starts while Consul is down serves them.', examples: ['/var/lib/zonegate/snapshot.json'] }),
+  initialFetchTimeout: timeout
+    .prefault('5s')
+    .describe(
+      'How long a starting gateway waits for every datacenter to answer for every routed service before it opens the proxy listener anyway (serving the snapshot file for what is missing)',
+    ),
+  translateWanAddresses: z
+    .boolean()
+    .default(true)
+    .describe(
+      "Reach instances of a datacenter other than the first in `datacenters` at their WAN address (Service.TaggedAddresses.wan, else the node's), as Consul's translate_wan_addrs does",
+    ),
 });
 
 const discovery = z.strictObject({

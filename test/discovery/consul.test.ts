@@ -8,28 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { nextQueryIndex } from '../../src/discovery/consul.ts';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
+import { gatewayYaml, servedBy } from '../support/consul-fixture-gateway.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
 const run = promisify(execFile);
-
-const TOPOLOGY = `
-topology:
-  cn-east: { shanghai: [sh-a, sh-b] }
-  cn-north: { beijing: [bj-a] }`;
-
-function gatewayYaml(consul: ConsulFixture, extra = ''): string {
-  return `
-gateway: { zone: sh-a, routingHeaders: true }
-${TOPOLOGY}
-discovery:
-  consul: { address: ${consul.address}, datacenters: [dc1, dc2], wait: 30s${extra} }
-routes:
-  - { name: orders, match: { prefix: / }, service: orders, locality: { failoverThreshold: 0.5 } }
-`;
-}
 
 /** Polls until `check` returns a value (not undefined), or fails after the deadline. */
 async function eventually<T>(check: () => Promise<T | undefined> | T | undefined, deadlineMs = 3000): Promise<T> {
@@ -40,12 +24,6 @@ async function eventually<T>(check: () => Promise<T | undefined> | T | undefined
     if (performance.now() > until) throw new Error(`condition not met within ${deadlineMs} ms`);
     await new Promise((resolve) => setImmediate(resolve));
   }
-}
-
-async function servedBy(gw: TestGateway, region = 'sh-a'): Promise<{ status: number; upstream: string | null }> {
-  const res = await fetch(`${gw.url}/x`, { headers: { 'x-region-id': region } });
-  await res.arrayBuffer();
-  return { status: res.status, upstream: res.headers.get('x-zonegate-upstream') };
 }
 
 describe('consul discovery', { timeout: 30_000 }, () => {
@@ -127,7 +105,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
   });
 
   test('one service ID registered on two nodes is two instances (IDs are unique per agent only)', async () => {
-    consul = await startConsulFixture();
+    consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
     // Agents default a service's ID to its name, so every node's "orders" has the ID "orders".
     for (const [node, upstream] of [['node-1', upstreams[0]!], ['node-2', upstreams[1]!]] as const) {
       consul.register('dc1', { service: 'orders', id: 'orders', node, port: upstream.port, address: '127.0.0.1', zone: 'sh-a' });
@@ -253,7 +231,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       assert.ok(JSON.parse(readFileSync(file, 'utf8')).orders.length === 1);
 
       await consul.faults.refuse();
-      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}, initialFetchTimeout: 300ms`));
       await eventually(async () => ((await fetch(`${gw!.adminUrl}/readyz`)).status === 200 ? true : undefined), 5000);
       assert.deepEqual(await servedBy(gw), { status: 200, upstream: 'consul-fixture/a1@dc1' });
     } finally {
@@ -278,7 +256,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
       assert.deepEqual(written.map((i) => [i.id, i.healthy]), [['consul-fixture/a1@dc1', true], ['consul-fixture/a2@dc1', true]]);
 
       await consul.faults.refuse();
-      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}, initialFetchTimeout: 300ms`));
       const snapshot = await eventually(() => gw!.gateway.registry.snapshot('orders'), 5000);
       assert.deepEqual(snapshot.healthy.map((i) => i.id), ['consul-fixture/a1@dc1', 'consul-fixture/a2@dc1']);
       const served = new Set<string | null>();
@@ -304,7 +282,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
         { ...instance, id: 'n/a2@dc1', port: upstreams[1]!.port, healthy: false, ejected: false },
       ];
       writeFileSync(file, JSON.stringify({ orders: legacy }));
-      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}`));
+      gw = await startGateway(gatewayYaml(consul, `, snapshotFile: ${file}, initialFetchTimeout: 300ms`));
       const snapshot = await eventually(() => gw!.gateway.registry.snapshot('orders'), 5000);
       assert.deepEqual(snapshot.instances.map((i) => [i.id, i.healthy, i.ejected]), [['n/a1@dc1', true, false], ['n/a2@dc1', false, false]]);
     } finally {
@@ -331,7 +309,7 @@ describe('consul discovery', { timeout: 30_000 }, () => {
   test('not ready until every routed service has a snapshot', async () => {
     consul = await startConsulFixture({ datacenters: ['dc1', 'dc2'] });
     consul.faults.status500(true);
-    gw = await startGateway(gatewayYaml(consul));
+    gw = await startGateway(gatewayYaml(consul, ', initialFetchTimeout: 300ms'));
     assert.equal((await fetch(`${gw.adminUrl}/readyz`)).status, 503);
     consul.faults.status500(false);
     register('a1', 'sh-a');
@@ -339,20 +317,11 @@ describe('consul discovery', { timeout: 30_000 }, () => {
   });
 });
 
-test("the next query's index follows Consul's rules", () => {
-  assert.equal(nextQueryIndex(0, 42), 42);
-  assert.equal(nextQueryIndex(42, 42), 42);
-  assert.equal(nextQueryIndex(42, 7), 0, 'backwards: one non-blocking read');
-  for (const reported of [0, -3]) assert.equal(nextQueryIndex(42, reported), 1, `${reported}`);
-  assert.equal(nextQueryIndex(42, Number.NaN), 42, 'missing: the last index stands');
-  assert.equal(nextQueryIndex(0, Number.NaN), 1);
-});
-
 test('the consul client is the only Consul client: no source file speaks the Consul HTTP API itself', () => {
   const files = readdirSync('src', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts'));
   const read = (f: string): string => readFileSync(join('src', f), 'utf8');
   assert.deepEqual(files.filter((f) => /['"`]\/v1\//.test(read(f))), []);
   const clients = files.filter((f) => /from 'consul'/.test(read(f)));
-  assert.ok(clients.includes(join('discovery', 'consul.ts')));
+  assert.deepEqual(clients, [join('discovery', 'consul-client.ts'), ...clients.filter((f) => f.startsWith('demo'))]);
   for (const f of clients) assert.ok(f.startsWith('discovery') || f.startsWith('demo'), `${f} imports the consul client`);
 });

@@ -223,6 +223,53 @@ describe('Consul fixture, driven by the consul client', () => {
       assert.equal((await health(consul, { service: 'orders' })).res.headers['x-consul-index'], undefined);
     });
 
+    it('holdDatacenter keeps one datacenter unanswered until released, then answers as if asked just now', async () => {
+      fixture.register('dc2', { service: 'orders', port: 9001 });
+      const release = fixture.faults.holdDatacenter('dc2');
+      let settled = false;
+      const held = health(consul, { service: 'orders', dc: 'dc2' }).finally(() => (settled = true));
+      assert.deepEqual((await health(consul, { service: 'orders', dc: 'dc1' })).entries, [], 'dc1 answers');
+      await fixture.waitForRequest((r) => r.query.dc === 'dc2');
+      assert.equal(settled, false);
+      release();
+      assert.equal((await held).entries.length, 1);
+      assert.equal((await health(consul, { service: 'orders', dc: 'dc2' })).entries.length, 1, 'released for good');
+    });
+
+    it('rewriteAnswers replaces health answers (a string is the raw body) until turned off', async () => {
+      fixture.register('dc1', { service: 'orders', port: 9001 });
+      fixture.faults.rewriteAnswers((entries) => entries.map((entry) => ({ ...entry, Checks: null })));
+      assert.equal((await health(consul, { service: 'orders' })).entries[0]!.Checks, null);
+      fixture.faults.rewriteAnswers(() => '[{"Node":');
+      await assert.rejects(health(consul, { service: 'orders' }), /decode \(application\/json\) failed/);
+      fixture.faults.rewriteAnswers(undefined);
+      assert.equal((await health(consul, { service: 'orders' })).entries[0]!.Checks.length, 2);
+    });
+
+    it('resetMidBody cuts the next answers after half their body', async () => {
+      fixture.register('dc1', { service: 'orders', port: 9001 });
+      fixture.faults.resetMidBody(1);
+      await assert.rejects(health(consul, { service: 'orders' }), /ECONNRESET/);
+      assert.equal((await health(consul, { service: 'orders' })).entries.length, 1, 'only the next one');
+    });
+
+    it('tagged addresses: the service keeps its TaggedAddresses, the node reports its WAN address', async () => {
+      fixture.register('dc2', {
+        service: 'orders',
+        port: 8080,
+        address: '10.1.0.5',
+        nodeAddress: '10.1.0.1',
+        nodeWanAddress: '198.51.100.1',
+        taggedAddresses: { wan: { Address: '198.51.100.5', Port: 18080 } },
+      });
+      fixture.register('dc2', { service: 'orders', node: 'plain', port: 8081, nodeAddress: '10.1.0.2' });
+      const [tagged, plain] = (await health(consul, { service: 'orders', dc: 'dc2' })).entries;
+      assert.deepEqual(tagged!.Service.TaggedAddresses, { wan: { Address: '198.51.100.5', Port: 18080 } });
+      assert.deepEqual(tagged!.Node.TaggedAddresses, { lan: '10.1.0.1', lan_ipv4: '10.1.0.1', wan: '198.51.100.1', wan_ipv4: '198.51.100.1' });
+      assert.equal('TaggedAddresses' in plain!.Service, false, 'omitted when empty, as Consul does');
+      assert.equal(plain!.Node.TaggedAddresses['wan'], '10.1.0.2');
+    });
+
     it('close ends parked queries promptly', async () => {
       const parked = health(consul, { service: 'orders', index: '1', wait: '5m' });
       await fixture.waitForBlocking(1);

@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import { Catalog, type HttpCheckTarget } from './consul-fixture/catalog.ts';
 import { weightsError, type CheckInput, type CheckStatus } from './consul-fixture/types.ts';
 import { parseGoDuration } from './consul-fixture/duration.ts';
-import { ConsulHttpApi, sendText, type IndexHeaderMode } from './consul-fixture/http-api.ts';
+import { ConsulHttpApi, sendText, type AnswerRewrite, type IndexHeaderMode } from './consul-fixture/http-api.ts';
 
 export type { CheckStatus, HealthCheckJson, HealthServiceEntryJson } from './consul-fixture/types.ts';
-export type { IndexHeaderMode } from './consul-fixture/http-api.ts';
+export type { AnswerRewrite, IndexHeaderMode } from './consul-fixture/http-api.ts';
 
 export interface ConsulFixtureOptions {
   /** the first one is the agent's own datacenter; default `['dc1']` */
@@ -57,6 +57,10 @@ export interface ServiceInstanceInput {
   /** Node.Address; default 127.0.0.1 */
   readonly nodeAddress?: string;
   readonly nodeMeta?: Readonly<Record<string, string>>;
+  /** Node.TaggedAddresses.wan / wan_ipv4; default the node address */
+  readonly nodeWanAddress?: string;
+  /** Service.TaggedAddresses, e.g. `{ wan: { Address, Port } }` */
+  readonly taggedAddresses?: Readonly<Record<string, { readonly Address: string; readonly Port: number }>>;
   /** status of the single default service check; ignored when `checks` is given. Default `passing` */
   readonly status?: CheckStatus;
   /** explicit service checks; `[]` leaves only the node's serfHealth */
@@ -82,6 +86,15 @@ export interface ConsulFaults {
   resetIndex(to: number, datacenter?: string): void;
   /** what health answers say in X-Consul-Index (see IndexHeaderMode); `actual` is Consul without faults */
   indexHeader(mode: IndexHeaderMode): void;
+  /**
+   * Holds every request for `datacenter` unanswered (as a server that is slow to answer for it) until the
+   * returned function is called; then they are answered as if they had just arrived.
+   */
+  holdDatacenter(datacenter: string): () => void;
+  /** rewrites health answers from now on (undefined: Consul's own again); a string return is the raw body */
+  rewriteAnswers(rewrite: AnswerRewrite | undefined): void;
+  /** the next `count` health answers are cut in the middle of their body by a connection reset (or a plain close) */
+  resetMidBody(count: number, how?: 'reset' | 'close'): void;
 }
 
 export interface WaitOptions {
@@ -141,6 +154,8 @@ class ConsulFixtureServer implements ConsulFixture {
   #port = 0;
   #failing = false;
   #hanging = false;
+  /** held requests per datacenter, answered when released */
+  readonly #held = new Map<string, (() => void)[]>();
 
   constructor(options: ConsulFixtureOptions) {
     const datacenters = options.datacenters ?? ['dc1'];
@@ -165,6 +180,8 @@ class ConsulFixtureServer implements ConsulFixture {
       this.#notify();
       if (this.#hanging) return;
       if (this.#failing) return sendText(res, 500, 'No cluster leader');
+      const held = this.#held.get(url.searchParams.get('dc') || this.agentDatacenter);
+      if (held) return void held.push(() => this.#api.handle(req, res, url));
       this.#api.handle(req, res, url);
     });
     this.faults = {
@@ -176,6 +193,19 @@ class ConsulFixtureServer implements ConsulFixture {
         for (const name of datacenter === undefined ? this.#catalog.datacenterNames() : [datacenter]) this.#catalog.resetIndex(name, to);
       },
       indexHeader: (mode) => void (this.#api.indexHeader = mode),
+      holdDatacenter: (datacenter) => {
+        const held: (() => void)[] = [];
+        this.#held.set(datacenter, held);
+        return () => {
+          if (this.#held.get(datacenter) === held) this.#held.delete(datacenter);
+          for (const answer of held.splice(0)) answer();
+        };
+      },
+      rewriteAnswers: (rewrite) => void (this.#api.rewriteAnswer = rewrite),
+      resetMidBody: (count, how = 'reset') => {
+        this.#api.resetsMidBody = count;
+        this.#api.cutWith = how;
+      },
     };
   }
 
@@ -211,7 +241,7 @@ class ConsulFixtureServer implements ConsulFixture {
     const invalid = weightsError(weights);
     if (invalid) throw new Error(`Invalid Weights: ${invalid}`);
     const checkIds = this.#catalog.register(datacenter, {
-      node: { name: node, address: input.nodeAddress, meta: input.nodeMeta },
+      node: { name: node, address: input.nodeAddress, wanAddress: input.nodeWanAddress, meta: input.nodeMeta },
       id,
       name: input.service,
       tags: input.tags ?? [],
@@ -219,6 +249,7 @@ class ConsulFixtureServer implements ConsulFixture {
       port: input.port,
       meta: input.zone === undefined ? { ...input.meta } : { ...input.meta, zone: input.zone },
       weights,
+      taggedAddresses: input.taggedAddresses,
       checks: checks.map(({ status, http, ttl, interval, ...rest }) => ({
         ...rest,
         status: status ?? 'passing',

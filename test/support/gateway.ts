@@ -50,11 +50,11 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-/** `yaml` is a full routes.yaml; listen/admin are forced onto free loopback ports. */
-export async function startGateway(yaml: string, env: Record<string, string> = {}): Promise<TestGateway> {
+/** `yaml` is a full routes.yaml; listen/admin are forced onto loopback, on free ports unless `ports` names them. */
+export async function startGateway(yaml: string, env: Record<string, string> = {}, ports: { listen?: number; admin?: number } = {}): Promise<TestGateway> {
   const config = loadConfigText(yaml, 'test-routes.yaml', { ...env });
-  config.gateway.listen = { host: '127.0.0.1', port: 0 };
-  config.gateway.admin = { host: '127.0.0.1', port: 0 };
+  config.gateway.listen = { host: '127.0.0.1', port: ports.listen ?? 0 };
+  config.gateway.admin = { host: '127.0.0.1', port: ports.admin ?? 0 };
   const { stream, capture } = captureLog();
   const gateway = await Gateway.start(config, { logger: createLogger({ destination: stream, level: 'debug', accessFlushMs: 0 }) });
   return {

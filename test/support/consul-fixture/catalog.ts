@@ -116,6 +116,9 @@ export class Catalog {
         Meta: { ...registration.meta },
         Port: registration.port,
         Weights: { ...registration.weights },
+        ...(registration.taggedAddresses && Object.keys(registration.taggedAddresses).length > 0
+          ? { TaggedAddresses: structuredClone(registration.taggedAddresses) }
+          : {}),
         EnableTagOverride: false,
       };
       node.services.set(id, stamp(previous, service, tx, affected));
@@ -249,12 +252,13 @@ export class Catalog {
     const existing = dc.nodes.get(input.name);
     const previous = existing?.record.content;
     const address = input.address ?? previous?.Address ?? '127.0.0.1';
+    const wan = input.wanAddress ?? (input.address === undefined ? previous?.TaggedAddresses['wan'] : undefined) ?? address;
     const content: NodeContent = {
       ID: previous?.ID ?? randomUUID(),
       Node: input.name,
       Address: address,
       Datacenter: dc.name,
-      TaggedAddresses: { lan: address, lan_ipv4: address, wan: address, wan_ipv4: address },
+      TaggedAddresses: { lan: address, lan_ipv4: address, wan, wan_ipv4: wan },
       Meta: input.meta ? { ...DEFAULT_NODE_META, ...input.meta } : (previous?.Meta ?? { ...DEFAULT_NODE_META }),
     };
     if (existing) {

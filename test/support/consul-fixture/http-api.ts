@@ -2,7 +2,7 @@
 // codes, error texts, query-parameter parsing and blocking-query semantics.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Catalog } from './catalog.ts';
-import { isCheckStatus, weightsError, type CheckDefinition, type CheckInput, type CheckStatus, type ServiceWeights } from './types.ts';
+import { isCheckStatus, weightsError, type CheckDefinition, type HealthServiceEntryJson, type CheckInput, type CheckStatus, type ServiceWeights } from './types.ts';
 import { blockingQueryTimeout, parseGoDuration } from './duration.ts';
 
 export interface AgentIdentity {
@@ -19,6 +19,9 @@ type Consistency = 'leader' | 'stale' | 'consistent';
  * (as by a proxy) while the server still blocks on its real index.
  */
 export type IndexHeaderMode = 'actual' | 'zero' | 'missing';
+
+/** Gets the entries Consul would send and the datacenter; returns what to send instead (a string: the raw body). */
+export type AnswerRewrite = (entries: HealthServiceEntryJson[], datacenter: string) => unknown;
 
 interface ParkedQuery {
   readonly datacenter: string;
@@ -47,6 +50,12 @@ export class ConsulHttpApi {
   readonly #parked = new Set<ParkedQuery>();
   readonly #parkedChanged: () => void;
   indexHeader: IndexHeaderMode = 'actual';
+  /** rewrites health answers (a string is sent as the raw body): what a broken server or a proxy could send */
+  rewriteAnswer: AnswerRewrite | undefined;
+  /** this many next health answers stop after their headers and half the body, and the connection is reset */
+  resetsMidBody = 0;
+  /** how the connection of a cut answer ends: a TCP reset, or a plain close (FIN) */
+  cutWith: 'reset' | 'close' = 'reset';
 
   constructor(catalog: Catalog, agent: AgentIdentity, parkedChanged: () => void) {
     this.#catalog = catalog;
@@ -162,14 +171,24 @@ export class ConsulHttpApi {
     if (res.destroyed) return;
     const entries = this.#catalog.healthService(datacenter, service);
     const body = passingOnly ? entries.filter((entry) => entry.Checks.every((check) => check.Status === 'passing')) : entries;
+    const rewritten = this.rewriteAnswer ? this.rewriteAnswer(body, datacenter) : body;
+    const text = typeof rewritten === 'string' ? rewritten : JSON.stringify(rewritten);
+    const cut = this.resetsMidBody > 0;
+    if (cut) this.resetsMidBody -= 1;
     res.writeHead(200, {
       'Content-Type': 'application/json',
       ...(this.indexHeader === 'missing' ? {} : { 'X-Consul-Index': String(this.#queryIndex(datacenter, service)) }),
       'X-Consul-KnownLeader': 'true',
       'X-Consul-LastContact': '0',
       'X-Consul-Effective-Consistency': consistency,
+      // a cut answer announces the whole body's length, so the client knows it was cut short
+      ...(cut ? { 'Content-Length': String(Buffer.byteLength(text)) } : {}),
     });
-    res.end(JSON.stringify(body));
+    if (cut) {
+      res.write(text.slice(0, Math.floor(text.length / 2)), () => (this.cutWith === 'reset' ? res.socket?.resetAndDestroy() : res.socket?.destroy()));
+      return;
+    }
+    res.end(text);
   }
 
   #registerService(res: ServerResponse, body: Record<string, unknown>): void {

@@ -40,9 +40,17 @@ export interface CheckInput {
   readonly definition?: CheckDefinition;
 }
 
+/** Service.TaggedAddresses values (Consul's structs.ServiceAddress) */
+export interface ServiceAddressJson {
+  readonly Address: string;
+  readonly Port: number;
+}
+
 export interface NodeInput {
   readonly name: string;
   readonly address?: string;
+  /** Node.TaggedAddresses.wan / wan_ipv4; default: the node address (what an agent without advertise_addr_wan reports) */
+  readonly wanAddress?: string;
   readonly meta?: Readonly<Record<string, string>>;
 }
 
@@ -55,6 +63,8 @@ export interface ServiceRegistration {
   readonly port: number;
   readonly meta: Readonly<Record<string, string>>;
   readonly weights: ServiceWeights;
+  /** Service.TaggedAddresses (lan, wan, lan_ipv4, wan_ipv4...); omitted from answers when empty, as Consul does */
+  readonly taggedAddresses?: Readonly<Record<string, ServiceAddressJson>>;
   readonly checks: readonly CheckInput[];
 }
 
@@ -93,6 +103,7 @@ export interface HealthServiceEntryJson {
     Meta: Record<string, string>;
     Port: number;
     Weights: { Passing: number; Warning: number };
+    TaggedAddresses?: Record<string, ServiceAddressJson>;
     EnableTagOverride: boolean;
     CreateIndex: number;
     ModifyIndex: number;
