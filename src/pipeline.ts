@@ -18,6 +18,7 @@ import type { Logger } from './observability/logger.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
 import { traceIds, type TraceIds } from './observability/trace.ts';
 import { sendFallback } from './proxy/fallback.ts';
+import { injectFault, RouteFaults } from './proxy/fault.ts';
 import { UpstreamFailure } from './core/failure.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
@@ -40,6 +41,8 @@ export interface PipelineState {
   readonly callers: CallerLocality;
   /** by route name; routes without `rateLimit` are absent */
   readonly rateLimits: RouteLimits;
+  /** injected faults by route: the file's, changed through the admin API until the next reload */
+  readonly faults: RouteFaults;
 }
 
 export function compileState(config: Config, topology: Topology, logger: Logger, limiter: RateLimiter): PipelineState {
@@ -49,6 +52,7 @@ export function compileState(config: Config, topology: Topology, logger: Logger,
     trusted: new TrustedPeers(config.gateway.trustedProxies),
     callers: new CallerLocality(topology, config.gateway, logger),
     rateLimits: limiter.compile(config.routes),
+    faults: new RouteFaults(config.routes),
   };
 }
 
@@ -156,7 +160,11 @@ export class Pipeline {
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 
-    this.#admit({ req, res, ctx, route, headers, peerTrusted, upgrade });
+    const routed = { req, res, ctx, route, headers, peerTrusted, upgrade };
+    // an injected fault (fault.ts) holds the request back or answers it before anything else is spent on it
+    const fault = state.faults.decide(route.name, req.headers);
+    if (fault === undefined) return this.#admit(routed);
+    injectFault(fault, res, ctx, () => this.#admit(routed));
   }
 
   /**

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../config/schema.ts';
 import type { ExplainQuery } from '../routing/explain.ts';
 import { TokenGuard, type TokenFailure } from './auth.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
+import { faultsApi, isFaultsPath, type FaultControl } from './faults.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
@@ -19,6 +20,8 @@ export interface AdminHooks {
   upstreams(): unknown;
   /** GET /admin/explain */
   explain(query: ExplainQuery): unknown;
+  /** /admin/faults: injected faults per route, the API's only writable part */
+  faults?: FaultControl;
   /** GET /metrics */
   metrics(): { exposition(): Promise<string>; readonly contentType: string };
   /** an endpoint failed (answered 500): the gateway logs it */
@@ -63,6 +66,17 @@ async function sendMetrics(res: ServerResponse, hooks: AdminHooks): Promise<void
   }
 }
 
+async function sendFaults(req: IncomingMessage, res: ServerResponse, path: string, hooks: AdminHooks, control: FaultControl): Promise<void> {
+  try {
+    const answer = await faultsApi(control, req, path);
+    if (answer.allow !== undefined) res.setHeader('allow', answer.allow);
+    sendJson(res, answer.status, answer.body);
+  } catch (err) {
+    hooks.failed(err);
+    failed(res);
+  }
+}
+
 function failed(res: ServerResponse): void {
   if (!res.headersSent) sendJson(res, 500, { error: 'internal_error', message: 'the admin endpoint failed; the gateway log has the details' });
   else res.destroy();
@@ -99,9 +113,9 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     const question = target.indexOf('?');
     const path = question === -1 ? target : target.slice(0, question);
     const search = new URLSearchParams(question === -1 ? '' : target.slice(question + 1));
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
+    if (req.method !== 'GET' && req.method !== 'HEAD' && !isFaultsPath(path)) {
       res.setHeader('allow', 'GET, HEAD');
-      return sendJson(res, 405, { error: 'method_not_allowed', message: 'the admin API is read-only: use GET' });
+      return sendJson(res, 405, { error: 'method_not_allowed', message: 'the admin API is read-only but for /admin/faults: use GET' });
     }
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     // The page holds no data (it asks the API, with the token, for everything), so it is served to anyone.
@@ -121,6 +135,7 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     }
     guard.succeeded(remoteAddr);
     if (path === '/metrics') return void sendMetrics(res, hooks);
+    if (isFaultsPath(path) && hooks.faults) return void sendFaults(req, res, path, hooks, hooks.faults);
     let answer: { status: number; body: unknown };
     try {
       answer = api(hooks, path, search);

@@ -432,6 +432,35 @@ const fallback = z
     message: 'a 204 or 304 response has no content: drop json and body',
   });
 
+/** `X-Zonegate-Drill` (the header is present) or `X-Zonegate-Drill=blue` (it has exactly this value) */
+const faultHeader = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(=.*)?$/, 'expected a header name, or name=value');
+
+const faultPercent = z.number().min(0).max(100).default(100);
+
+/** Envoy's HTTP fault filter: a share of the route's requests is answered by the gateway, or held back first. */
+export const faultSchema = z
+  .strictObject({
+    abort: z
+      .strictObject({
+        percent: faultPercent.describe('Share of the requests answered with the status instead of being forwarded: exactly this many of every 100 (0 to 100, fractions allowed).'),
+        status: z.number().int().min(400).max(599).default(503).describe('Status of the injected answer (a JSON error "fault_injected").'),
+      })
+      .optional()
+      .describe('Answer requests with an error status without forwarding them (no instance sees them; no breaker counts them).'),
+    delay: z
+      .strictObject({
+        percent: faultPercent.describe('Share of the requests held back before they go on: exactly this many of every 100 (0 to 100, fractions allowed).'),
+        duration: duration.meta({ description: 'How long a delayed request is held back. It counts toward the route timeout: a delay past it is answered 504.', examples: ['2s'] }),
+      })
+      .optional()
+      .describe('Hold requests back before they are rate-limited and forwarded (applied before abort when both are set).'),
+    header: faultHeader.optional().meta({
+      description: 'Only requests carrying this header (name) or this header with this value (name=value) get the fault; absent: every request of the route.',
+      examples: ['X-Zonegate-Drill', 'X-Zonegate-Drill=blue'],
+    }),
+  })
+  .refine((f) => f.abort !== undefined || f.delay !== undefined, { message: 'fault needs abort, delay or both' });
+
 const weightedService = z.strictObject({
   service: z.string().min(1).meta({ description: 'A service that takes part of the route\'s traffic.', examples: ['catalog-v2'] }),
   weight: z.number().positive().meta({ description: 'Its relative share.', examples: [20] }),
@@ -467,6 +496,7 @@ const route = z
     rateLimit: rateLimit.optional().describe('A token bucket per key, in Redis when redis is configured, else in memory.'),
     breaker: breaker.prefault({}).describe('The per-instance circuit breakers of the route\'s service(s); an instance whose breaker opens is taken out of service.'),
     fallback: fallback.optional().describe('What to answer when no instance can serve, instead of 503 no_healthy_upstream.'),
+    fault: faultSchema.optional().describe('Fault injection for drills: answer or delay a share of the route\'s requests. Changeable at run time through the admin API; a reload resets it to this.'),
   })
   .refine((r) => (r.service === undefined) !== (r.weighted === undefined), {
     message: 'a route needs exactly one of service or weighted',
@@ -500,6 +530,7 @@ export type StickyConfig = NonNullable<RouteConfig['sticky']>;
 export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;
 export type BreakerConfig = RouteConfig['breaker'];
 export type FallbackConfig = NonNullable<RouteConfig['fallback']>;
+export type FaultConfig = NonNullable<RouteConfig['fault']>;
 
 /** A bucket's capacity: `burst`, or one second of rate (at least one token) when it is not set. */
 export function rateLimitBurst(limit: RateLimitConfig): number {

@@ -30,6 +30,8 @@ export class RequestContext {
   bytesIn = 0;
   bytesOut = 0;
   status = 0;
+  /** an injected fault (route `fault`): abort, delay or delay+abort */
+  fault: string | null = null;
   /** the gateway's error code when it answered itself */
   error: string | null = null;
   /** the upstream exchange, settled once the last attempt's verdict is in (the access line waits for it) */

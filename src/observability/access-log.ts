@@ -28,6 +28,8 @@ export interface AccessLogLine {
   remoteAddr: string;
   userAgent: string | null;
   error: string | null;
+  /** an injected fault: abort, delay or delay+abort */
+  fault: string | null;
 }
 
 /** A nullable string field as JSON. */
@@ -56,7 +58,7 @@ export function accessLogMembers(ctx: RequestContext): string {
     `"clientLocality":${jsonOrNull(ctx.clientLocality)},"regionHeader":${jsonOrNull(ctx.regionHeader)},"sticky":${ctx.sticky},` +
     `"attempts":${ctx.tries.length},"tries":${jsonStrings(ctx.tries)},"rateLimited":${ctx.rateLimited},` +
     `"breaker":${jsonOrNull(ctx.breaker)},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
-    `"remoteAddr":${jsonString(ctx.remoteAddr)},"userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)}`
+    `"remoteAddr":${jsonString(ctx.remoteAddr)},"userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)},"fault":${jsonOrNull(ctx.fault)}`
   );
 }
 

@@ -22,6 +22,9 @@ class RouteTally {
   durationSum = 0;
   retries = 0;
   rateLimited = 0;
+  /** injected faults (proxy/fault.ts) */
+  faultAborts = 0;
+  faultDelays = 0;
 }
 
 export interface MetricsSources {
@@ -54,6 +57,19 @@ export class GatewayMetrics {
     });
     routeCounter(this.registry, routes, 'zonegate_retries_total', 'Retries (tries beyond the first), by route', (tally) => tally.retries);
     routeCounter(this.registry, routes, 'zonegate_rate_limited_total', 'Requests refused with 429 by the route rate limit', (tally) => tally.rateLimited);
+    new Counter({
+      name: 'zonegate_faults_injected_total',
+      help: 'Requests an injected fault (route fault, admin API) aborted or delayed, by route and kind',
+      labelNames: ['route', 'kind'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [route, tally] of routes) {
+          if (tally.faultAborts > 0) this.inc({ route, kind: 'abort' }, tally.faultAborts);
+          if (tally.faultDelays > 0) this.inc({ route, kind: 'delay' }, tally.faultDelays);
+        }
+      },
+    });
     new Counter({
       name: 'zonegate_unknown_region_total',
       help: 'Requests whose X-Region-ID named no zone, city or region of the topology',
@@ -122,6 +138,7 @@ export class GatewayMetrics {
     }
     if (ctx.tries.length > 1) tally.retries += ctx.tries.length - 1;
     if (ctx.rateLimited) tally.rateLimited += 1;
+    if (ctx.fault !== null) countFault(tally, ctx.fault);
   }
 
   /** The text exposition format: the process's metrics, then the gateway's. */
@@ -132,6 +149,12 @@ export class GatewayMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** `abort`, `delay` or `delay+abort` (the access log's `fault`) */
+function countFault(tally: RouteTally, fault: string): void {
+  if (fault !== 'delay') tally.faultAborts += 1;
+  if (fault !== 'abort') tally.faultDelays += 1;
 }
 
 let processRegistry: Registry | undefined;
