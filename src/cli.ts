@@ -1,4 +1,4 @@
-// zonegate run | validate | explain | demo | schema | health | --version | --help
+// zonegate run | validate | explain | demo | drill | schema | health | --version | --help
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -28,6 +28,10 @@ commands:
                                            example routes.yaml shipped with zonegate unless --config names one
                                            (--consul: register them in Consul and discover them from it;
                                            --upstreams-only: the instances without the gateway)
+  zonegate drill [--scenario zone-dark] [--rate 50] [--max-errors 0] [--max-rto 1s] [--config routes.yaml]
+                                           failure scenarios under a steady load, on simulated instances;
+                                           a table, an HTML report, exit 1 when a target is missed
+                                           (zonegate drill --help lists its options)
   zonegate schema                          print the routes.yaml JSON Schema (also shipped as routes.schema.json)
   zonegate health [--config routes.yaml]   exit 0 when the running gateway's admin listener answers /healthz
 
@@ -121,6 +125,8 @@ function parseCommandLine(argv: string[]) {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // `drill` takes options of its own (src/drill/command.ts)
+  if (argv[0] === 'drill') return (await import('./drill/command.ts')).drillCommand(argv.slice(1));
   const parsed = parseCommandLine(argv);
   if (parsed === undefined) return 2;
   const { values, positionals } = parsed;

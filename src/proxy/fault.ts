@@ -20,7 +20,7 @@ export interface FaultDecision {
  * Exactly `percent` of every 100 draws come out true, spread evenly (a credit that fills by `percent` per draw and
  * pays out at 100): a drill's error count is then what was asked for, not what a random draw happened to give.
  */
-class Share {
+export class EvenShare {
   readonly #percent: number;
   #credit = 0;
 
@@ -44,8 +44,8 @@ class RouteFault {
   /** lower-case header name, and the value it must have (undefined: any) */
   readonly #header: string | undefined;
   readonly #value: string | undefined;
-  readonly #abort: Share | undefined;
-  readonly #delay: Share | undefined;
+  readonly #abort: EvenShare | undefined;
+  readonly #delay: EvenShare | undefined;
 
   constructor(config: FaultConfig, source: 'config' | 'admin') {
     this.config = config;
@@ -55,8 +55,8 @@ class RouteFault {
       this.#header = (equals === -1 ? config.header : config.header.slice(0, equals)).toLowerCase();
       this.#value = equals === -1 ? undefined : config.header.slice(equals + 1);
     }
-    this.#abort = config.abort && new Share(config.abort.percent);
-    this.#delay = config.delay && new Share(config.delay.percent);
+    this.#abort = config.abort && new EvenShare(config.abort.percent);
+    this.#delay = config.delay && new EvenShare(config.delay.percent);
   }
 
   decide(headers: IncomingHttpHeaders): FaultDecision | undefined {

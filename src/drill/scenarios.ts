@@ -1,0 +1,157 @@
+// The failures a drill rehearses. Each breaks one part of the fleet while the steady load runs and says which
+// simulated instances are the failed part (whose traffic must leave, and come back after the repair).
+import type { InstanceControl } from '../demo/upstreams.ts';
+import type { Gateway } from '../gateway.ts';
+import type { DrillFleet } from './fleet.ts';
+import { SlowUploads } from './load.ts';
+
+export interface ScenarioContext {
+  readonly fleet: DrillFleet;
+  readonly gateway: Gateway;
+  /** the instance that served most of the load before the fault */
+  readonly target: InstanceControl | undefined;
+  /** the route that served the load (X-Zonegate-Route) */
+  readonly route: string | undefined;
+  /** the load's path, and the value of its X-Zonegate-Drill header (a fault scoped to it hits nothing else) */
+  readonly path: string;
+  readonly drillId: string;
+}
+
+export interface Injected {
+  /** what failed, in words: an instance id, a zone, a city, a dependency */
+  readonly what: string;
+  /** the simulated instances that failed (empty when the failed part is no instance) */
+  readonly failed: readonly InstanceControl[];
+  repair(): Promise<void>;
+}
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  /** why it cannot run against this fleet, or undefined */
+  unavailable(fleet: DrillFleet): string | undefined;
+  inject(context: ScenarioContext): Promise<Injected>;
+}
+
+/** slow-uploads: this many clients each trickling a body, one byte every SLOW_UPLOAD_INTERVAL_MS */
+const SLOW_UPLOADS = 50;
+const SLOW_UPLOAD_INTERVAL_MS = 1000;
+export const DRILL_HEADER = 'x-zonegate-drill';
+
+function targetOf(context: ScenarioContext): InstanceControl {
+  if (context.target === undefined) throw new Error('no simulated instance served the load before the fault');
+  return context.target;
+}
+
+/** Every simulated instance in `zones`, of every service, killed until the repair. */
+async function darken(context: ScenarioContext, zones: readonly string[], what: string): Promise<Injected> {
+  const failed = context.fleet.upstreams.controls.filter((control) => zones.includes(control.instance.zone));
+  await Promise.all(failed.map((control) => control.kill()));
+  return { what, failed, repair: async () => void (await Promise.all(failed.map((control) => control.restore()))) };
+}
+
+/** One instance misbehaving (`act`) until the repair. */
+async function onTarget(context: ScenarioContext, act: (target: InstanceControl) => void | Promise<void>): Promise<Injected> {
+  const target = targetOf(context);
+  await act(target);
+  return { what: target.instance.id, failed: [target], repair: () => target.restore() };
+}
+
+const always = (): undefined => undefined;
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'instance-killed',
+    description: 'the instance serving the load stops: connections reset, new ones refused',
+    unavailable: always,
+    inject: (context) => onTarget(context, (target) => target.kill()),
+  },
+  {
+    name: 'instance-hanging',
+    description: 'the instance serving the load accepts requests and never answers',
+    unavailable: always,
+    inject: (context) => onTarget(context, (target) => target.hang()),
+  },
+  {
+    name: 'instance-503',
+    description: 'the instance serving the load answers 503 to 95% of requests',
+    unavailable: always,
+    inject: (context) => onTarget(context, (target) => target.fail(95, 503)),
+  },
+  {
+    name: 'zone-dark',
+    description: "every instance in the zone serving the load stops",
+    unavailable: always,
+    inject: (context) => {
+      const zone = targetOf(context).instance.zone;
+      return darken(context, [zone], `zone ${zone}`);
+    },
+  },
+  {
+    name: 'city-dark',
+    description: 'every instance in the city serving the load stops',
+    unavailable: always,
+    inject: (context) => {
+      const zone = targetOf(context).instance.zone;
+      const city = context.gateway.topology.zone(zone)?.city;
+      if (city === undefined) return darken(context, [zone], `zone ${zone} (in no city of the topology)`);
+      return darken(context, context.gateway.topology.zonesOf(city), `city ${city}`);
+    },
+  },
+  {
+    name: 'consul-unavailable',
+    description: 'Consul stops answering the gateway: connections reset, new ones refused',
+    unavailable: (fleet) => (fleet.consulRelay ? undefined : 'needs --consul (the simulated instances are then discovered from that Consul)'),
+    inject: async (context) => {
+      const relay = context.fleet.consulRelay!;
+      await relay.cut();
+      return { what: 'Consul', failed: [], repair: () => relay.restore() };
+    },
+  },
+  {
+    name: 'redis-unavailable',
+    description: 'Redis stops answering the gateway: connections reset, new ones refused',
+    unavailable: (fleet) => (fleet.redisRelay ? undefined : 'needs redis.url in the config (a Redis on this host)'),
+    inject: async (context) => {
+      const relay = context.fleet.redisRelay!;
+      await relay.cut();
+      return { what: 'Redis', failed: [], repair: () => relay.restore() };
+    },
+  },
+  {
+    name: 'slow-uploads',
+    description: `${SLOW_UPLOADS} clients upload a body a byte a second beside the load`,
+    unavailable: always,
+    inject: async (context) => {
+      const uploads = new SlowUploads(context.gateway.address.port, context.path, SLOW_UPLOADS, SLOW_UPLOAD_INTERVAL_MS);
+      return { what: `${SLOW_UPLOADS} slow uploads`, failed: [], repair: async () => uploads.stop() };
+    },
+  },
+  {
+    name: 'route-abort',
+    description: "the load's route aborts all of the drill's requests with 503 (a fault set through the admin API)",
+    unavailable: always,
+    inject: async (context) => {
+      const route = context.route;
+      if (route === undefined) throw new Error('no route served the load before the fault');
+      const fault = { abort: { percent: 100, status: 503 }, header: `${DRILL_HEADER}=${context.drillId}` };
+      await adminCall(context, 'PUT', route, fault);
+      return { what: `route ${route}`, failed: [], repair: () => adminCall(context, 'DELETE', route) };
+    },
+  },
+];
+
+/** PUT or DELETE /admin/faults/<route> on the scenario's gateway, with the config's admin token. */
+async function adminCall(context: ScenarioContext, method: 'PUT' | 'DELETE', route: string, body?: unknown): Promise<void> {
+  const { gateway } = context;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  const token = gateway.config.gateway.adminToken;
+  if (token !== '') headers.authorization = `Bearer ${token}`;
+  const res = await fetch(`http://127.0.0.1:${gateway.adminAddress.port}/admin/faults/${route}`, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`admin ${method} /admin/faults/${route}: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer().catch(() => {});
+}
