@@ -1,9 +1,11 @@
 // `zonegate demo` (what `npm start` runs): simulated upstreams in several zones plus the gateway,
 // configured from routes.yaml with routing headers on, and a few curl commands to try.
 import { loadConfigFile } from '../config/load.ts';
-import { consulSchema, type Config } from '../config/schema.ts';
+import { consulSchema, parseHostPort, type Config } from '../config/schema.ts';
+import type { Server } from 'node:http';
 import { runGateway, stopOnSignal, type RunOptions } from '../run.ts';
 import { registerInConsul, type Registration } from './consul-registration.ts';
+import { startDemoControl } from './control.ts';
 import { startDemoUpstreams, type DemoUpstreams } from './upstreams.ts';
 
 export interface DemoOptions {
@@ -41,6 +43,27 @@ function tryThis(base: string, admin: string): string {
   ].join('\n');
 }
 
+/** How to break the running demo, once its control listener is up (printed after tryThis). */
+function breakThis(control: string | undefined, admin: string, token: boolean): string {
+  const auth = token ? `-H "Authorization: Bearer $ZONEGATE_ADMIN_TOKEN" ` : '';
+  const lines = ['Break something and watch the dashboard: traffic moves from sh-a to sh-b within a second.'];
+  if (control !== undefined) {
+    lines.push(
+      `  npx zonegate drill --demo ${control} --scenario zone-dark`,
+      '      # every sh-a instance goes dark for 5 s under a steady load; then errors, latency and recovery (RTO)',
+    );
+  }
+  lines.push(
+    `  curl -X PUT ${auth}-d '{"abort":{"percent":50,"status":503}}' ${admin}/admin/faults/orders`,
+    `      # half of /api/order is answered 503 by the gateway; clear it: curl -X DELETE ${auth}${admin}/admin/faults/orders`,
+    '',
+  );
+  return lines.join('\n');
+}
+
+/** Where the demo's control listener goes: ZONEGATE_DEMO_CONTROL (host:port; always bound to 127.0.0.1). */
+const DEMO_CONTROL = process.env.ZONEGATE_DEMO_CONTROL || '127.0.0.1:9909';
+
 /** `--upstreams-only`: the instances serve (and stay registered) until the process is told to stop. */
 async function serveUntilStopped(instances: DemoUpstreams['instances'], stopSignal: Promise<unknown>): Promise<number> {
   const where = [...new Set(instances.map((instance) => `${instance.zone}: ${instance.host}:${instance.port} ${instance.service}`))];
@@ -52,18 +75,28 @@ async function serveUntilStopped(instances: DemoUpstreams['instances'], stopSign
 export async function runDemo(configPath: string, options: DemoOptions = {}): Promise<number> {
   const upstreams = await startDemoUpstreams(await loadConfigFile(configPath));
   let registration: Registration | undefined;
+  let control: Server | undefined;
   try {
     if (options.consul !== undefined) registration = await registerInConsul(options.consul, upstreams.instances);
     if (options.upstreamsOnly) return await serveUntilStopped(upstreams.instances, options.stopSignal ?? stopOnSignal());
     return await runGateway(configPath, {
       prepare: (config: Config) => demoConfig(config, options.consul),
       stopSignal: options.stopSignal,
-      onStarted: (gateway) => {
-        const { port } = gateway.address;
-        process.stderr.write(tryThis(`http://127.0.0.1:${port}`, `http://127.0.0.1:${gateway.adminAddress.port}`));
+      onStarted: async (gateway) => {
+        const base = `http://127.0.0.1:${gateway.address.port}`;
+        const admin = `http://127.0.0.1:${gateway.adminAddress.port}`;
+        process.stderr.write(tryThis(base, admin));
+        const address = parseHostPort(DEMO_CONTROL);
+        control = address && (await startDemoControl(upstreams, { gateway: base, admin }, address).catch((err: unknown) => {
+          process.stderr.write(`the demo's control listener (${DEMO_CONTROL}) is off: ${String(err)}\n`);
+          return undefined;
+        }));
+        const at = control ? `http://127.0.0.1:${(control.address() as { port: number }).port}` : undefined;
+        process.stderr.write(breakThis(at, admin, gateway.config.gateway.adminToken !== ''));
       },
     });
   } finally {
+    control?.close();
     await registration?.deregister();
     await upstreams.close();
   }

@@ -20,7 +20,7 @@ export interface InstanceControl {
   fail(percent: number, status?: number): void;
   /** serves normally again (listening again on the same port after kill) */
   restore(): Promise<void>;
-  /** performance.now() of each request it received (the drill clears it) */
+  /** when it received each request, in ms since the epoch (sub-millisecond): a drill in another process reads them */
   readonly arrivals: number[];
 }
 
@@ -62,7 +62,8 @@ class SimulatedInstance implements InstanceControl {
   constructor(instance: InstanceSpec) {
     this.instance = instance;
     this.server = createServer((req, res) => {
-      if (this.arrivals.length < MAX_ARRIVALS) this.arrivals.push(performance.now());
+      if (this.arrivals.length >= MAX_ARRIVALS) this.arrivals.splice(0, MAX_ARRIVALS / 2);
+      this.arrivals.push(performance.timeOrigin + performance.now());
       const behaviour = this.#behaviour;
       req.resume();
       if (behaviour.kind === 'hang') return;
@@ -116,8 +117,8 @@ class SimulatedInstance implements InstanceControl {
   }
 }
 
-/** arrivals kept per instance: a drill's load is bounded well below this */
-const MAX_ARRIVALS = 1_000_000;
+/** arrivals kept per instance (the oldest half goes when full): a few MiB at most */
+const MAX_ARRIVALS = 200_000;
 
 export async function startDemoUpstreams(config: Config, options: DemoUpstreamOptions = {}): Promise<DemoUpstreams> {
   const specs = Object.entries(config.discovery.static).flatMap(([service, entries]) => staticSpecs(service, entries));

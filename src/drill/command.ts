@@ -5,8 +5,9 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load.ts';
-import { parseDuration, type Config } from '../config/schema.ts';
-import { DrillFleet } from './fleet.ts';
+import { parseDuration } from '../config/schema.ts';
+import { connectDemo } from './demo-fleet.ts';
+import { LocalFleet, type Fleet } from './fleet.ts';
 import { formatMs, formatTable, htmlReport, verdictOf, type Targets } from './report.ts';
 import { runDrill, type DrillOptions } from './run.ts';
 import { SCENARIOS, type Scenario } from './scenarios.ts';
@@ -28,6 +29,9 @@ Runs failure scenarios, each against a fresh gateway under a steady load, on sim
   --report FILE           the HTML report (default drill-report.html)
   --consul URL            register the simulated instances in this Consul and discover them from it
                           (enables consul-unavailable)
+  --demo URL              drill the running \`zonegate demo\` through its control listener (the URL it
+                          prints, http://127.0.0.1:9909): its dashboard shows the drill live; the admin
+                          token, if any, is read from ZONEGATE_ADMIN_TOKEN
   --list                  the scenarios and whether they can run with this config`;
 
 const OPTIONS = {
@@ -44,6 +48,7 @@ const OPTIONS = {
   'max-rto': { type: 'string' },
   report: { type: 'string' },
   consul: { type: 'string' },
+  demo: { type: 'string' },
   timeout: { type: 'string' },
   list: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -69,13 +74,7 @@ function numberOption(text: string | undefined, name: string, check: (n: number)
   return value;
 }
 
-/** The first route's exact path, or its prefix: what the load sends when --path is not given. */
-function defaultPath(config: Config): string {
-  const match = config.routes[0]!.match;
-  return match.path ?? match.prefix ?? '/';
-}
-
-function chooseScenarios(names: readonly string[] | undefined, fleet: DrillFleet): Scenario[] {
+function chooseScenarios(names: readonly string[] | undefined, fleet: Fleet): Scenario[] {
   if (names === undefined) return [...SCENARIOS];
   const wanted = names.flatMap((name) => name.split(',')).map((name) => name.trim()).filter((name) => name !== '');
   return wanted.map((name) => {
@@ -88,7 +87,7 @@ function chooseScenarios(names: readonly string[] | undefined, fleet: DrillFleet
 }
 
 export async function drillCommand(argv: string[]): Promise<number> {
-  let fleet: DrillFleet | undefined;
+  let fleet: Fleet | undefined;
   try {
     const { values } = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false });
     if (values.help) {
@@ -100,19 +99,23 @@ export async function drillCommand(argv: string[]): Promise<number> {
       maxErrors: numberOption(values['max-errors'], 'max-errors', (n) => Number.isInteger(n) && n >= 0),
       maxRtoMs: values['max-rto'] === undefined ? undefined : durationOption(values['max-rto'], 0, 'max-rto'),
     };
-    const config = await loadConfigFile(values.config ?? EXAMPLE_CONFIG);
+    if (values.demo !== undefined && (values.config !== undefined || values.consul !== undefined)) {
+      throw new UsageError('--demo drills the running demo as it is: leave out --config and --consul');
+    }
+    fleet = values.demo !== undefined
+      ? await connectDemo(values.demo, process.env.ZONEGATE_ADMIN_TOKEN ?? '')
+      : await LocalFleet.start(await loadConfigFile(values.config ?? EXAMPLE_CONFIG), { consul: values.consul });
     const options: DrillOptions = {
       rate,
       beforeMs: durationOption(values.before, 2000, 'before'),
       duringMs: durationOption(values.during, 5000, 'during'),
       afterMs: durationOption(values.after, 12_000, 'after'),
-      path: values.path ?? defaultPath(config),
+      path: values.path ?? (await fleet.firstRoutePath()),
       method: values.method?.toUpperCase() ?? 'GET',
       region: values.region,
       timeoutMs: durationOption(values.timeout, 10_000, 'timeout'),
     };
     if (!options.path.startsWith('/')) throw new UsageError(`--path must start with /, got "${options.path}"`);
-    fleet = await DrillFleet.start(config, { consul: values.consul });
     for (const note of fleet.notes) process.stderr.write(`note: ${note}\n`);
     if (values.list) {
       for (const scenario of SCENARIOS) {

@@ -1,21 +1,75 @@
-// What a drill runs against: the config's static instances simulated on free loopback ports (src/demo), Consul and
-// Redis reached through relays the drill can cut, and a fresh gateway per scenario (so one scenario's open breakers
-// do not start the next), in this process, on loopback, with routing headers on.
+// What a drill runs against. Its own fleet (LocalFleet): the config's static instances simulated on free loopback
+// ports (src/demo), Consul and Redis reached through relays the drill can cut, and a fresh gateway per scenario (so
+// one scenario's open breakers do not start the next), in this process, with routing headers on. Or a running
+// `zonegate demo` (demo-fleet.ts), driven through its control listener.
 import { consulSchema, type Config } from '../config/schema.ts';
 import { registerInConsul, type Registration } from '../demo/consul-registration.ts';
 import { startDemoUpstreams, type DemoUpstreams, type InstanceControl } from '../demo/upstreams.ts';
 import { Gateway } from '../gateway.ts';
 import { createLogger } from '../observability/logger.ts';
+import type { AdminEndpoint } from './admin-client.ts';
 import { startRelay, type Relay } from './relay.ts';
+
+/** A simulated instance as the drill drives it. */
+export interface DrillInstance {
+  readonly id: string;
+  readonly service: string;
+  readonly zone: string;
+  readonly port: number;
+  kill(): Promise<void>;
+  hang(): Promise<void>;
+  fail(percent: number, status: number): Promise<void>;
+  restore(): Promise<void>;
+  /** when it received requests since `since` (both in ms since the epoch) */
+  arrivals(since: number): Promise<number[]>;
+}
+
+/** The gateway one scenario runs against. */
+export interface FleetGateway {
+  /** the proxy listener, http://127.0.0.1:port */
+  readonly origin: string;
+  readonly port: number;
+  readonly admin: AdminEndpoint;
+  /** the scenario is over: a gateway of its own stops */
+  release(): Promise<void>;
+}
+
+export interface Fleet {
+  readonly instances: readonly DrillInstance[];
+  readonly consulRelay: Relay | undefined;
+  readonly redisRelay: Relay | undefined;
+  /** what is not drilled and why, for the report */
+  readonly notes: readonly string[];
+  gateway(): Promise<FleetGateway>;
+  /** the first route's exact path or prefix: what the load sends unless told otherwise */
+  firstRoutePath(): Promise<string>;
+  close(): Promise<void>;
+}
+
+function localInstance(control: InstanceControl): DrillInstance {
+  const { id, service, zone, port } = control.instance;
+  return {
+    id,
+    service,
+    zone,
+    port,
+    kill: () => control.kill(),
+    hang: async () => control.hang(),
+    fail: async (percent, status) => control.fail(percent, status),
+    restore: () => control.restore(),
+    arrivals: async (since) => control.arrivals.filter((at) => at >= since),
+  };
+}
 
 export interface FleetOptions {
   /** register the simulated instances in this Consul and discover them from it (through a relay) */
   readonly consul?: string;
 }
 
-export class DrillFleet {
+export class LocalFleet implements Fleet {
   readonly config: Config;
   readonly upstreams: DemoUpstreams;
+  readonly instances: readonly DrillInstance[];
   readonly consulRelay: Relay | undefined;
   readonly redisRelay: Relay | undefined;
   /** why the config's own Consul or Redis is not drilled, for the report */
@@ -25,13 +79,14 @@ export class DrillFleet {
   private constructor(config: Config, upstreams: DemoUpstreams, relays: { consul?: Relay; redis?: Relay }, registration: Registration | undefined, notes: string[]) {
     this.config = config;
     this.upstreams = upstreams;
+    this.instances = upstreams.controls.map(localInstance);
     this.consulRelay = relays.consul;
     this.redisRelay = relays.redis;
     this.#registration = registration;
     this.notes = notes;
   }
 
-  static async start(source: Config, options: FleetOptions = {}): Promise<DrillFleet> {
+  static async start(source: Config, options: FleetOptions = {}): Promise<LocalFleet> {
     const notes: string[] = [];
     const upstreams = await startDemoUpstreams(source, { freePorts: true });
     const relays: { consul?: Relay; redis?: Relay } = {};
@@ -62,7 +117,7 @@ export class DrillFleet {
         admin: { host: '127.0.0.1', port: 0 },
         routingHeaders: true,
       };
-      return new DrillFleet({ ...source, gateway, discovery, redis }, upstreams, relays, registration, notes);
+      return new LocalFleet({ ...source, gateway, discovery, redis }, upstreams, relays, registration, notes);
     } catch (err) {
       await Promise.allSettled([registration?.deregister(), relays.consul?.close(), relays.redis?.close(), upstreams.close()]);
       throw err;
@@ -70,17 +125,19 @@ export class DrillFleet {
   }
 
   /** A gateway of its own for one scenario (its log is silent: the drill reports what clients saw). */
-  startGateway(): Promise<Gateway> {
-    return Gateway.start(this.config, { logger: createLogger({ level: 'silent' }) });
+  async gateway(): Promise<FleetGateway> {
+    const gateway = await Gateway.start(this.config, { logger: createLogger({ level: 'silent' }) });
+    return {
+      origin: `http://127.0.0.1:${gateway.address.port}`,
+      port: gateway.address.port,
+      admin: { origin: `http://127.0.0.1:${gateway.adminAddress.port}`, token: this.config.gateway.adminToken },
+      release: () => gateway.stop(),
+    };
   }
 
-  /** The simulated instance that a gateway's instance id names (ids differ between static and Consul discovery). */
-  controlOf(gateway: Gateway, instanceId: string): InstanceControl | undefined {
-    for (const service of gateway.registry.services()) {
-      const instance = gateway.registry.snapshot(service)!.instances.find((candidate) => candidate.id === instanceId);
-      if (instance !== undefined) return this.upstreams.controls.find((control) => control.instance.port === instance.port);
-    }
-    return undefined;
+  async firstRoutePath(): Promise<string> {
+    const { match } = this.config.routes[0]!;
+    return match.path ?? match.prefix ?? '/';
   }
 
   async close(): Promise<void> {

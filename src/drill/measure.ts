@@ -18,7 +18,7 @@ export interface Latency {
 }
 
 export interface TimelineBin {
-  /** the bin's start, ms */
+  /** the bin's start, ms (requests are binned by when they were sent) */
   readonly at: number;
   /** responses served, per X-Zonegate-Tier */
   readonly tiers: Readonly<Record<string, number>>;
@@ -72,8 +72,9 @@ export function errorKey(sample: Sample): string {
 }
 
 export function measure(samples: readonly Sample[], phases: Phases, failed: FailedPart | undefined): Measurement {
-  const before = samples.filter((sample) => sample.start < phases.faultAt);
-  const during = samples.filter((sample) => sample.start >= phases.faultAt && sample.start < phases.repairAt);
+  // a request still open when the fault began is the fault's, not the baseline's
+  const before = samples.filter((sample) => sample.end < phases.faultAt);
+  const during = samples.filter((sample) => sample.end >= phases.faultAt && sample.start < phases.repairAt);
   const after = samples.filter((sample) => sample.start >= phases.repairAt);
   const latency = { before: latencyOf(before), during: latencyOf(during), after: latencyOf(after) };
   const slowMs = Math.max(250, 5 * latency.before.p99);
@@ -101,9 +102,10 @@ export function measure(samples: readonly Sample[], phases: Phases, failed: Fail
 
   const binMs = phases.endAt > 20_000 ? 1000 : phases.endAt > 8000 ? 500 : 250;
   const timeline: TimelineBin[] = [];
-  for (let at = 0; at < phases.endAt; at += binMs) timeline.push({ at, tiers: {}, errors: 0 });
+  // whole bins only, by when each request was sent (a request that hung shows where it began, in its outcome's colour)
+  for (let at = 0; at + binMs <= phases.endAt; at += binMs) timeline.push({ at, tiers: {}, errors: 0 });
   for (const sample of samples) {
-    const bin = timeline[Math.min(timeline.length - 1, Math.floor(sample.end / binMs))];
+    const bin = timeline[Math.floor(sample.start / binMs)];
     if (bin === undefined) continue;
     if (isError(sample)) (bin as { errors: number }).errors += 1;
     else {

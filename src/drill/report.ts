@@ -34,16 +34,16 @@ function errorsText(m: Measurement): string {
   return entries.length === 0 ? '0' : `${m.errorCount} (${entries.map(([code, count]) => `${code}: ${count}`).join(', ')})`;
 }
 
-const latencyText = (l: { p50: number; p99: number }): string => `${formatMs(l.p50)}/${formatMs(l.p99)}`;
+const latencyText = (l: { p50: number; p99: number; count: number }): string => (l.count === 0 ? '-' : `${formatMs(l.p50)}/${formatMs(l.p99)}`);
 
 function verdictText(verdict: Verdict): string {
   return verdict.kind === 'met' ? 'met' : `${verdict.kind}: ${verdict.why}`;
 }
 
-/** One row per scenario, columns padded to fit. */
-export function formatTable(results: readonly ScenarioResult[], targets: Targets): string {
-  const header = ['scenario', 'failed part', 'requests', 'errors', 'p50/p99 before', 'during', 'after', 'left after', 'back after', 'RTO', 'verdict'];
-  const rows = results.map((result) => {
+const HEADER = ['scenario', 'failed part', 'requests', 'errors', 'p50/p99 before', 'during', 'after', 'left after', 'back after', 'RTO', 'verdict'];
+
+function tableRows(results: readonly ScenarioResult[], targets: Targets): string[][] {
+  return results.map((result) => {
     const m = result.measurement;
     const verdict = verdictText(verdictOf(result, targets));
     if (m === undefined) return [result.name, result.what ?? '-', '-', '-', '-', '-', '-', '-', '-', '-', verdict];
@@ -61,6 +61,12 @@ export function formatTable(results: readonly ScenarioResult[], targets: Targets
       verdict,
     ];
   });
+}
+
+/** One row per scenario, columns padded to fit. */
+export function formatTable(results: readonly ScenarioResult[], targets: Targets): string {
+  const header = HEADER;
+  const rows = tableRows(results, targets);
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: readonly string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
@@ -114,7 +120,9 @@ export interface ReportMeta {
 }
 
 export function htmlReport(results: readonly ScenarioResult[], targets: Targets, meta: ReportMeta): string {
-  const table = formatTable(results, targets);
+  const head = HEADER.map((title) => `<th>${escape(title)}</th>`).join('');
+  const body = tableRows(results, targets).map((row) => `<tr>${row.map((cell) => `<td>${escape(cell)}</td>`).join('')}</tr>`).join('\n');
+  const table = `<table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`;
   const sections = results.map((result) => {
     const verdict = verdictOf(result, targets);
     const chart = result.measurement === undefined ? '' : timelineSvg(result);
@@ -127,14 +135,14 @@ export function htmlReport(results: readonly ScenarioResult[], targets: Targets,
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>zonegate drill report</title>
 <style>
-body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}pre{background:#f6f6f6;padding:12px;overflow:auto}
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#222}table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 h2 small{font-weight:normal;font-size:13px;margin-left:8px}.met{color:#2e7d32}.missed{color:#c62828}.skipped{color:#757575}
 svg text{font-size:11px;fill:#555}.legend span{margin-right:12px}.legend i{display:inline-block;width:12px;height:3px;margin-right:4px;vertical-align:middle}
 </style></head><body>
 <h1>zonegate drill report</h1>
 <p>${escape(meta.startedAt.toISOString())} · steady load ${meta.rate} requests/s to ${escape(meta.path)} · targets: ${escape(targetText.join(', ') || 'none')}</p>
 ${meta.notes.map((note) => `<p>${escape(note)}</p>`).join('\n')}
-<pre>${escape(table)}</pre>
+${table}
 ${sections.join('\n')}
 </body></html>
 `;

@@ -3,7 +3,8 @@
 // came back, from the simulated instances' own arrivals.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { DrillFleet } from './fleet.ts';
+import { adminInstances, portOf } from './admin-client.ts';
+import type { Fleet } from './fleet.ts';
 import { SteadyLoad, type Sample } from './load.ts';
 import { measure, type Measurement, type Phases } from './measure.ts';
 import { DRILL_HEADER, type Injected, type Scenario } from './scenarios.ts';
@@ -44,33 +45,30 @@ function mostCommon(values: Iterable<string | null>): string | undefined {
   return best;
 }
 
-export async function runScenario(fleet: DrillFleet, scenario: Scenario, options: DrillOptions): Promise<ScenarioResult> {
+export async function runScenario(fleet: Fleet, scenario: Scenario, options: DrillOptions): Promise<ScenarioResult> {
   const base = { name: scenario.name, description: scenario.description };
   const skipped = scenario.unavailable(fleet);
   if (skipped !== undefined) return { ...base, skipped };
-  const gateway = await fleet.startGateway();
+  const gateway = await fleet.gateway();
   const drillId = randomUUID();
   let injected: Injected | undefined;
   let load: SteadyLoad | undefined;
   try {
-    for (const control of fleet.upstreams.controls) control.arrivals.length = 0;
     const headers: Record<string, string> = { [DRILL_HEADER]: drillId };
     if (options.region !== undefined) headers['x-region-id'] = options.region;
-    load = new SteadyLoad({
-      origin: `http://127.0.0.1:${gateway.address.port}`,
-      path: options.path,
-      method: options.method,
-      headers,
-      rate: options.rate,
-      timeoutMs: options.timeoutMs,
-    });
+    load = new SteadyLoad({ origin: gateway.origin, path: options.path, method: options.method, headers, rate: options.rate, timeoutMs: options.timeoutMs });
+    const epoch = performance.timeOrigin + load.startedAt;
     await sleep(options.beforeMs);
     const served = load.samples.filter((sample) => sample.status > 0 && sample.status < 400);
     const topUpstream = mostCommon(served.map((sample) => sample.upstream));
+    const placement = await adminInstances(gateway.admin);
+    const view = placement.find((instance) => instance.id === topUpstream);
+    const instance = view && fleet.instances.find((candidate) => candidate.port === portOf(view.address));
     const context = {
       fleet,
       gateway,
-      target: topUpstream === undefined ? undefined : fleet.controlOf(gateway, topUpstream),
+      target: view && instance ? { view, instance } : undefined,
+      placement,
       route: mostCommon(served.map((sample) => sample.route)),
       path: options.path,
       drillId,
@@ -85,10 +83,10 @@ export async function runScenario(fleet: DrillFleet, scenario: Scenario, options
     await sleep(options.afterMs);
     const endAt = load.now();
     const samples: Sample[] = await load.stop();
-    const startedAt = load.startedAt;
     load = undefined;
     const phases = { faultAt, repairAt, endAt };
-    const arrivals = repairing.failed.flatMap((control) => control.arrivals.map((at) => at - startedAt)).sort((a, b) => a - b);
+    // the instances' clocks are ms since the epoch; the load's, ms since it started
+    const arrivals = (await Promise.all(repairing.failed.map((failed) => failed.arrivals(epoch)))).flat().map((at) => at - epoch).sort((a, b) => a - b);
     const failed = repairing.failed.length > 0 ? { arrivals } : undefined;
     return { ...base, what: repairing.what, phases, measurement: measure(samples, phases, failed) };
   } catch (err) {
@@ -96,12 +94,12 @@ export async function runScenario(fleet: DrillFleet, scenario: Scenario, options
   } finally {
     await injected?.repair().catch(() => {});
     await load?.stop();
-    await gateway.stop();
+    await gateway.release();
   }
 }
 
 export async function runDrill(
-  fleet: DrillFleet,
+  fleet: Fleet,
   scenarios: readonly Scenario[],
   options: DrillOptions,
   onResult: (result: ScenarioResult) => void = () => {},

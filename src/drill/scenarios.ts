@@ -1,15 +1,16 @@
 // The failures a drill rehearses. Each breaks one part of the fleet while the steady load runs and says which
 // simulated instances are the failed part (whose traffic must leave, and come back after the repair).
-import type { InstanceControl } from '../demo/upstreams.ts';
-import type { Gateway } from '../gateway.ts';
-import type { DrillFleet } from './fleet.ts';
+import { clearFault, setFault, type AdminInstance } from './admin-client.ts';
+import type { DrillInstance, Fleet, FleetGateway } from './fleet.ts';
 import { SlowUploads } from './load.ts';
 
 export interface ScenarioContext {
-  readonly fleet: DrillFleet;
-  readonly gateway: Gateway;
-  /** the instance that served most of the load before the fault */
-  readonly target: InstanceControl | undefined;
+  readonly fleet: Fleet;
+  readonly gateway: FleetGateway;
+  /** the instance that served most of the load before the fault, as the fleet and the gateway's admin API see it */
+  readonly target: { readonly instance: DrillInstance; readonly view: AdminInstance } | undefined;
+  /** every instance the gateway knows (its admin API): where zones and cities are */
+  readonly placement: readonly AdminInstance[];
   /** the route that served the load (X-Zonegate-Route) */
   readonly route: string | undefined;
   /** the load's path, and the value of its X-Zonegate-Drill header (a fault scoped to it hits nothing else) */
@@ -21,7 +22,7 @@ export interface Injected {
   /** what failed, in words: an instance id, a zone, a city, a dependency */
   readonly what: string;
   /** the simulated instances that failed (empty when the failed part is no instance) */
-  readonly failed: readonly InstanceControl[];
+  readonly failed: readonly DrillInstance[];
   repair(): Promise<void>;
 }
 
@@ -29,7 +30,7 @@ export interface Scenario {
   readonly name: string;
   readonly description: string;
   /** why it cannot run against this fleet, or undefined */
-  unavailable(fleet: DrillFleet): string | undefined;
+  unavailable(fleet: Fleet): string | undefined;
   inject(context: ScenarioContext): Promise<Injected>;
 }
 
@@ -38,23 +39,23 @@ const SLOW_UPLOADS = 50;
 const SLOW_UPLOAD_INTERVAL_MS = 1000;
 export const DRILL_HEADER = 'x-zonegate-drill';
 
-function targetOf(context: ScenarioContext): InstanceControl {
+function targetOf(context: ScenarioContext): NonNullable<ScenarioContext['target']> {
   if (context.target === undefined) throw new Error('no simulated instance served the load before the fault');
   return context.target;
 }
 
 /** Every simulated instance in `zones`, of every service, killed until the repair. */
 async function darken(context: ScenarioContext, zones: readonly string[], what: string): Promise<Injected> {
-  const failed = context.fleet.upstreams.controls.filter((control) => zones.includes(control.instance.zone));
-  await Promise.all(failed.map((control) => control.kill()));
-  return { what, failed, repair: async () => void (await Promise.all(failed.map((control) => control.restore()))) };
+  const failed = context.fleet.instances.filter((instance) => zones.includes(instance.zone));
+  await Promise.all(failed.map((instance) => instance.kill()));
+  return { what, failed, repair: async () => void (await Promise.all(failed.map((instance) => instance.restore()))) };
 }
 
 /** One instance misbehaving (`act`) until the repair. */
-async function onTarget(context: ScenarioContext, act: (target: InstanceControl) => void | Promise<void>): Promise<Injected> {
-  const target = targetOf(context);
-  await act(target);
-  return { what: target.instance.id, failed: [target], repair: () => target.restore() };
+async function onTarget(context: ScenarioContext, act: (target: DrillInstance) => Promise<void>): Promise<Injected> {
+  const { instance } = targetOf(context);
+  await act(instance);
+  return { what: instance.id, failed: [instance], repair: () => instance.restore() };
 }
 
 const always = (): undefined => undefined;
@@ -80,10 +81,10 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'zone-dark',
-    description: "every instance in the zone serving the load stops",
+    description: 'every instance in the zone serving the load stops',
     unavailable: always,
     inject: (context) => {
-      const zone = targetOf(context).instance.zone;
+      const { zone } = targetOf(context).view;
       return darken(context, [zone], `zone ${zone}`);
     },
   },
@@ -92,10 +93,10 @@ export const SCENARIOS: readonly Scenario[] = [
     description: 'every instance in the city serving the load stops',
     unavailable: always,
     inject: (context) => {
-      const zone = targetOf(context).instance.zone;
-      const city = context.gateway.topology.zone(zone)?.city;
-      if (city === undefined) return darken(context, [zone], `zone ${zone} (in no city of the topology)`);
-      return darken(context, context.gateway.topology.zonesOf(city), `city ${city}`);
+      const { zone, city } = targetOf(context).view;
+      if (city === null) return darken(context, [zone], `zone ${zone} (in no city of the topology)`);
+      const zones = [...new Set(context.placement.filter((instance) => instance.city === city).map((instance) => instance.zone))];
+      return darken(context, zones, `city ${city}`);
     },
   },
   {
@@ -123,7 +124,7 @@ export const SCENARIOS: readonly Scenario[] = [
     description: `${SLOW_UPLOADS} clients upload a body a byte a second beside the load`,
     unavailable: always,
     inject: async (context) => {
-      const uploads = new SlowUploads(context.gateway.address.port, context.path, SLOW_UPLOADS, SLOW_UPLOAD_INTERVAL_MS);
+      const uploads = new SlowUploads(context.gateway.port, context.path, SLOW_UPLOADS, SLOW_UPLOAD_INTERVAL_MS);
       return { what: `${SLOW_UPLOADS} slow uploads`, failed: [], repair: async () => uploads.stop() };
     },
   },
@@ -134,24 +135,9 @@ export const SCENARIOS: readonly Scenario[] = [
     inject: async (context) => {
       const route = context.route;
       if (route === undefined) throw new Error('no route served the load before the fault');
-      const fault = { abort: { percent: 100, status: 503 }, header: `${DRILL_HEADER}=${context.drillId}` };
-      await adminCall(context, 'PUT', route, fault);
-      return { what: `route ${route}`, failed: [], repair: () => adminCall(context, 'DELETE', route) };
+      const { admin } = context.gateway;
+      await setFault(admin, route, { abort: { percent: 100, status: 503 }, header: `${DRILL_HEADER}=${context.drillId}` });
+      return { what: `route ${route}`, failed: [], repair: () => clearFault(admin, route) };
     },
   },
 ];
-
-/** PUT or DELETE /admin/faults/<route> on the scenario's gateway, with the config's admin token. */
-async function adminCall(context: ScenarioContext, method: 'PUT' | 'DELETE', route: string, body?: unknown): Promise<void> {
-  const { gateway } = context;
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  const token = gateway.config.gateway.adminToken;
-  if (token !== '') headers.authorization = `Bearer ${token}`;
-  const res = await fetch(`http://127.0.0.1:${gateway.adminAddress.port}/admin/faults/${route}`, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  if (!res.ok) throw new Error(`admin ${method} /admin/faults/${route}: ${res.status} ${await res.text()}`);
-  await res.arrayBuffer().catch(() => {});
-}

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
 import { ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
+import { pollUntil } from '../support/http.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -42,7 +43,7 @@ interface Demo {
 async function startDemo(config: string, extraArgs: string[] = []): Promise<Demo> {
   const started = performance.now();
   const child = spawn(ZONEGATE_BIN, ['demo', '--config', config, ...extraArgs], {
-    env: zonegateEnv({ ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0' }),
+    env: zonegateEnv({ ZONEGATE_LISTEN: '127.0.0.1:0', ZONEGATE_ADMIN: '127.0.0.1:0', ZONEGATE_DEMO_CONTROL: '127.0.0.1:0' }),
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';
@@ -116,6 +117,18 @@ describe('zonegate demo', { timeout: 30_000 }, () => {
       assert.equal(dashboard.status, 200);
       assert.match(await dashboard.text(), /<title>zonegate<\/title>/);
       assert.match(await (await fetch(`${admin}/metrics`)).text(), /^zonegate_requests_total\{route="orders",code="2xx"\} \d+$/m);
+
+      // how to break it: a drill against this demo (its control listener answers) and an admin call that injects a fault
+      const printed = await pollUntil(() => (/admin\/faults\/orders\n/.test(demo.printed()) ? demo.printed() : undefined), 5000, 'the break-this lines');
+      const control = /npx zonegate drill --demo (http:\/\/127\.0\.0\.1:\d+) --scenario zone-dark/.exec(printed)?.[1];
+      assert.ok(control, printed);
+      const listed = (await (await fetch(`${control}/`)).json()) as { gateway: string };
+      assert.equal(listed.gateway, demo.url);
+      const curl = /curl -X PUT -d '(\{[^']+\})' (http:\/\/\S+)/.exec(printed);
+      assert.equal(curl?.[2], `${admin}/admin/faults/orders`);
+      assert.equal((await fetch(curl[2], { method: 'PUT', body: curl[1] })).status, 200);
+      const statuses = await Promise.all(Array.from({ length: 4 }, async () => (await fetch(`${demo.url}/api/order/7`)).status));
+      assert.deepEqual(statuses.sort(), [200, 200, 503, 503], 'half of /api/order is answered 503');
     } finally {
       assert.equal(await stopDemo(demo), 0, 'SIGTERM drains and exits 0');
     }
