@@ -26,6 +26,7 @@ Runs failure scenarios, each against a fresh gateway under a steady load, on sim
                           phase lengths (default 2s, 5s, 12s: the fault lasts --during)
   --max-errors N          target: at most N client-visible errors per scenario
   --max-rto D             target: clients recovered within D of the fault (e.g. 1s)
+  --timeout D             the longest one request of the load may take (default 10s)
   --report FILE           the HTML report (default drill-report.html)
   --consul URL            register the simulated instances in this Consul and discover them from it
                           (enables consul-unavailable)

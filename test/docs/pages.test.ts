@@ -27,7 +27,7 @@ async function anchorsOf(file: string): Promise<Set<string>> {
 
 describe('the documentation', () => {
   it('has a page per topic', () => {
-    for (const page of ['configuration', 'routing', 'resilience', 'rate-limits', 'discovery', 'operations', 'performance']) {
+    for (const page of ['configuration', 'routing', 'resilience', 'rate-limits', 'discovery', 'operations', 'performance', 'drills']) {
       assert.ok(PAGES.includes(`docs/${page}.md`), `docs/${page}.md`);
     }
   });
