@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfigFile } from '../config/load.ts';
-import { parseDuration } from '../config/schema.ts';
+import { parseDuration, type Config } from '../config/schema.ts';
 import { connectDemo } from './demo-fleet.ts';
 import { LocalFleet, type Fleet } from './fleet.ts';
 import { formatMs, formatTable, htmlReport, verdictOf, type Targets } from './report.ts';
@@ -56,8 +56,9 @@ const OPTIONS = {
 } as const;
 
 const EXAMPLE_CONFIG = fileURLToPath(new URL('../../routes.yaml', import.meta.url));
-/** the load's rate is bounded: the drill measures a gateway, it does not load-test one */
+/** the load's rate and length are bounded: the drill measures a gateway, it does not load-test one */
 const MAX_RATE = 2000;
+const MAX_SCENARIO_MS = 10 * 60_000;
 
 class UsageError extends Error {}
 
@@ -73,6 +74,15 @@ function numberOption(text: string | undefined, name: string, check: (n: number)
   const value = Number(text);
   if (text.trim() === '' || !check(value)) throw new UsageError(`--${name}: "${text}" is not allowed here`);
   return value;
+}
+
+/** The config at `file`, if it has static instances for the drill to simulate. */
+async function simulable(file: string): Promise<Config> {
+  const config = await loadConfigFile(file);
+  if (Object.values(config.discovery.static).every((instances) => instances.length === 0)) {
+    throw new UsageError(`${file} lists no static instances: the drill simulates discovery.static (with --consul, it registers them there)`);
+  }
+  return config;
 }
 
 function chooseScenarios(names: readonly string[] | undefined, fleet: Fleet): Scenario[] {
@@ -105,7 +115,7 @@ export async function drillCommand(argv: string[]): Promise<number> {
     }
     fleet = values.demo !== undefined
       ? await connectDemo(values.demo, process.env.ZONEGATE_ADMIN_TOKEN ?? '')
-      : await LocalFleet.start(await loadConfigFile(values.config ?? EXAMPLE_CONFIG), { consul: values.consul });
+      : await LocalFleet.start(await simulable(values.config ?? EXAMPLE_CONFIG), { consul: values.consul });
     const options: DrillOptions = {
       rate,
       beforeMs: durationOption(values.before, 2000, 'before'),
@@ -117,6 +127,7 @@ export async function drillCommand(argv: string[]): Promise<number> {
       timeoutMs: durationOption(values.timeout, 10_000, 'timeout'),
     };
     if (!options.path.startsWith('/')) throw new UsageError(`--path must start with /, got "${options.path}"`);
+    if (options.beforeMs + options.duringMs + options.afterMs > MAX_SCENARIO_MS) throw new UsageError('a scenario lasts at most 10m (--before + --during + --after)');
     for (const note of fleet.notes) process.stderr.write(`note: ${note}\n`);
     if (values.list) {
       for (const scenario of SCENARIOS) {

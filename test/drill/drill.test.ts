@@ -39,10 +39,11 @@ describe('zonegate drill', { timeout: 120_000 }, () => {
     // each failed probe keeps the breaker open longer (500 ms, 1 s, 1.5 s …): back within the after phase
     assert.ok(m.backAfterMs !== null && m.backAfterMs < KILLED.afterMs, `back after ${m.backAfterMs} ms`);
     assert.ok(m.rtoMs < 1000, `RTO ${m.rtoMs} ms`);
+    const { faultAt, repairAt } = result.phases!;
     const tiers = (from: number, to: number): Set<string> =>
       new Set(m.timeline.filter((bin) => bin.at >= from && bin.at + m.binMs <= to).flatMap((bin) => Object.keys(bin.tiers)));
-    assert.deepEqual(tiers(0, 1000), new Set(['zone']), 'sh-a served before');
-    assert.deepEqual(tiers(1250, 3000), new Set(['city']), 'sh-b served while sh-a was down');
+    assert.deepEqual(tiers(0, faultAt), new Set(['zone']), 'sh-a served before');
+    assert.deepEqual(tiers(faultAt + m.binMs, repairAt), new Set(['city']), 'sh-b served while sh-a was down');
   });
 
   it('route-abort for 2 s at 50/s: about 100 errors, all 503 fault_injected, RTO about 2 s; breakers stay closed', async () => {
@@ -50,8 +51,12 @@ describe('zonegate drill', { timeout: 120_000 }, () => {
     assert.equal(result.failedToRun, undefined);
     const m = result.measurement!;
     assert.deepEqual(Object.keys(m.errors), ['503 fault_injected']);
-    assert.ok(m.errorCount >= 80 && m.errorCount <= 120, `${m.errorCount} errors, expected about ${RATE * 2}`);
-    assert.ok(m.rtoMs >= 1800 && m.rtoMs <= 3000, `RTO ${m.rtoMs} ms`);
+    // the phases as they really ran (a loaded machine stretches a 2 s sleep): the load is count-based, so the
+    // errors are the rate times the fault's length, give or take the admin calls that set and clear it
+    const lasted = result.phases!.repairAt - result.phases!.faultAt;
+    const expected = (RATE * lasted) / 1000;
+    assert.ok(Math.abs(m.errorCount - expected) <= expected * 0.15, `${m.errorCount} errors, expected about ${expected}`);
+    assert.ok(m.rtoMs >= lasted - 100 && m.rtoMs <= lasted + 500, `RTO ${m.rtoMs} ms for a ${lasted} ms fault`);
     // after the repair every request is served by the zone again: no breaker opened on the injected 503s
     const afterRepair = m.timeline.filter((bin) => bin.at >= result.phases!.repairAt + 250);
     assert.ok(afterRepair.every((bin) => bin.errors === 0 && Object.keys(bin.tiers).join() === 'zone'), JSON.stringify(afterRepair));
