@@ -1,36 +1,16 @@
 // Fault injection per route: aborts answered by the gateway with the route's status and a JSON error, delays before
 // the exchange, both at exactly the share asked for, optionally only for requests with a header; marked in the access
-// log and metrics; set and cleared through the admin API (behind the token) until the next reload; and never
-// counted by an instance's breaker.
+// log and metrics; never counted by an instance's breaker. (The admin endpoints: test/admin/faults.test.ts.)
 import assert from 'node:assert/strict';
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadConfigText } from '../../src/config/load.ts';
 import { RouteFaults } from '../../src/proxy/fault.ts';
+import { admin, breakerOf, faulted } from '../support/fault-gateway.ts';
+import type { TestGateway } from '../support/gateway.ts';
 import { json, send, singleRouteYaml, type RouteInput } from '../support/http.ts';
-import { startGateway, type TestGateway } from '../support/gateway.ts';
-import { startUpstream, type TestUpstream } from '../support/upstream.ts';
-
-async function faulted(t: TestContext, route: Partial<RouteInput>, gateway: Record<string, unknown> = {}, env: Record<string, string> = {}): Promise<{ gw: TestGateway; upstream: TestUpstream }> {
-  const upstream = await startUpstream('app');
-  t.after(() => upstream.close());
-  const gw = await startGateway(singleRouteYaml(upstream.address, { route, gateway }), env);
-  t.after(() => gw.close());
-  return { gw, upstream };
-}
 
 async function accessLine(gw: TestGateway, reqId: string): Promise<Record<string, unknown>> {
   return gw.log.waitFor((line) => line.msg === 'access' && line.reqId === reqId);
-}
-
-/** The breaker state of the only instance, from GET /admin/upstreams. */
-function breakerOf(reply: { readonly body: Buffer }): string | undefined {
-  return json<{ instances: { breaker: string }[] }[]>(reply)[0]?.instances[0]?.breaker;
-}
-
-function admin(gw: TestGateway, method: string, path: string, body?: unknown, token?: string) {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
-  return send(gw.adminUrl, { method, path, headers, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 describe('the fault schedule', () => {
@@ -111,6 +91,9 @@ describe('fault injection on a route', () => {
     assert.equal(line.fault, 'delay');
     assert.equal(line.error, null);
     assert.ok((line.durationMs as number) >= 295);
+    const metrics = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+    assert.match(metrics, /^zonegate_faults_injected_total\{route="app",kind="delay"\} 1$/m);
+    assert.doesNotMatch(metrics, /kind="abort"/);
   });
 
   it('a delay past the route timeout is answered 504 without any try', async (t) => {
@@ -133,72 +116,11 @@ describe('fault injection on a route', () => {
     const breaker = { volumeThreshold: 2, errorThresholdPercentage: 10, consecutive5xx: 1 };
     const { gw, upstream } = await faulted(t, { breaker, fault: { abort: { percent: 100, status: 503 } } });
     for (let i = 0; i < 50; i++) assert.equal((await send(gw.url, { path: '/x' })).status, 503);
-    assert.equal(breakerOf(await send(gw.adminUrl, { path: '/admin/upstreams' })), 'closed');
+    assert.equal(await breakerOf(gw), 'closed');
     // the same instance answering 503 itself trips the breaker at once (consecutive5xx: 1): the setting is live
     assert.equal((await admin(gw, 'DELETE', '/admin/faults/app')).status, 200);
     upstream.handle((_req, res) => res.writeHead(503).end());
     await send(gw.url, { path: '/x' });
-    assert.equal(breakerOf(await send(gw.adminUrl, { path: '/admin/upstreams' })), 'open');
-  });
-});
-
-describe('the fault admin API', () => {
-  it('sets, shows and clears a route fault; logs who did; a reload resets it to the file', async (t) => {
-    const { gw } = await faulted(t, {});
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200);
-
-    const set = await admin(gw, 'PUT', '/admin/faults/app', { abort: { percent: 100, status: 502 }, delay: { percent: 0, duration: '1s' } });
-    assert.equal(set.status, 200);
-    assert.deepEqual(json(set), {
-      route: 'app',
-      source: 'admin',
-      fault: { abort: { percent: 100, status: 502 }, delay: { percent: 0, duration: 1000 } },
-      injected: { abort: 0, delay: 0 },
-    });
-    assert.equal((await send(gw.url, { path: '/x' })).status, 502);
-    const logged = await gw.log.waitFor((line) => line.msg === 'admin: fault injection set on a route');
-    assert.equal(logged.route, 'app');
-    assert.equal(logged.remoteAddr, '127.0.0.1');
-    const listed = json<{ faults: { route: string; injected: { abort: number } }[] }>(await admin(gw, 'GET', '/admin/faults'));
-    assert.deepEqual(listed.faults.map((fault) => [fault.route, fault.injected.abort]), [['app', 1]]);
-
-    assert.equal((await admin(gw, 'DELETE', '/admin/faults/app')).status, 200);
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200);
-    assert.equal((await admin(gw, 'DELETE', '/admin/faults/app')).status, 404, 'nothing left to clear');
-    await gw.log.waitFor((line) => line.msg === 'admin: fault injection cleared on a route');
-
-    await admin(gw, 'POST', '/admin/faults/app', { abort: { percent: 100 } });
-    assert.equal((await send(gw.url, { path: '/x' })).status, 503, 'POST sets too; status defaults to 503');
-    const running = gw.gateway.config;
-    assert.equal(await gw.gateway.reload({ ...running }), true);
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200, 'a reload starts again from the file');
-    assert.deepEqual(json<{ faults: unknown[] }>(await admin(gw, 'GET', '/admin/faults')).faults, []);
-  });
-
-  it('refuses bad faults, unknown routes and other methods with JSON errors', async (t) => {
-    const { gw } = await faulted(t, {});
-    const badPercent = await admin(gw, 'PUT', '/admin/faults/app', { abort: { percent: 150 } });
-    assert.equal(badPercent.status, 400);
-    assert.match(json<{ message: string }>(badPercent).message, /fault\.abort\.percent/);
-    assert.equal((await send(gw.adminUrl, { method: 'PUT', path: '/admin/faults/app', body: '{nope' })).status, 400);
-    assert.equal((await admin(gw, 'PUT', '/admin/faults/app', {})).status, 400);
-    assert.equal((await admin(gw, 'PUT', '/admin/faults/nowhere', { abort: { percent: 1 } })).status, 404);
-    const patch = await admin(gw, 'PATCH', '/admin/faults/app', {});
-    assert.equal(patch.status, 405);
-    assert.match(String(patch.headers.allow), /DELETE/);
-    assert.equal((await admin(gw, 'POST', '/admin/routes', {})).status, 405, 'the rest of the API stays read-only');
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200, 'nothing was set');
-  });
-
-  it('needs the admin token when one is set', async (t) => {
-    const { gw } = await faulted(t, {}, { adminToken: '${TOKEN}' }, { TOKEN: 's3cret' });
-    const fault = { abort: { percent: 100 } };
-    assert.equal((await admin(gw, 'PUT', '/admin/faults/app', fault)).status, 401);
-    assert.equal((await admin(gw, 'DELETE', '/admin/faults/app')).status, 401);
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200);
-    assert.equal((await admin(gw, 'PUT', '/admin/faults/app', fault, 's3cret')).status, 200);
-    assert.equal((await send(gw.url, { path: '/x' })).status, 503);
-    assert.equal((await admin(gw, 'DELETE', '/admin/faults/app', undefined, 's3cret')).status, 200);
-    assert.equal((await send(gw.url, { path: '/x' })).status, 200);
+    assert.equal(await breakerOf(gw), 'open');
   });
 });
