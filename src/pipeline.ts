@@ -147,7 +147,13 @@ export class Pipeline {
     const peerTrusted = state.trusted.isTrustedSocket(req.socket);
     const headers = upstreamRequestHeaders(
       req,
-      { ...ids, peerTrusted, regionHeaderTrusted: state.callers.trusts(peerTrusted), host: req.headers.host ?? '' },
+      {
+        ...ids,
+        peerTrusted,
+        regionHeaderTrusted: state.callers.trusts(peerTrusted),
+        host: req.headers.host ?? '',
+        forwarded: state.config.gateway.forwarded,
+      },
       state.config.gateway.underscoreHeaders,
     );
     if (headers instanceof MalformedRequest) return sendGatewayError(res, ctx, 'bad_request', headers.message);

@@ -214,6 +214,10 @@ const gateway = z.strictObject({
   trustRegionHeader: z.enum(['any', 'peers', 'never']).default('any').describe('Who may choose a locality with X-Region-ID: any client, only peers in trustedProxies, or nobody.'),
   routingHeaders: z.boolean().default(false).describe('Responses carry X-Zonegate-Route, X-Zonegate-Upstream and X-Zonegate-Tier (for debugging and the demo).'),
   /** nginx ignores header names with `_` by default; Envoy's edge guide rejects them */
+  forwarded: z
+    .boolean()
+    .default(false)
+    .describe('Also send the RFC 7239 Forwarded header upstream (X-Forwarded-For, -Proto and -Host are always sent). Off by default, as in Envoy, Traefik, nginx and HAProxy.'),
   underscoreHeaders: z.enum(['drop', 'reject', 'allow']).default('drop').describe('Request header names containing "_": dropped, refused with 400, or passed on.'),
   /** `%2F` / `%5C` in a path: made slashes before routing and forwarding (Envoy's edge advice), kept as data, or 400 */
   escapedSlashes: z.enum(['unescape', 'keep', 'reject']).default('unescape').describe('%2F and %5C in a path: turned into "/" before routing, kept as data, or refused with 400.'),
