@@ -35,6 +35,11 @@ function jsonOrNull(text: string | null): string {
   return text === null ? 'null' : jsonString(text);
 }
 
+/** A nullable string that cannot need escaping (see accessLogMembers). */
+function plainOrNull(text: string | null): string {
+  return text === null ? 'null' : `"${text}"`;
+}
+
 function jsonStrings(texts: readonly string[]): string {
   let out = '';
   for (const text of texts) out += out === '' ? jsonString(text) : `,${jsonString(text)}`;
@@ -43,20 +48,23 @@ function jsonStrings(texts: readonly string[]): string {
 
 /**
  * The access line's fields as JSON object members, in AccessLogLine's order. Built by hand from the context:
- * building an object per request and stringifying it cost several times more under load.
+ * building an object per request and stringifying it cost several times more under load. Fields that cannot hold
+ * a quote, a backslash or a control character go in without the escaping check: the ids (generated, or a client's
+ * that passed SAFE_ID), the method (an HTTP token), the route name (the config allows [A-Za-z0-9_.-]), the tier and
+ * the peer's address.
  */
 export function accessLogMembers(ctx: RequestContext): string {
   const instance = ctx.instance;
   const durationMs = Math.round((performance.now() - ctx.startedAt) * 100) / 100;
   return (
-    `"reqId":${jsonString(ctx.requestId)},"traceId":${jsonString(ctx.traceId)},"method":${jsonString(ctx.method)},` +
-    `"path":${jsonString(ctx.path)},"status":${ctx.status},"durationMs":${durationMs},"route":${jsonOrNull(ctx.route)},` +
+    `"reqId":"${ctx.requestId}","traceId":"${ctx.traceId}","method":"${ctx.method}",` +
+    `"path":${jsonString(ctx.path)},"status":${ctx.status},"durationMs":${durationMs},"route":${plainOrNull(ctx.route)},` +
     `"service":${jsonOrNull(ctx.service)},"upstream":${instance ? jsonString(instance.id) : 'null'},` +
-    `"upstreamAddr":${instance ? jsonString(instance.address) : 'null'},"tier":${jsonOrNull(ctx.tier)},` +
+    `"upstreamAddr":${instance ? jsonString(instance.address) : 'null'},"tier":${plainOrNull(ctx.tier)},` +
     `"clientLocality":${jsonOrNull(ctx.clientLocality)},"regionHeader":${jsonOrNull(ctx.regionHeader)},"sticky":${ctx.sticky},` +
     `"attempts":${ctx.tries.length},"tries":${jsonStrings(ctx.tries)},"rateLimited":${ctx.rateLimited},` +
     `"breaker":${jsonOrNull(ctx.breaker)},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
-    `"remoteAddr":${jsonString(ctx.remoteAddr)},"userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)}`
+    `"remoteAddr":"${ctx.remoteAddr}","userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)}`
   );
 }
 
