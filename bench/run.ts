@@ -2,7 +2,8 @@
 // forwarder plus the per-request work DESIGN.md requires (the contract forwarder). All three forward to the same
 // upstream and take the same load; see bench/README.md.
 //   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
-//                     [--connections 50] [--rounds 2]
+//                     [--connections 50] [--rounds 2] [--rate <req/s>]
+// With --rate the load is held at that many requests per second (over all connections): compare p99, not req/s.
 import autocannon, { type Instance, type RequestSpec } from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ const LOOPBACK = '127.0.0.1';
 const SCENARIO_NAMES = ['plain', 'sticky', 'ratelimit'] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
 /** `unlimited`: zonegate with the scenario's route but no rate limit (and no Redis), beside the limited one */
-type TargetName = 'bare' | 'contract' | 'unlimited' | 'zonegate';
+type TargetName = 'bare' | 'http-proxy-3' | 'contract' | 'unlimited' | 'zonegate';
 
 const CHILD_START_TIMEOUT_MS = 10_000;
 const CHILD_STOP_GRACE_MS = 3_000;
@@ -38,10 +39,12 @@ interface BenchOptions {
   readonly connections: number;
   readonly rounds: number;
   readonly scenarios: readonly ScenarioName[];
+  /** requests per second held over all connections (added latency at a fixed rate), or undefined for flat out */
+  readonly rate: number | undefined;
 }
 
 const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration <s>] [--warmup <s>]
-                         [--connections <n>] [--rounds <n>]`;
+                         [--connections <n>] [--rounds <n>] [--rate <req/s>]`;
 
 const OPTION_SPEC = {
   scenario: { type: 'string', default: 'plain' },
@@ -49,6 +52,7 @@ const OPTION_SPEC = {
   warmup: { type: 'string', default: '2' },
   connections: { type: 'string', default: '50' },
   rounds: { type: 'string', default: '2' },
+  rate: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -71,6 +75,7 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     connections: numberOption('connections', values.connections, { min: 1, integer: true }),
     rounds: numberOption('rounds', values.rounds, { min: 1, integer: true }),
     scenarios: scenario === 'all' ? SCENARIO_NAMES : [scenario],
+    rate: values.rate === undefined ? undefined : numberOption('rate', values.rate, { min: 1, integer: true }),
   };
 }
 
@@ -393,11 +398,11 @@ type RoundStats = RunStats & ProxyCost;
 
 let activeLoad: Instance | undefined;
 
-function drive(url: string, requests: readonly RequestSpec[], connections: number, seconds: number): Promise<RunStats> {
+function drive(url: string, requests: readonly RequestSpec[], connections: number, seconds: number, rate?: number): Promise<RunStats> {
   // autocannon's own latency histogram has 1 ms buckets, too coarse for a proxy on loopback.
   const latencyMicros = createHistogram();
   return new Promise((resolveRun, rejectRun) => {
-    activeLoad = autocannon({ url, connections, duration: seconds, requests }, (error, result) => {
+    activeLoad = autocannon({ url, connections, duration: seconds, requests, overallRate: rate }, (error, result) => {
       activeLoad = undefined;
       if (error) {
         rejectRun(error);
@@ -447,7 +452,7 @@ async function measure(target: Target, requests: readonly RequestSpec[], options
   const cpuBefore = target.child.cpuSeconds();
   const machineBefore = machineTicks();
   const startedAt = performance.now();
-  const stats = await drive(target.url, requests, options.connections, options.durationSeconds);
+  const stats = await drive(target.url, requests, options.connections, options.durationSeconds, options.rate);
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const cpuAfter = target.child.cpuSeconds();
   const machineAfter = machineTicks();
@@ -520,6 +525,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       outcomes.find((other): other is Measured => other.scenario === outcome.scenario && other.target === target && 'best' in other);
     const bare = outcome.target === 'bare' ? undefined : reference('bare');
     const contract = outcome.target === 'zonegate' ? reference('contract') : undefined;
+    const httpProxy = outcome.target === 'zonegate' || outcome.target === 'unlimited' ? reference('http-proxy-3') : undefined;
     const unlimited = outcome.target === 'zonegate' ? reference('unlimited') : undefined;
     return [
       outcome.scenario,
@@ -532,6 +538,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       best.cpuMicrosPerResponse === undefined ? '-' : best.cpuMicrosPerResponse.toFixed(0),
       bare ? formatRatio(best.requestsPerSecond, bare.best.requestsPerSecond) : '',
       bare ? formatRatio(best.cpuMicrosPerResponse, bare.best.cpuMicrosPerResponse) : '',
+      httpProxy ? formatRatio(best.requestsPerSecond, httpProxy.best.requestsPerSecond) : '',
       contract ? formatRatio(best.requestsPerSecond, contract.best.requestsPerSecond) : '',
       unlimited ? formatRatio(best.requestsPerSecond, unlimited.best.requestsPerSecond) : '',
       unlimited ? formatRatio(best.cpuMicrosPerResponse, unlimited.best.cpuMicrosPerResponse) : '',
@@ -565,7 +572,7 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 const TABLE_HEADER = [
   'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors/non-2xx', 'proxy CPU', 'CPU µs/req', 'req/s ÷ bare', 'CPU/req ÷ bare',
-  'req/s ÷ contract', 'req/s ÷ unlimited', 'CPU/req ÷ unlimited',
+  'req/s ÷ http-proxy-3', 'req/s ÷ contract', 'req/s ÷ unlimited', 'CPU/req ÷ unlimited',
 ];
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
@@ -601,6 +608,8 @@ interface Bench {
   readonly cpus: CpuLayout;
   readonly workDir: string;
   readonly bare: Target;
+  /** http-proxy-3 with a keep-alive agent (bench/http-proxy-forwarder.ts) */
+  readonly httpProxy: Target;
   /** the bare forwarder plus the per-request work DESIGN.md requires (bench/contract-forwarder.ts) */
   readonly contract: Target;
   readonly upstreamPorts: readonly number[];
@@ -611,12 +620,12 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
   const current = scenario(name);
   console.log(`\n[${name}] ${current.summary}`);
 
-  for (const reference of [bench.bare, bench.contract]) {
+  for (const reference of [bench.bare, bench.httpProxy, bench.contract]) {
     const problem = await preflight(reference.url, current.requests[0]!);
     if (problem) throw new Error(`the ${reference.name} forwarder fails the ${name} preflight: ${problem}`);
   }
 
-  const targets: Target[] = [bench.bare, bench.contract];
+  const targets: Target[] = [bench.bare, bench.httpProxy, bench.contract];
   const outcomes: Outcome[] = [];
   const gateways: GatewayStart[] = [];
   for (const unlimited of current.compareUnlimited === true ? [true, false] : [false]) {
@@ -639,14 +648,14 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
     for (let round = 1; round <= options.rounds; round += 1) {
       for (const target of targets) {
         if (options.warmupSeconds > 0) {
-          const warmup = await drive(target.url, current.requests, options.connections, options.warmupSeconds);
+          const warmup = await drive(target.url, current.requests, options.connections, options.warmupSeconds, options.rate);
           if (target.name === 'zonegate') gatewayResponses += warmup.responses;
         }
         const result = await measure(target, current.requests, options);
         if (target.name === 'zonegate') gatewayResponses += result.responses;
         rounds.get(target.name)!.push(result);
         console.log(
-          `  ${target.name.padEnd(8)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
+          `  ${target.name.padEnd(12)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
             `p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms, ${result.errors} errors, ${result.non2xx} non-2xx` +
             (result.cpuMicrosPerResponse === undefined ? '' : `, ${result.cpuMicrosPerResponse.toFixed(0)} CPU µs/req`) +
             (result.stealShare === undefined ? '' : `, steal ${(result.stealShare * 100).toFixed(0)}%`),
@@ -724,8 +733,8 @@ async function startGateway(bench: Bench, scenarioConfig: Scenario, unlimited: b
 
 function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
-  // at most four targets (bare, contract, unlimited, zonegate) and two gateways to start and stop
-  const perScenario = 4 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
+  // at most five targets (bare, http-proxy-3, contract, unlimited, zonegate) and two gateways to start and stop
+  const perScenario = 5 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
   return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
 }
 
@@ -769,8 +778,14 @@ async function main(): Promise<void> {
     cpus.proxyCpu,
   );
   const bare: Target = { name: 'bare', url: `http://${LOOPBACK}:${barePort}`, child: bareForwarder };
+  const httpProxyPort = await freePort();
+  const httpProxy: Target = {
+    name: 'http-proxy-3',
+    url: `http://${LOOPBACK}:${httpProxyPort}`,
+    child: await startLineReadyChild('http-proxy-3', ['bench/http-proxy-forwarder.ts', String(httpProxyPort), String(upstreamPorts[0])], cpus.proxyCpu),
+  };
   const contract = await startContractForwarder(workDir, upstreamPorts[0]!, cpus.proxyCpu);
-  const bench: Bench = { options, cpus, workDir, bare, contract, upstreamPorts };
+  const bench: Bench = { options, cpus, workDir, bare, httpProxy, contract, upstreamPorts };
 
   const outcomes: Outcome[] = [];
   for (const name of options.scenarios) {
