@@ -12,6 +12,10 @@ import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
+import { loadCertificateSet } from './listener/certificates.ts';
+import { watchCertificates, type CertificateWatcher } from './listener/certificate-watch.ts';
+import { httpsRedirect } from './listener/redirect.ts';
+import { TlsListener } from './listener/tls.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -68,6 +72,10 @@ export class Gateway {
   readonly #proxy: Server;
   readonly #admin: Server;
   #proxyAddress: AddressInfo | undefined;
+  /** the HTTPS listener (`gateway.tls`) and the watch on its certificate files */
+  readonly #tls: TlsListener | undefined;
+  #tlsAddress: AddressInfo | undefined;
+  #certificateWatch: CertificateWatcher | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
@@ -103,7 +111,10 @@ export class Gateway {
       this.metrics,
     );
     this.breakers.configure(this.#pipeline.state.routes.breakers);
-    this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
+    const tls = config.gateway.tls;
+    if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), this.#pipeline.handle, this.#pipeline.handleUpgrade);
+    const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
+    this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? this.#pipeline.handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       token: () => this.config.gateway.adminToken,
@@ -125,6 +136,10 @@ export class Gateway {
       await gateway.#limiter.whenReady(REDIS_START_WAIT_MS);
       gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      if (gateway.#tls !== undefined) {
+        gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen);
+        gateway.#watchCertificates();
+      }
     } catch (err) {
       // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
       // watchers) would keep the process alive, serving half a gateway.
@@ -132,7 +147,7 @@ export class Gateway {
       throw err;
     }
     gateway.logger.info(
-      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, routes: config.routes.length },
+      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, tls: gateway.#tlsAddress, routes: config.routes.length },
       'zonegate started',
     );
     return gateway;
@@ -149,6 +164,30 @@ export class Gateway {
 
   get adminAddress(): AddressInfo {
     return this.#adminAddress!;
+  }
+
+  /** The HTTPS listener's bound address; undefined without `gateway.tls`. */
+  get tlsAddress(): AddressInfo | undefined {
+    return this.#tlsAddress;
+  }
+
+  /** The HTTPS listener, for `explain` and the admin API's certificate answers. */
+  get tlsListener(): TlsListener | undefined {
+    return this.#tls;
+  }
+
+  /** Certificate files are reloaded when they change; one that fails to load is logged and the running set serves on. */
+  #watchCertificates(): void {
+    const listener = this.#tls!;
+    const tls = this.config.gateway.tls!;
+    this.#certificateWatch?.close();
+    this.#certificateWatch = watchCertificates(tls, listener.certificates.files, {
+      onLoaded: (set) => {
+        listener.certificates = set;
+        this.logger.info({ certificates: set.describe().map((c) => ({ entry: c.entry, subject: c.subject, validTo: c.validTo })) }, 'certificates reloaded');
+      },
+      onError: (err) => this.logger.error({ err: err.message }, 'certificate reload failed; the running certificates keep serving'),
+    });
   }
 
   get topology(): Topology {
@@ -218,10 +257,11 @@ export class Gateway {
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits } };
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, tls: this.#reloadedTls(previous, loaded) } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
+    const certificates = this.#tls !== undefined && config.gateway.tls !== previous.gateway.tls ? loadCertificateSet(config.gateway.tls!) : undefined;
     const consul = this.#consulFor(config, previous);
     this.#limiter.configure(config.redis, redis);
     const state = compileState(config, topology, this.logger, this.#limiter);
@@ -236,7 +276,32 @@ export class Gateway {
     state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
+    if (certificates !== undefined) {
+      this.#tls!.certificates = certificates;
+      this.#watchCertificates();
+    }
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
+  }
+
+  /**
+   * `gateway.tls` as a reload may apply it: its certificate files (cert, key, sni, clientCa) change live; the listener
+   * itself (address, versions, HTTP/2, client certificate mode, redirect) only on restart, like gateway.listen. The
+   * running block is kept when nothing that applies live changed, so the certificates are not read again.
+   */
+  #reloadedTls(previous: Config, loaded: Config): Config['gateway']['tls'] {
+    const running = previous.gateway.tls;
+    const next = loaded.gateway.tls;
+    if (running === undefined || next === undefined) {
+      if (running !== next) this.logger.warn('adding or removing gateway.tls applies after a restart');
+      return running;
+    }
+    const { cert, key, sni, clientCa, ...listener } = next;
+    const { cert: c, key: k, sni: s, clientCa: ca, ...runningListener } = running;
+    if (JSON.stringify(listener) !== JSON.stringify(runningListener)) {
+      this.logger.warn('gateway.tls changes other than its certificate files apply after a restart');
+    }
+    if (JSON.stringify([cert, key, sni, clientCa]) === JSON.stringify([c, k, s, ca])) return running;
+    return { ...running, cert, key, sni, clientCa };
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
@@ -247,7 +312,10 @@ export class Gateway {
 
   async #drain(): Promise<void> {
     this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
-    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
+    const tls = this.#tls;
+    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close'), ...(tls?.server.listening ? [once(tls.server, 'close')] : [])]);
+    this.#certificateWatch?.close();
+    tls?.beginDrain();
     this.#pipeline.draining = true;
     this.#proxy.close();
     this.#admin.close();
@@ -255,10 +323,14 @@ export class Gateway {
     // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
     // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
     this.#proxy.closeIdleConnections();
-    const sweep = setInterval(() => this.#proxy.closeIdleConnections(), DRAIN_SWEEP_MS);
+    const sweep = setInterval(() => {
+      this.#proxy.closeIdleConnections();
+      tls?.closeIdleConnections();
+    }, DRAIN_SWEEP_MS);
     const deadline = setTimeout(() => {
       this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
+      tls?.closeAllConnections();
       // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
       this.#pipeline.closeTunnels();
     }, this.config.gateway.drainTimeout);

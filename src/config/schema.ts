@@ -163,6 +163,51 @@ const upstreamPool = z.strictObject({
   allowH2: z.boolean().default(false),
 });
 
+/** A file the gateway reads (PEM); a relative path is read from the working directory, as `snapshotFile` is. */
+const pemFile = z.string().min(1);
+
+/** A TLS server name: `api.example.com`, or `*.example.com` for any one label in its place (RFC 6125 §6.4.3). */
+const serverName = z.string().superRefine((text, ctx) => {
+  const name = text.startsWith('*.') ? text.slice(2) : text;
+  if (!HOST_NAME.test(name) || isIP(name) !== 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a server name like api.example.com or *.example.com, got "${text}"` });
+  }
+});
+
+const sniCertificate = z.strictObject({
+  hosts: z.array(serverName).min(1).describe('Server names (SNI) this certificate answers: exact names, or *.example.com for one label'),
+  cert: pemFile.describe('PEM file with the certificate chain, leaf first'),
+  key: pemFile.describe('PEM file with the private key of the certificate'),
+});
+
+const listenerTls = z
+  .strictObject({
+    listen: listenAddress.prefault('0.0.0.0:8443').describe('Address of the HTTPS listener'),
+    cert: pemFile.optional().describe('PEM certificate chain served when no sni entry names the requested host (the default certificate)'),
+    key: pemFile.optional().describe('PEM private key of cert'),
+    sni: z.array(sniCertificate).default([]).describe('Certificates chosen by the server name the client asks for; exact names win over wildcards'),
+    clientCa: pemFile.optional().describe('PEM bundle of CAs that sign client certificates: turns on mutual TLS for this listener'),
+    clientCert: z
+      .enum(['require', 'optional'])
+      .default('require')
+      .describe('With clientCa: require refuses a handshake without a valid client certificate; optional verifies one if presented'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted'),
+    h2: z.boolean().default(true).describe('Offer HTTP/2 (ALPN h2) beside HTTP/1.1'),
+    maxConcurrentStreams: z.number().int().min(1).max(1000).default(100).describe('HTTP/2 streams one connection may have open at once'),
+    redirectPlain: z
+      .boolean()
+      .default(false)
+      .describe('The plain listener (gateway.listen) answers every request with a 308 redirect to this HTTPS listener'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+    }
+    if (tls.cert === undefined && tls.sni.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'an HTTPS listener needs a certificate: set cert and key, or at least one sni entry' });
+    }
+  });
+
 const gateway = z.strictObject({
   listen: listenAddress.prefault('0.0.0.0:8080'),
   admin: listenAddress.prefault('127.0.0.1:9901'),
@@ -178,6 +223,7 @@ const gateway = z.strictObject({
   drainTimeout: duration.prefault('10s'),
   limits: limits.prefault({}),
   upstream: upstreamPool.prefault({}),
+  tls: listenerTls.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
 });
 
 const topology = z.record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1)));
@@ -373,6 +419,7 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = Config['gateway'];
+export type ListenerTlsConfig = NonNullable<GatewayConfig['tls']>;
 export type RouteConfig = Config['routes'][number];
 export type TopologyConfig = Config['topology'];
 export type DiscoveryConfig = Config['discovery'];

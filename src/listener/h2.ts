@@ -1,0 +1,90 @@
+// HTTP/2 on the HTTPS listener: sessions are handed over after the TLS handshake chose `h2` (ALPN), and each stream
+// reaches the same request path as an HTTP/1.1 request through Node's compatibility API. What differs in HTTP/2 is
+// made to look as the path expects here, once, at the edge: pseudo-headers, `:authority` for Host, split cookies.
+import { createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig, ListenerTlsConfig } from '../config/schema.ts';
+
+type Limits = GatewayConfig['limits'];
+
+/**
+ * The request as an HTTP/1.1 request would carry it: `rawHeaders` without pseudo-headers, `Host` from `:authority`
+ * (which wins over a Host field that disagrees: routing and the instance then see the same host, RFC 9113 §8.3.1),
+ * and the cookie fields HTTP/2 may split joined into one (RFC 9113 §8.2.3), as an HTTP/1.1 instance expects.
+ */
+export function normaliseH2Request(req: Http2ServerRequest): void {
+  const raw = req.rawHeaders;
+  const authority = req.headers[':authority'];
+  const out: string[] = authority === undefined ? [] : ['host', authority];
+  let cookies: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.charCodeAt(0) === 58) continue; // ':'
+    const lower = name.toLowerCase();
+    if (lower === 'host' && authority !== undefined) continue;
+    if (lower === 'cookie') {
+      cookies = cookies === undefined ? raw[i + 1]! : `${cookies}; ${raw[i + 1]!}`;
+      continue;
+    }
+    out.push(name, raw[i + 1]!);
+  }
+  if (cookies !== undefined) out.push('cookie', cookies);
+  // Node hands out this same array on every read of rawHeaders
+  raw.length = 0;
+  for (const value of out) raw.push(value);
+  if (authority !== undefined) req.headers.host = authority;
+}
+
+export interface H2Listener {
+  readonly server: Http2Server;
+  /** sessions open now */
+  readonly sessions: ReadonlySet<ServerHttp2Session>;
+  /** GOAWAY to every session: streams in progress finish, no new ones start */
+  closeGracefully(): void;
+  destroyAll(): void;
+}
+
+/**
+ * The HTTP/2 side of the HTTPS listener. Its limits: `maxConcurrentStreams` per connection, a header list no larger
+ * than the HTTP/1.1 head limit, no server push. Streams reset by the client in a loop (CVE-2023-44487, "rapid reset")
+ * are cut off by nghttp2's own reset rate limit (Node ≥ 18.18 / 20.8), which answers GOAWAY; idle sessions close
+ * after the keep-alive timeout.
+ */
+export function createH2Listener(
+  tls: ListenerTlsConfig,
+  limits: Limits,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): H2Listener {
+  const sessions = new Set<ServerHttp2Session>();
+  const server = createServer(
+    {
+      settings: { maxConcurrentStreams: tls.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
+      maxHeaderListPairs: 256,
+      // streams refused over the concurrency limit before the session is closed (Node's default is 100)
+      maxSessionRejectedStreams: 100,
+      maxSessionInvalidFrames: 100,
+    },
+    (req: Http2ServerRequest, res: Http2ServerResponse) => {
+      normaliseH2Request(req);
+      // Node's compatibility objects stand in for IncomingMessage / ServerResponse on the request path
+      handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    },
+  );
+  server.on('session', (session: ServerHttp2Session) => {
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    // a protocol error on one session is that client's problem: the session ends, nothing else
+    session.on('error', () => session.destroy());
+    session.setTimeout(limits.keepAliveTimeout, () => session.close());
+  });
+  return {
+    server,
+    sessions,
+    closeGracefully() {
+      for (const session of sessions) session.close();
+    },
+    destroyAll() {
+      for (const session of sessions) session.destroy();
+    },
+  };
+}
