@@ -1,11 +1,19 @@
 // HTTP/2 on the HTTPS listener: sessions are handed over after the TLS handshake chose `h2` (ALPN), and each stream
 // reaches the same request path as an HTTP/1.1 request through Node's compatibility API. What differs in HTTP/2 is
 // made to look as the path expects here, once, at the edge: pseudo-headers, `:authority` for Host, split cookies.
-import { createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { constants, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig, ListenerTlsConfig } from '../config/schema.ts';
 
 type Limits = GatewayConfig['limits'];
+
+/**
+ * Rapid reset (CVE-2023-44487): a client that resets most of its streams before any answer is cut off, as Envoy does
+ * (its premature-reset rule): each reset stream has already cost an upstream request. Judged once a connection has
+ * opened this many streams, so a browser cancelling a few navigations is never caught.
+ */
+const PREMATURE_RESET_MIN_STREAMS = 100;
+const PREMATURE_RESET_RATIO = 0.5;
 
 /**
  * The request as an HTTP/1.1 request would carry it: `rawHeaders` without pseudo-headers, `Host` from `:authority`
@@ -29,6 +37,9 @@ export function normaliseH2Request(req: Http2ServerRequest): void {
     out.push(name, raw[i + 1]!);
   }
   if (cookies !== undefined) out.push('cookie', cookies);
+  // HTTP/2 frames the body itself: one without Content-Length is read as HTTP/1.1 reads a chunked one (streamed,
+  // held to maxBodyBytes); the field is not forwarded, and the instance gets whatever framing undici chooses
+  if (!req.stream.endAfterHeaders && req.headers['content-length'] === undefined) req.headers['transfer-encoding'] = 'chunked';
   // Node hands out this same array on every read of rawHeaders
   raw.length = 0;
   for (const value of out) raw.push(value);
@@ -66,6 +77,11 @@ export function createH2Listener(
     },
     (req: Http2ServerRequest, res: Http2ServerResponse) => {
       normaliseH2Request(req);
+      // An answer that ends before the request body (413, 429, an early upstream reply) ends the stream: the client
+      // is told to stop sending (RST_STREAM NO_ERROR, RFC 9113 §8.1), where HTTP/1.1 would close the connection.
+      res.once('finish', () => {
+        if (!req.complete) req.stream.close(constants.NGHTTP2_NO_ERROR);
+      });
       // Node's compatibility objects stand in for IncomingMessage / ServerResponse on the request path
       handler(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     },
@@ -76,6 +92,7 @@ export function createH2Listener(
     // a protocol error on one session is that client's problem: the session ends, nothing else
     session.on('error', () => session.destroy());
     session.setTimeout(limits.keepAliveTimeout, () => session.close());
+    watchResets(session);
   });
   return {
     server,
@@ -87,4 +104,24 @@ export function createH2Listener(
       for (const session of sessions) session.destroy();
     },
   };
+}
+
+/** Counts the session's streams and those the client reset before an answer began; too many of those ends it. */
+function watchResets(session: ServerHttp2Session): void {
+  let streams = 0;
+  let premature = 0;
+  const judge = (): void => {
+    if (streams < PREMATURE_RESET_MIN_STREAMS || premature < streams * PREMATURE_RESET_RATIO || session.destroyed) return;
+    session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    session.destroy();
+  };
+  session.on('stream', (stream) => {
+    streams++;
+    judge();
+    stream.once('close', () => {
+      if (stream.rstCode === constants.NGHTTP2_NO_ERROR || stream.headersSent) return;
+      premature++;
+      judge();
+    });
+  });
 }
