@@ -8,6 +8,7 @@ import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
 import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
+import { verifiedClientIdentity } from './listener/client-cert.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { answerOnConnection } from './listener/server.ts';
 import { parseTarget } from './listener/target.ts';
@@ -150,7 +151,9 @@ export class Pipeline {
     );
     if (headers instanceof MalformedRequest) return sendGatewayError(res, ctx, 'bad_request', headers.message);
 
-    const route = state.routes.match({ method: ctx.method, host: ctx.host, path: ctx.path, headers: req.headers });
+    const clientCert = verifiedClientIdentity(req);
+    ctx.clientSubject = clientCert?.subject ?? null;
+    const route = state.routes.match({ method: ctx.method, host: ctx.host, path: ctx.path, headers: req.headers, clientCert });
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 

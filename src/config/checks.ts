@@ -122,6 +122,10 @@ function checkRoutes(config: Config): ConfigPathIssue[] {
     else issues.push({ path: [...path, 'name'], message: `duplicate route name "${route.name}" (also ${formatConfigPath(['routes', first])})` });
 
     if (route.service !== undefined) issues.push(...checkServiceKnown(config, route.service, [...path, 'service']));
+    if (route.match.clientCert !== undefined && config.gateway.tls?.clientCa === undefined) {
+      const message = 'match.clientCert needs gateway.tls.clientCa: without mutual TLS no request carries a verified client certificate';
+      issues.push({ path: [...path, 'match', 'clientCert'], atKey: true, message });
+    }
     route.weighted?.forEach((entry, i) => issues.push(...checkServiceKnown(config, entry.service, [...path, 'weighted', i, 'service'])));
 
     const { rateLimit, retries, timeout } = route;

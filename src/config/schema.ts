@@ -316,6 +316,13 @@ const match = z
     host: hostMatch.optional(),
     methods: z.array(z.string().regex(/^[A-Z]+$/, 'expected an upper-case HTTP method')).min(1).optional(),
     headers: z.record(headerName, z.string()).optional(),
+    clientCert: z
+      .strictObject({
+        cn: z.array(z.string().min(1)).min(1).optional().describe("The verified client certificate's subject common name is one of these"),
+        san: z.array(z.string().min(1)).min(1).optional().describe('One of its DNS or URI subject alternative names (a SPIFFE id, say) is one of these'),
+      })
+      .optional()
+      .describe('Only requests with a client certificate verified by gateway.tls.clientCa (mutual TLS); {} for any such certificate'),
   })
   .refine((m) => (m.prefix === undefined) !== (m.path === undefined), {
     message: 'match needs exactly one of prefix or path',
