@@ -16,6 +16,7 @@ import { loadCertificateSet } from './listener/certificates.ts';
 import { watchCertificates, type CertificateWatcher } from './listener/certificate-watch.ts';
 import { httpsRedirect } from './listener/redirect.ts';
 import { TlsListener } from './listener/tls.ts';
+import { UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -72,6 +73,10 @@ export class Gateway {
   readonly #proxy: Server;
   readonly #admin: Server;
   #proxyAddress: AddressInfo | undefined;
+  /** TLS to instances: the running config's settings, files read */
+  #upstreamTls: UpstreamTlsSettings;
+  /** instances of a service listed in discovery.tls that speak plain HTTP, warned about once */
+  readonly #plainWarned = new Set<string>();
   /** the HTTPS listener (`gateway.tls`) and the watch on its certificate files */
   readonly #tls: TlsListener | undefined;
   #tlsAddress: AddressInfo | undefined;
@@ -89,7 +94,11 @@ export class Gateway {
     this.upstreams = createUpstreams(this.#topology);
     this.registry = this.upstreams.registry;
     this.pools = new UpstreamPools(config.gateway.upstream);
-    const retainPools = (): void => this.pools.retain(this.#liveOrigins());
+    this.#upstreamTls = new UpstreamTlsSettings(config.discovery);
+    const retainPools = (): void => {
+      this.pools.retain(this.#liveOrigins());
+      this.pools.configureTls(this.#tlsByOrigin());
+    };
     this.registry.on('change', retainPools);
     this.registry.on('removed', retainPools);
     loadStatic(this.registry, config.discovery);
@@ -263,12 +272,15 @@ export class Gateway {
     const topology = new Topology(config.topology);
     const certificates = this.#tls !== undefined && config.gateway.tls !== previous.gateway.tls ? loadCertificateSet(config.gateway.tls!) : undefined;
     const consul = this.#consulFor(config, previous);
+    const upstreamTls = new UpstreamTlsSettings(config.discovery);
     this.#limiter.configure(config.redis, redis);
     const state = compileState(config, topology, this.logger, this.#limiter);
     this.#topology = topology;
     this.upstreams.tiers.setTopology(topology);
     this.registry.setTopology(topology);
     this.pools.configure(config.gateway.upstream);
+    this.#upstreamTls = upstreamTls;
+    this.pools.configureTls(this.#tlsByOrigin());
     loadStatic(this.registry, config.discovery);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#useConsul(consul, config, state.routes.services());
@@ -370,6 +382,25 @@ export class Gateway {
 
   get consul(): ConsulDiscovery | undefined {
     return this.#consul;
+  }
+
+  /**
+   * The TLS settings of every instance that speaks TLS, by origin. An instance of a service listed in discovery.tls
+   * that speaks plain HTTP (a Consul instance without the `tls` tag or meta) is warned about: its registration says
+   * so, and the gateway does not guess.
+   */
+  #tlsByOrigin(): Map<string, UpstreamConnectTls> {
+    const byOrigin = new Map<string, UpstreamConnectTls>();
+    for (const service of this.registry.services()) {
+      for (const instance of this.registry.snapshot(service)!.instances) {
+        if (instance.origin.startsWith('https:')) byOrigin.set(instance.origin, this.#upstreamTls.forInstance(instance));
+        else if (this.#upstreamTls.listed(service) && !this.#plainWarned.has(instance.id)) {
+          this.#plainWarned.add(instance.id);
+          this.logger.warn({ service, instance: instance.id }, 'instance of a service in discovery.tls speaks plain HTTP: tag it tls (or meta tls=true) if it speaks TLS');
+        }
+      }
+    }
+    return byOrigin;
   }
 
   #liveOrigins(): Set<string> {

@@ -2,12 +2,13 @@
 import { isIP } from 'node:net';
 import { staticSpecs } from '../discovery/static.ts';
 import { certificateIssues } from '../listener/certificates.ts';
+import { upstreamTlsIssues } from '../proxy/upstream-tls.ts';
 import { rateLimitBurst, type Config, type HostPort, type RateLimitConfig } from './schema.ts';
 import { formatConfigPath } from './errors.ts';
 import type { ConfigPath, ConfigPathIssue } from './errors.ts';
 
 export function crossCheck(config: Config): ConfigPathIssue[] {
-  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config), ...checkListeners(config), ...certificateIssues(config.gateway.tls)];
+  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config), ...checkListeners(config), ...certificateIssues(config.gateway.tls), ...upstreamTlsIssues(config.discovery)];
 }
 
 type PlaceKind = 'region' | 'city' | 'zone';

@@ -228,6 +228,20 @@ const gateway = z.strictObject({
 
 const topology = z.record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1)));
 
+/** How the gateway speaks TLS to a service's instances; verification is always on. */
+const upstreamTls = z
+  .strictObject({
+    ca: pemFile.optional().describe("PEM bundle of the CAs that sign the instances' certificates; default: the system's CAs"),
+    servername: z.string().min(1).optional().describe("Name the instance's certificate must carry, also sent as SNI; default: the instance's host"),
+    cert: pemFile.optional().describe('PEM client certificate the gateway presents to the instance (mutual TLS)'),
+    key: pemFile.optional().describe('PEM private key of cert'),
+    h2: z.boolean().default(false).describe('Offer HTTP/2 to the instances (ALPN); they may still answer HTTP/1.1'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) === (tls.key === undefined)) return;
+    ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+  });
+
 const staticInstance = z.strictObject({
   address: hostPort,
   zone: zoneName,
@@ -236,6 +250,10 @@ const staticInstance = z.strictObject({
   tags: z.array(z.string()).default([]),
   meta: z.record(z.string(), z.string()).default({}),
   healthy: z.boolean().default(true),
+  tls: z
+    .union([z.literal(true), upstreamTls])
+    .optional()
+    .describe("The instance speaks TLS: true (with discovery.tls's settings for its service, else the defaults), or this instance's own settings"),
 });
 
 export const consulSchema = z.strictObject({
@@ -261,6 +279,10 @@ export const consulSchema = z.strictObject({
 const discovery = z.strictObject({
   consul: consulSchema.optional(),
   static: z.record(z.string().min(1), z.array(staticInstance)).default({}),
+  tls: z
+    .record(z.string().min(1), upstreamTls)
+    .default({})
+    .describe('Per service, how to speak TLS to its instances; every static instance of a listed service speaks TLS, and Consul instances tagged tls (or with meta tls=true)'),
 });
 
 const redisAddress = z.string().superRefine((text, ctx) => {
@@ -433,6 +455,7 @@ export type DiscoveryConfig = Config['discovery'];
 export type ConsulConfig = NonNullable<DiscoveryConfig['consul']>;
 export type StaticInstanceConfig = DiscoveryConfig['static'][string][number];
 export type RedisConfig = NonNullable<Config['redis']>;
+export type UpstreamTlsConfig = DiscoveryConfig['tls'][string];
 export type RetryConfig = RouteConfig['retries'];
 export type StickyConfig = NonNullable<RouteConfig['sticky']>;
 export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;

@@ -16,7 +16,7 @@ export interface DemoOptions {
 function demoConfig(config: Config, consul: string | undefined): Config {
   const gateway = { ...config.gateway, routingHeaders: true };
   if (consul === undefined) return { ...config, gateway };
-  return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {} } };
+  return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {}, tls: config.discovery.tls } };
 }
 
 function tryThis(base: string, admin: string): string {

@@ -108,13 +108,14 @@ export interface ContextSettings {
   readonly clientCa: Buffer | undefined;
 }
 
-function loadCertificate(
-  entry: string,
-  files: { cert: string; key: string },
-  path: ConfigPath,
-  settings: ContextSettings,
-  now: number,
-): LoadedCertificate {
+/** A certificate and its key, read and checked: both PEM, matching, and the certificate in date. */
+export interface KeyPair {
+  readonly certPem: Buffer;
+  readonly keyPem: Buffer;
+  readonly leaf: X509Certificate;
+}
+
+export function readKeyPair(files: { cert: string; key: string }, path: ConfigPath, now: number): KeyPair {
   const certPem = readPem(files.cert, [...path, 'cert'], 'certificate');
   const keyPem = readPem(files.key, [...path, 'key'], 'key');
   let leaf: X509Certificate;
@@ -123,16 +124,29 @@ function loadCertificate(
   } catch (err) {
     throw new CertificateProblem([...path, 'cert'], `"${files.cert}" holds no PEM certificate (${(err as Error).message})`);
   }
+  let key: ReturnType<typeof createPrivateKey>;
   try {
-    createPrivateKey(keyPem);
+    key = createPrivateKey(keyPem);
   } catch (err) {
     throw new CertificateProblem([...path, 'key'], `"${files.key}" holds no PEM private key (${(err as Error).message})`);
   }
-  if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) {
+  if (!leaf.checkPrivateKey(key)) {
     throw new CertificateProblem([...path, 'key'], `the key in "${files.key}" does not match the certificate in "${files.cert}"`);
   }
   const validTo = Date.parse(leaf.validTo);
   if (validTo <= now) throw new CertificateProblem([...path, 'cert'], `the certificate in "${files.cert}" expired on ${new Date(validTo).toISOString()}`);
+  return { certPem, keyPem, leaf };
+}
+
+function loadCertificate(
+  entry: string,
+  files: { cert: string; key: string },
+  path: ConfigPath,
+  settings: ContextSettings,
+  now: number,
+): LoadedCertificate {
+  const { certPem, keyPem, leaf } = readKeyPair(files, path, now);
+  const validTo = Date.parse(leaf.validTo);
   const options: SecureContextOptions = {
     cert: certPem,
     key: keyPem,
@@ -169,8 +183,7 @@ function dnsNames(cert: X509Certificate): string[] {
  */
 export function loadCertificateSet(tls: ListenerTlsConfig, now = Date.now()): CertificateSet {
   const base: ConfigPath = ['gateway', 'tls'];
-  const clientCa = tls.clientCa === undefined ? undefined : readPem(tls.clientCa, [...base, 'clientCa'], 'client CA');
-  if (clientCa !== undefined) checkCaBundle(clientCa, tls.clientCa!, [...base, 'clientCa']);
+  const clientCa = tls.clientCa === undefined ? undefined : readCaBundle(tls.clientCa, [...base, 'clientCa']);
   const settings: ContextSettings = { minVersion: tls.minVersion, clientCa };
   const exact = new Map<string, LoadedCertificate>();
   const wildcard = new Map<string, LoadedCertificate>();
@@ -204,28 +217,40 @@ function checkCaBundle(pem: Buffer, file: string, path: ConfigPath): void {
   }
 }
 
-/** `validate`'s view: every certificate problem of the listener, each at its config entry. */
-export function certificateIssues(tls: ListenerTlsConfig | undefined, now = Date.now()): ConfigPathIssue[] {
-  if (tls === undefined) return [];
+/** A PEM bundle of CA certificates, read and checked (its first certificate parses). */
+export function readCaBundle(file: string, path: ConfigPath): Buffer {
+  const pem = readPem(file, path, 'CA');
+  checkCaBundle(pem, file, path);
+  return pem;
+}
+
+/** Runs each check; the CertificateProblems they throw become config issues at their entries. */
+export function certificateProblems(checks: readonly (() => unknown)[]): ConfigPathIssue[] {
   const issues: ConfigPathIssue[] = [];
-  const attempt = (check: () => void): void => {
+  for (const check of checks) {
     try {
       check();
     } catch (err) {
       if (!(err instanceof CertificateProblem)) throw err;
       issues.push({ path: err.path, message: err.message });
     }
-  };
+  }
+  return issues;
+}
+
+/** `validate`'s view: every certificate problem of the listener, each at its config entry. */
+export function certificateIssues(tls: ListenerTlsConfig | undefined, now = Date.now()): ConfigPathIssue[] {
+  if (tls === undefined) return [];
   const base: ConfigPath = ['gateway', 'tls'];
   let clientCa: Buffer | undefined;
-  if (tls.clientCa !== undefined) {
-    attempt(() => {
-      clientCa = readPem(tls.clientCa!, [...base, 'clientCa'], 'client CA');
-      checkCaBundle(clientCa, tls.clientCa!, [...base, 'clientCa']);
-    });
-  }
+  const caIssues = tls.clientCa === undefined ? [] : certificateProblems([() => (clientCa = readCaBundle(tls.clientCa!, [...base, 'clientCa']))]);
   const settings: ContextSettings = { minVersion: tls.minVersion, clientCa };
-  tls.sni.forEach((entry, index) => attempt(() => loadCertificate('', entry, [...base, 'sni', index], settings, now)));
-  if (tls.cert !== undefined && tls.key !== undefined) attempt(() => loadCertificate('', { cert: tls.cert!, key: tls.key! }, base, settings, now));
-  return issues;
+  const { cert, key } = tls;
+  return [
+    ...caIssues,
+    ...certificateProblems([
+      ...tls.sni.map((entry, index) => () => loadCertificate('', entry, [...base, 'sni', index], settings, now)),
+      ...(cert !== undefined && key !== undefined ? [() => loadCertificate('', { cert, key }, base, settings, now)] : []),
+    ]),
+  ];
 }
