@@ -5,6 +5,7 @@ import { loadConfigFile } from './config/load.ts';
 import { configJsonSchema, type Config } from './config/schema.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
+import { loadCertificateSet } from './listener/certificates.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { explain, formatExplanation } from './routing/explain.ts';
@@ -18,9 +19,10 @@ const USAGE = `usage:
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
-  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500]
+  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500] [--tls]
                                            simulated multi-zone upstreams + the gateway on :8080
-                                           (--consul: register them in Consul and discover them from it)
+                                           (--consul: register them in Consul and discover them from it;
+                                            --tls: HTTPS and HTTP/2 on :8443 with a certificate made for the demo)
   zonegate schema                          print the routes.yaml JSON Schema`;
 
 async function validate(file: string): Promise<number> {
@@ -58,7 +60,8 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
   const routes = new RouteTable(config.routes);
   if (config.discovery.consul) await snapshotFromConsul(config, routes, upstreams.registry, logger);
   const callers = new CallerLocality(topology, config.gateway, logger);
-  const explanation = explain({ routes, callers, upstreams, escapedSlashes: config.gateway.escapedSlashes }, { ...args, path: args.path });
+  const certificates = config.gateway.tls === undefined ? undefined : loadCertificateSet(config.gateway.tls);
+  const explanation = explain({ routes, callers, upstreams, escapedSlashes: config.gateway.escapedSlashes, certificates }, { ...args, path: args.path });
   console.log(args.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
   return 0;
 }
@@ -82,6 +85,7 @@ const OPTIONS = {
   host: { type: 'string' },
   json: { type: 'boolean' },
   consul: { type: 'string' },
+  tls: { type: 'boolean' },
 } as const;
 
 /** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
@@ -115,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
-      return runDemo(configPath, { consul: values.consul });
+      return runDemo(configPath, { consul: values.consul, tls: values.tls });
     }
     case 'schema':
       console.log(JSON.stringify(configJsonSchema(), null, 2));

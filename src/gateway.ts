@@ -133,7 +133,8 @@ export class Gateway {
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       explain: (query) => {
         const { routes, callers, config: running } = this.#pipeline.state;
-        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);
+        const certificates = this.#tls?.certificates;
+        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes, certificates }, query);
       },
     });
   }

@@ -180,7 +180,7 @@ const sniCertificate = z.strictObject({
   key: pemFile.describe('PEM file with the private key of the certificate'),
 });
 
-const listenerTls = z
+export const listenerTlsSchema = z
   .strictObject({
     listen: listenAddress.prefault('0.0.0.0:8443').describe('Address of the HTTPS listener'),
     cert: pemFile.optional().describe('PEM certificate chain served when no sni entry names the requested host (the default certificate)'),
@@ -223,7 +223,7 @@ const gateway = z.strictObject({
   drainTimeout: duration.prefault('10s'),
   limits: limits.prefault({}),
   upstream: upstreamPool.prefault({}),
-  tls: listenerTls.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
+  tls: listenerTlsSchema.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
 });
 
 const topology = z.record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1)));

@@ -6,6 +6,7 @@ import { connect, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { once } from 'node:events';
 import { Agent, request } from 'undici';
+import { formatExplanation, type Explanation } from '../../src/routing/explain.ts';
 import { TestPki, type PemFiles } from '../support/certificates.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { configYaml, pollUntil, type GatewayInput } from '../support/http.ts';
@@ -141,6 +142,23 @@ describe('HTTPS listener', () => {
     } finally {
       await agent.close();
     }
+  });
+
+  it('explain (admin API and CLI text) says which certificate a host gets', async () => {
+    const ask = async (host?: string): Promise<Explanation> => {
+      const res = await request(`${gw.adminUrl}/admin/explain?path=/x${host === undefined ? '' : `&host=${host}`}`);
+      return (await res.body.json()) as Explanation;
+    };
+    const exact = await ask('api.example.test:8443');
+    assert.equal(exact.certificate?.match, 'exact');
+    assert.equal(exact.certificate?.certificate.entry, 'gateway.tls.sni[0]');
+    assert.equal(exact.certificate?.certificate.subject, 'CN=api.example.test');
+    const wild = await ask('shop.apps.example.test');
+    assert.equal(wild.certificate?.match, 'wildcard');
+    const none = await ask();
+    assert.equal(none.certificate?.match, 'default');
+    assert.equal(none.certificate?.certificate.entry, 'gateway.tls');
+    assert.match(formatExplanation(wild), /tls cert {2}CN=\*\.apps\.example\.test from .*wildcard\.crt \(gateway\.tls\.sni\[1\], wildcard name; valid until /);
   });
 
   it('offers h2 and http/1.1 by ALPN, TLS 1.3 first, and refuses TLS 1.1', async () => {
