@@ -1,7 +1,7 @@
 // What zonegate costs per request, measured on the same machine against a bare undici forwarder and against that
 // forwarder plus the per-request work DESIGN.md requires (the contract forwarder). All three forward to the same
 // upstream and take the same load; see bench/README.md.
-//   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
+//   node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration 10] [--warmup 2]
 //                     [--connections 50] [--rounds 2]
 import autocannon, { type Instance, type RequestSpec } from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -37,9 +37,11 @@ interface BenchOptions {
   readonly connections: number;
   readonly rounds: number;
   readonly scenarios: readonly ScenarioName[];
+  /** the tls scenario (bench/tls.ts): one zonegate over plain HTTP, HTTPS and HTTP/2 */
+  readonly tls: boolean;
 }
 
-const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration <s>] [--warmup <s>]
+const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration <s>] [--warmup <s>]
                          [--connections <n>] [--rounds <n>]`;
 
 const OPTION_SPEC = {
@@ -63,13 +65,14 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     process.exit(0);
   }
   const scenario = values.scenario;
-  if (scenario !== 'all' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
+  if (scenario !== 'all' && scenario !== 'tls' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
   return {
     durationSeconds: numberOption('duration', values.duration, { min: 1 }),
     warmupSeconds: numberOption('warmup', values.warmup, { min: 0 }),
     connections: numberOption('connections', values.connections, { min: 1, integer: true }),
     rounds: numberOption('rounds', values.rounds, { min: 1, integer: true }),
-    scenarios: scenario === 'all' ? SCENARIO_NAMES : [scenario],
+    scenarios: scenario === 'all' ? SCENARIO_NAMES : scenario === 'tls' ? [] : [scenario as ScenarioName],
+    tls: scenario === 'all' || scenario === 'tls',
   };
 }
 
@@ -708,7 +711,7 @@ async function startGateway(bench: Bench, current: Scenario): Promise<GatewaySta
 function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
   const perScenario = 3 * perTarget + CHILD_START_TIMEOUT_MS / 1000 + 2 * (CHILD_STOP_GRACE_MS / 1000);
-  return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
+  return Math.ceil(30 + 1.5 * (options.scenarios.length + (options.tls ? 1 : 0)) * perScenario);
 }
 
 let shuttingDown = false;
@@ -761,6 +764,28 @@ async function main(): Promise<void> {
     printReport(`${name}: best of ${options.rounds}`, scenarioOutcomes);
   }
   if (options.scenarios.length > 1) printReport('all scenarios', outcomes);
+  if (options.tls) await runTls(bench);
+}
+
+/** The tls scenario: zonegate alone (the forwarders speak plain HTTP only), on the proxy CPU like the others. */
+async function runTls(bench: Bench): Promise<void> {
+  const { runTlsScenario } = await import('./tls.ts');
+  await runTlsScenario({
+    ...bench.options,
+    workDir: bench.workDir,
+    upstreamPort: bench.upstreamPorts[0]!,
+    freePort,
+    async startZonegate(configFile, readyUrl) {
+      const child = startLoggingChild('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+        cpu: bench.cpus.proxyCpu,
+        logFile: join(bench.workDir, 'tls.access.log'),
+        executable: true,
+      });
+      const notReady = await child.waitForHttpReady(readyUrl, CHILD_START_TIMEOUT_MS);
+      if (notReady !== undefined) throw new Error(`${notReady}\n${child.stderrTail()}`);
+      return child;
+    },
+  });
 }
 
 process.once('SIGINT', () => void shutDown(130, 'interrupted', true));
