@@ -5,7 +5,10 @@ import { copyFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect, type TLSSocket, type ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
+import { WebSocket, WebSocketServer } from 'ws';
+import { loadConfigText } from '../../src/config/load.ts';
 import { formatExplanation, type Explanation } from '../../src/routing/explain.ts';
 import { TestPki, type PemFiles } from '../support/certificates.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -231,6 +234,59 @@ describe('HTTPS listener: certificate files reloaded', () => {
     }
     assert.deepEqual(failures, [], 'no request failed during the rotation');
     assert.ok(ok > 40, `${ok} requests served`);
+  });
+});
+
+describe('HTTPS listener: WebSockets and config reloads', () => {
+  it('a WebSocket handshake over HTTPS (wss) becomes a tunnel to the instance', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await once(wss, 'listening');
+    wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`echo: ${String(data)}`)));
+    const port = (wss.address() as AddressInfo).port;
+    const gw = await startGateway(
+      configYaml({ services: { ws: [`127.0.0.1:${port}`] }, routes: [{ name: 'ws', match: { prefix: '/' }, service: 'ws' }], gateway: { tls: { cert: fallback.cert, key: fallback.key } } }),
+    );
+    try {
+      const client = new WebSocket(`${gw.tlsUrl.replace('https:', 'wss:')}/chat`, { ca: pki.read(ca.cert) });
+      await once(client, 'open');
+      client.send('hello');
+      const [reply] = await once(client, 'message');
+      assert.equal(String(reply), 'echo: hello');
+      client.close();
+      await once(client, 'close');
+      const line = await gw.log.waitFor((l) => l.msg === 'access' && l.status === 101);
+      assert.equal(line.scheme, 'https');
+    } finally {
+      await gw.close();
+      wss.close();
+    }
+  });
+
+  it('a config reload applies new sni entries to new handshakes; the listener settings wait for a restart', async () => {
+    const gw = await startGateway(tlsYaml({ cert: fallback.cert, key: fallback.key }));
+    try {
+      const before = await handshake(gw.tlsUrl, { servername: 'api.example.test', rejectUnauthorized: false });
+      before.socket.destroy();
+      assert.equal(before.subject, 'gateway.example.test');
+      const next = loadConfigText(tlsYaml({ ...sniTls(), listen: '127.0.0.1:0', minVersion: 'TLSv1.3' }), 'test-routes.yaml', {});
+      assert.equal(await gw.gateway.reload(next), true);
+      const after = await handshake(gw.tlsUrl, { servername: 'api.example.test', rejectUnauthorized: false });
+      after.socket.destroy();
+      assert.equal(after.subject, 'api.example.test');
+      await gw.log.waitFor((l) => l.msg === 'gateway.tls changes other than its certificate files apply after a restart');
+      // TLS 1.2 is still accepted: minVersion waits for a restart
+      const old = await handshake(gw.tlsUrl, { servername: 'localhost', maxVersion: 'TLSv1.2' });
+      old.socket.destroy();
+      // a reload naming a missing file is refused whole, and the running certificates serve on
+      const broken = loadConfigText(tlsYaml(sniTls()), 'test-routes.yaml', {});
+      broken.gateway.tls!.sni[0]!.cert = pki.path('gone.crt');
+      assert.equal(await gw.gateway.reload(broken), false);
+      const still = await handshake(gw.tlsUrl, { servername: 'api.example.test', rejectUnauthorized: false });
+      still.socket.destroy();
+      assert.equal(still.subject, 'api.example.test');
+    } finally {
+      await gw.close();
+    }
   });
 });
 
