@@ -16,6 +16,7 @@ import { loadCertificateSet } from './listener/certificates.ts';
 import { watchCertificates, type CertificateWatcher } from './listener/certificate-watch.ts';
 import { httpsRedirect } from './listener/redirect.ts';
 import { TlsListener } from './listener/tls.ts';
+import { acceptH2c, type H2Listener } from './listener/h2.ts';
 import { UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
@@ -81,6 +82,8 @@ export class Gateway {
   readonly #tls: TlsListener | undefined;
   #tlsAddress: AddressInfo | undefined;
   #certificateWatch: CertificateWatcher | undefined;
+  /** HTTP/2 with prior knowledge on the plain listener (`gateway.h2c`) */
+  #h2c: H2Listener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
@@ -124,6 +127,7 @@ export class Gateway {
     if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), this.#pipeline.handle, this.#pipeline.handleUpgrade);
     const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
     this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? this.#pipeline.handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
+    if (config.gateway.h2c) this.#h2c = acceptH2c(this.#proxy, config.gateway.limits, tls?.maxConcurrentStreams ?? 100, redirect?.handle ?? this.#pipeline.handle);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       token: () => this.config.gateway.adminToken,
@@ -260,14 +264,14 @@ export class Gateway {
   /** What can fail (checks, new clients, the route table) is done before anything running is touched. */
   #apply(loaded: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
-    const { listen, admin, limits } = previous.gateway;
-    if (JSON.stringify([listen, admin, limits]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits])) {
-      this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
+    const { listen, admin, limits, h2c } = previous.gateway;
+    if (JSON.stringify([listen, admin, limits, h2c]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits, loaded.gateway.h2c])) {
+      this.logger.warn('gateway.listen, gateway.admin, gateway.limits and gateway.h2c changes apply after a restart');
     }
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, tls: this.#reloadedTls(previous, loaded) } };
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, tls: this.#reloadedTls(previous, loaded) } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
@@ -329,6 +333,7 @@ export class Gateway {
     const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close'), ...(tls?.server.listening ? [once(tls.server, 'close')] : [])]);
     this.#certificateWatch?.close();
     tls?.beginDrain();
+    this.#h2c?.closeGracefully();
     this.#pipeline.draining = true;
     this.#proxy.close();
     this.#admin.close();
@@ -344,6 +349,7 @@ export class Gateway {
       this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
       tls?.closeAllConnections();
+      this.#h2c?.destroyAll();
       // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
       this.#pipeline.closeTunnels();
     }, this.config.gateway.drainTimeout);

@@ -223,6 +223,10 @@ const gateway = z.strictObject({
   drainTimeout: duration.prefault('10s'),
   limits: limits.prefault({}),
   upstream: upstreamPool.prefault({}),
+  h2c: z
+    .boolean()
+    .default(false)
+    .describe('The plain listener also serves HTTP/2 to clients that start with its preface (h2c with prior knowledge); no Upgrade: h2c'),
   tls: listenerTlsSchema.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
 });
 

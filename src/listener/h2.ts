@@ -3,7 +3,9 @@
 // made to look as the path expects here, once, at the edge: pseudo-headers, `:authority` for Host, split cookies.
 import { constants, createServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { GatewayConfig, ListenerTlsConfig } from '../config/schema.ts';
+import type { Server as HttpServer } from 'node:http';
+import type { Socket } from 'node:net';
+import type { GatewayConfig } from '../config/schema.ts';
 
 type Limits = GatewayConfig['limits'];
 
@@ -62,14 +64,14 @@ export interface H2Listener {
  * after the keep-alive timeout.
  */
 export function createH2Listener(
-  tls: ListenerTlsConfig,
+  maxConcurrentStreams: number,
   limits: Limits,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): H2Listener {
   const sessions = new Set<ServerHttp2Session>();
   const server = createServer(
     {
-      settings: { maxConcurrentStreams: tls.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
+      settings: { maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
       maxHeaderListPairs: 256,
       // streams refused over the concurrency limit before the session is closed (Node's default is 100)
       maxSessionRejectedStreams: 100,
@@ -124,4 +126,42 @@ function watchResets(session: ServerHttp2Session): void {
       judge();
     });
   });
+}
+
+/** The connection preface of HTTP/2 (RFC 9113 §3.4): how a client with prior knowledge starts h2c. */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+/**
+ * h2c with prior knowledge (`gateway.h2c`) on the plain listener: a connection whose first bytes are the HTTP/2
+ * preface is handed to an HTTP/2 server, any other to the HTTP/1.1 server as before. The bytes read to tell them
+ * apart are put back for whichever reads on. A connection that sends nothing is closed after headersTimeout, as the
+ * HTTP/1.1 server would close it.
+ */
+export function acceptH2c(server: HttpServer, limits: Limits, maxConcurrentStreams: number, handler: (req: IncomingMessage, res: ServerResponse) => void): H2Listener {
+  const h2 = createH2Listener(maxConcurrentStreams, limits, handler);
+  const [serveHttp1] = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    let seen = Buffer.alloc(0);
+    const silent = setTimeout(() => socket.destroy(), limits.headersTimeout);
+    const onReadable = (): void => {
+      for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) seen = Buffer.concat([seen, chunk]);
+      const length = Math.min(seen.length, PREFACE.length);
+      const preface = seen.subarray(0, length).equals(PREFACE.subarray(0, length));
+      if (preface && seen.length < PREFACE.length && !socket.readableEnded) return; // the rest of the preface is on its way
+      clearTimeout(silent);
+      socket.off('readable', onReadable);
+      socket.off('error', onError);
+      if (seen.length > 0) socket.unshift(seen);
+      if (preface && seen.length >= PREFACE.length) h2.server.emit('connection', socket);
+      else serveHttp1!.call(server, socket);
+    };
+    const onError = (): void => {
+      clearTimeout(silent);
+      socket.destroy();
+    };
+    socket.on('readable', onReadable);
+    socket.on('error', onError);
+  });
+  return h2;
 }

@@ -44,7 +44,7 @@ export class TlsListener {
     );
     attachProxyHandlers(this.server, limits, handler, upgradeHandler);
     if (tls.h2) {
-      const h2 = createH2Listener(tls, limits, handler);
+      const h2 = createH2Listener(tls.maxConcurrentStreams, limits, handler);
       this.#h2 = h2;
       // The HTTPS server's own listener serves HTTP/1.1; a connection that negotiated h2 goes to the HTTP/2 side.
       const [serveHttp1] = this.server.listeners('secureConnection') as ((socket: TLSSocket) => void)[];
