@@ -53,7 +53,8 @@ export class CertificateSet {
 
   #lookup(serverName: string | undefined): { match: CertificateChoice['match']; loaded: LoadedCertificate } {
     if (serverName) {
-      const name = serverName.toLowerCase();
+      // a fully qualified name may end with a dot (`api.example.com.`): the same host
+      const name = (serverName.endsWith('.') ? serverName.slice(0, -1) : serverName).toLowerCase();
       const exact = this.#exact.get(name);
       if (exact !== undefined) return { match: 'exact', loaded: exact };
       const dot = name.indexOf('.');

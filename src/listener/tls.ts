@@ -34,6 +34,8 @@ export class TlsListener {
         ...proxyServerOptions(limits),
         ...certificates.defaultOptions,
         minVersion: tls.minVersion,
+        // Node waits 120 s for a handshake by default; a client gets as long as it has to send its request head
+        handshakeTimeout: limits.headersTimeout,
         ALPNProtocols: tls.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
         SNICallback: (serverName, done) => done(null, this.#certificates.contextFor(serverName)),
         requestCert: mutual,

@@ -174,6 +174,41 @@ async function metricTotal(): Promise<number> {
   return total;
 }
 
+describe('HTTP/2 drain', () => {
+  it('a stopping gateway finishes the streams in flight, says GOAWAY, and stops without waiting out its drain timeout', async () => {
+    const slow = await startUpstream('slow', (req, res) => {
+      req.resume();
+      setTimeout(() => res.end('done'), 300);
+    });
+    const own = await startGateway(
+      JSON.stringify(configInput({ services: { app: [slow.address] }, routes: [{ name: 'app', match: { prefix: '/' }, service: 'app' }], gateway: { tls: { cert: server.cert, key: server.key }, drainTimeout: '20s' } })),
+    );
+    const client = connect(own.tlsUrl, { ca: pki.read(ca.cert), servername: 'localhost' });
+    client.on('error', () => {});
+    try {
+      await once(client, 'remoteSettings');
+      const goaway = new Promise((resolve) => client.once('goaway', resolve));
+      const stream = client.request({ ':path': '/in-flight' });
+      let body = '';
+      stream.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      const response = once(stream, 'response');
+      await pollUntil(() => (slow.requests.length > 0 ? true : undefined), 5000, 'the request to reach the instance');
+      const started = performance.now();
+      const stopped = own.close();
+      await within(goaway, 5000, 'GOAWAY');
+      const [head] = (await response) as [IncomingHttpHeaders];
+      await once(stream, 'end');
+      assert.equal(head[':status'], 200);
+      assert.equal(body, 'done');
+      await within(stopped, 10_000, 'the gateway to stop');
+      assert.ok(performance.now() - started < 5000, 'stopped once the stream was done, not at the drain timeout');
+    } finally {
+      client.destroy();
+      await slow.close();
+    }
+  });
+});
+
 describe('HTTP/2 edge limits', () => {
   it('announces the stream and header list limits, and refuses a header list past it without ending the connection', async () => {
     const client = await session();

@@ -121,6 +121,7 @@ describe('HTTPS listener', () => {
     const cases: [string | undefined, string][] = [
       ['api.example.test', 'api.example.test'],
       ['API.Example.Test', 'api.example.test'],
+      ['api.example.test.', 'api.example.test'],
       ['shop.apps.example.test', '*.apps.example.test'],
       ['a.b.apps.example.test', 'gateway.example.test'],
       ['apps.example.test', 'gateway.example.test'],
