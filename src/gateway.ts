@@ -13,11 +13,10 @@ import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
 import { loadCertificateSet } from './listener/certificates.ts';
-import { watchCertificates, type CertificateWatcher } from './listener/certificate-watch.ts';
 import { httpsRedirect } from './listener/redirect.ts';
-import { TlsListener } from './listener/tls.ts';
+import { reloadedTls, TlsListener } from './listener/tls.ts';
 import { acceptH2c, type H2Listener } from './listener/h2.ts';
-import { UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
+import { tlsByOrigin, UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -78,10 +77,9 @@ export class Gateway {
   #upstreamTls: UpstreamTlsSettings;
   /** instances of a service listed in discovery.tls that speak plain HTTP, warned about once */
   readonly #plainWarned = new Set<string>();
-  /** the HTTPS listener (`gateway.tls`) and the watch on its certificate files */
+  /** the HTTPS listener (`gateway.tls`) */
   readonly #tls: TlsListener | undefined;
   #tlsAddress: AddressInfo | undefined;
-  #certificateWatch: CertificateWatcher | undefined;
   /** HTTP/2 with prior knowledge on the plain listener (`gateway.h2c`) */
   #h2c: H2Listener | undefined;
   #adminAddress: AddressInfo | undefined;
@@ -152,7 +150,7 @@ export class Gateway {
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
       if (gateway.#tls !== undefined) {
         gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen);
-        gateway.#watchCertificates();
+        gateway.#tls.watchFiles(config.gateway.tls!, gateway.logger);
       }
     } catch (err) {
       // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
@@ -183,25 +181,6 @@ export class Gateway {
   /** The HTTPS listener's bound address; undefined without `gateway.tls`. */
   get tlsAddress(): AddressInfo | undefined {
     return this.#tlsAddress;
-  }
-
-  /** The HTTPS listener, for `explain` and the admin API's certificate answers. */
-  get tlsListener(): TlsListener | undefined {
-    return this.#tls;
-  }
-
-  /** Certificate files are reloaded when they change; one that fails to load is logged and the running set serves on. */
-  #watchCertificates(): void {
-    const listener = this.#tls!;
-    const tls = this.config.gateway.tls!;
-    this.#certificateWatch?.close();
-    this.#certificateWatch = watchCertificates(tls, listener.certificates.files, {
-      onLoaded: (set) => {
-        listener.certificates = set;
-        this.logger.info({ certificates: set.describe().map((c) => ({ entry: c.entry, subject: c.subject, validTo: c.validTo })) }, 'certificates reloaded');
-      },
-      onError: (err) => this.logger.error({ err: err.message }, 'certificate reload failed; the running certificates keep serving'),
-    });
   }
 
   get topology(): Topology {
@@ -271,7 +250,8 @@ export class Gateway {
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, tls: this.#reloadedTls(previous, loaded) } };
+    const tls = reloadedTls(previous.gateway.tls, loaded.gateway.tls, (message) => this.logger.warn(message));
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, tls } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
@@ -295,30 +275,9 @@ export class Gateway {
     this.breakers.configure(state.routes.breakers);
     if (certificates !== undefined) {
       this.#tls!.certificates = certificates;
-      this.#watchCertificates();
+      this.#tls!.watchFiles(config.gateway.tls!, this.logger);
     }
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
-  }
-
-  /**
-   * `gateway.tls` as a reload may apply it: its certificate files (cert, key, sni, clientCa) change live; the listener
-   * itself (address, versions, HTTP/2, client certificate mode, redirect) only on restart, like gateway.listen. The
-   * running block is kept when nothing that applies live changed, so the certificates are not read again.
-   */
-  #reloadedTls(previous: Config, loaded: Config): Config['gateway']['tls'] {
-    const running = previous.gateway.tls;
-    const next = loaded.gateway.tls;
-    if (running === undefined || next === undefined) {
-      if (running !== next) this.logger.warn('adding or removing gateway.tls applies after a restart');
-      return running;
-    }
-    const { cert, key, sni, clientCa, ...listener } = next;
-    const { cert: c, key: k, sni: s, clientCa: ca, ...runningListener } = running;
-    if (JSON.stringify(listener) !== JSON.stringify(runningListener)) {
-      this.logger.warn('gateway.tls changes other than its certificate files apply after a restart');
-    }
-    if (JSON.stringify([cert, key, sni, clientCa]) === JSON.stringify([c, k, s, ca])) return running;
-    return { ...running, cert, key, sni, clientCa };
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
@@ -331,7 +290,6 @@ export class Gateway {
     this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
     const tls = this.#tls;
     const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close'), ...(tls?.server.listening ? [once(tls.server, 'close')] : [])]);
-    this.#certificateWatch?.close();
     tls?.beginDrain();
     this.#h2c?.closeGracefully();
     this.#pipeline.draining = true;
@@ -391,23 +349,13 @@ export class Gateway {
     return this.#consul;
   }
 
-  /**
-   * The TLS settings of every instance that speaks TLS, by origin. An instance of a service listed in discovery.tls
-   * that speaks plain HTTP (a Consul instance without the `tls` tag or meta) is warned about: its registration says
-   * so, and the gateway does not guess.
-   */
+  /** Each TLS instance's settings by origin; an instance of a service in discovery.tls that speaks plain HTTP is warned about once. */
   #tlsByOrigin(): Map<string, UpstreamConnectTls> {
-    const byOrigin = new Map<string, UpstreamConnectTls>();
-    for (const service of this.registry.services()) {
-      for (const instance of this.registry.snapshot(service)!.instances) {
-        if (instance.origin.startsWith('https:')) byOrigin.set(instance.origin, this.#upstreamTls.forInstance(instance));
-        else if (this.#upstreamTls.listed(service) && !this.#plainWarned.has(instance.id)) {
-          this.#plainWarned.add(instance.id);
-          this.logger.warn({ service, instance: instance.id }, 'instance of a service in discovery.tls speaks plain HTTP: tag it tls (or meta tls=true) if it speaks TLS');
-        }
-      }
-    }
-    return byOrigin;
+    return tlsByOrigin(this.registry, this.#upstreamTls, (instance) => {
+      if (this.#plainWarned.has(instance.id)) return;
+      this.#plainWarned.add(instance.id);
+      this.logger.warn({ service: instance.service, instance: instance.id }, 'instance of a service in discovery.tls speaks plain HTTP: tag it tls (or meta tls=true) if it speaks TLS');
+    });
   }
 
   #liveOrigins(): Set<string> {

@@ -8,6 +8,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { GatewayConfig, ListenerTlsConfig } from '../config/schema.ts';
+import type { Logger } from '../observability/logger.ts';
+import { watchCertificates, type CertificateWatcher } from './certificate-watch.ts';
 import type { CertificateSet } from './certificates.ts';
 import { createH2Listener, type H2Listener } from './h2.ts';
 import { attachProxyHandlers, proxyServerOptions } from './server.ts';
@@ -19,6 +21,7 @@ export class TlsListener {
   readonly server: Server;
   readonly #h2: H2Listener | undefined;
   #certificates: CertificateSet;
+  #watch: CertificateWatcher | undefined;
 
   constructor(
     tls: ListenerTlsConfig,
@@ -69,6 +72,22 @@ export class TlsListener {
     this.server.setSecureContext(set.defaultOptions);
   }
 
+  /**
+   * Watches the certificate files `tls` names (the running config's): a set that loads replaces the running one, one
+   * that fails is logged and the running one serves on.
+   */
+  watchFiles(tls: ListenerTlsConfig, logger: Logger): void {
+    this.#watch?.close();
+    this.#watch = watchCertificates(tls, this.#certificates.files, {
+      onLoaded: (set) => {
+        this.certificates = set;
+        const certificates = set.describe().map((c) => ({ entry: c.entry, subject: c.subject, validTo: c.validTo }));
+        logger.info({ certificates }, 'certificates reloaded');
+      },
+      onError: (err) => logger.error({ err: err.message }, 'certificate reload failed; the running certificates keep serving'),
+    });
+  }
+
   /** HTTP/2 sessions open now. */
   get h2Sessions(): number {
     return this.#h2?.sessions.size ?? 0;
@@ -76,6 +95,7 @@ export class TlsListener {
 
   /** Stops accepting; HTTP/2 sessions get GOAWAY and end once their streams are done. */
   beginDrain(): void {
+    this.#watch?.close();
     this.server.close();
     this.#h2?.closeGracefully();
     this.server.closeIdleConnections();
@@ -89,4 +109,25 @@ export class TlsListener {
     this.server.closeAllConnections();
     this.#h2?.destroyAll();
   }
+}
+
+/**
+ * `gateway.tls` as a reload may apply it: its certificate files (cert, key, sni, clientCa) change live; the listener
+ * itself (address, versions, HTTP/2, client certificate mode, redirect) only on restart, like gateway.listen. The
+ * running block is kept when nothing that applies live changed, so the certificates are not read again.
+ */
+export function reloadedTls(
+  running: ListenerTlsConfig | undefined,
+  next: ListenerTlsConfig | undefined,
+  warn: (message: string) => void,
+): ListenerTlsConfig | undefined {
+  if (running === undefined || next === undefined) {
+    if (running !== next) warn('adding or removing gateway.tls applies after a restart');
+    return running;
+  }
+  const { cert, key, sni, clientCa, ...listener } = next;
+  const { cert: runningCert, key: runningKey, sni: runningSni, clientCa: runningCa, ...runningListener } = running;
+  if (JSON.stringify(listener) !== JSON.stringify(runningListener)) warn('gateway.tls changes other than its certificate files apply after a restart');
+  if (JSON.stringify([cert, key, sni, clientCa]) === JSON.stringify([runningCert, runningKey, runningSni, runningCa])) return running;
+  return { ...running, cert, key, sni, clientCa };
 }

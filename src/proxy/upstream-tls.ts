@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import type { ConfigPath, ConfigPathIssue } from '../config/errors.ts';
 import type { DiscoveryConfig, UpstreamTlsConfig } from '../config/schema.ts';
 import type { Instance } from '../discovery/instance.ts';
+import type { Registry } from '../discovery/registry.ts';
 import { certificateProblems, readCaBundle, readKeyPair } from '../listener/certificates.ts';
 
 /** What undici's connector takes for one instance, plus whether HTTP/2 is offered. */
@@ -60,6 +61,22 @@ export class UpstreamTlsSettings {
   forInstance(instance: Instance): UpstreamConnectTls {
     return this.#byInstance.get(`${instance.service} ${instance.host}:${instance.port}`) ?? this.#byService.get(instance.service) ?? DEFAULTS;
   }
+}
+
+/**
+ * The settings of every registered instance that speaks TLS, by origin (what the pools are keyed by). `onPlain` hears
+ * of each instance of a service listed in discovery.tls that speaks plain HTTP (a Consul instance registered without
+ * the tag or meta): its registration says so, and the gateway does not guess.
+ */
+export function tlsByOrigin(registry: Registry, settings: UpstreamTlsSettings, onPlain: (instance: Instance) => void): Map<string, UpstreamConnectTls> {
+  const byOrigin = new Map<string, UpstreamConnectTls>();
+  for (const service of registry.services()) {
+    for (const instance of registry.snapshot(service)!.instances) {
+      if (instance.origin.startsWith('https:')) byOrigin.set(instance.origin, settings.forInstance(instance));
+      else if (settings.listed(service)) onPlain(instance);
+    }
+  }
+  return byOrigin;
 }
 
 /** `validate`'s view: each unreadable or unusable file at the entry that names it. */
