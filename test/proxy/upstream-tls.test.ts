@@ -12,7 +12,9 @@ import { toInstance } from '../../src/discovery/instance.ts';
 import { Topology } from '../../src/topology.ts';
 import { TestPki, type PemFiles } from '../support/certificates.ts';
 import { startGateway } from '../support/gateway.ts';
-import { configInput } from '../support/http.ts';
+import { startConsulFixture } from '../support/consul-fixture.ts';
+import { configInput, pollUntil } from '../support/http.ts';
+import { startUpstream } from '../support/upstream.ts';
 import { assertIssue, configErrorOf, editConfig, MINIMAL_CONFIG } from '../config/fixtures/config-files.ts';
 
 let pki: TestPki;
@@ -126,6 +128,32 @@ describe('TLS to instances', () => {
       assert.equal(plain.body.httpVersion, '1.1');
     } finally {
       await gw.close();
+    }
+  });
+
+  it('a Consul instance tagged tls is reached over TLS with its service settings; an untagged one over HTTP, warned', async () => {
+    const consul = await startConsulFixture();
+    const plain = await startUpstream('plain');
+    const tagged = Number((await httpsInstance()).split(':')[1]);
+    consul.register('dc1', { service: 'orders', id: 'tagged', port: tagged, address: '127.0.0.1', zone: 'sh-a', tags: ['tls'] });
+    consul.register('dc1', { service: 'billing', id: 'meta', port: Number((await httpsInstance()).split(':')[1]), address: '127.0.0.1', zone: 'sh-a', meta: { tls: 'true' } });
+    consul.register('dc1', { service: 'billing', id: 'untagged', port: plain.port, address: '127.0.0.1', zone: 'sh-b' });
+    const input = configInput({ services: {}, routes: [{ name: 'orders', match: { prefix: '/orders' }, service: 'orders' }, { name: 'billing', match: { prefix: '/billing' }, service: 'billing' }] });
+    const tls = { orders: { ca: ca.cert, servername: 'orders.internal' }, billing: { ca: ca.cert } };
+    const gw = await startGateway(JSON.stringify({ ...input, discovery: { consul: { address: consul.address }, tls } }));
+    try {
+      await pollUntil(async () => ((await request(`${gw.adminUrl}/readyz`)).statusCode === 200 ? true : undefined), 10_000, 'discovery');
+      const orders = await request(`${gw.url}/orders`);
+      assert.equal(orders.statusCode, 200);
+      assert.equal(((await orders.body.json()) as { tls: boolean }).tls, true);
+      const billing = await request(`${gw.url}/billing`, { headers: { 'x-region-id': 'sh-a' } });
+      assert.equal(((await billing.body.json()) as { tls: boolean }).tls, true);
+      const warned = await gw.log.waitFor((l) => l.msg === 'instance of a service in discovery.tls speaks plain HTTP: tag it tls (or meta tls=true) if it speaks TLS');
+      assert.equal(warned.instance, 'consul-fixture/untagged@dc1');
+    } finally {
+      await gw.close();
+      await plain.close();
+      await consul.close();
     }
   });
 
