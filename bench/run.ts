@@ -1,7 +1,7 @@
 // What zonegate costs per request, measured on the same machine against a bare undici forwarder and against that
 // forwarder plus the per-request work DESIGN.md requires (the contract forwarder). All three forward to the same
 // upstream and take the same load; see bench/README.md.
-//   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
+//   node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration 10] [--warmup 2]
 //                     [--connections 50] [--rounds 2] [--rate <req/s>]
 // With --rate the load is held at that many requests per second (over all connections): compare p99, not req/s.
 import autocannon, { type Instance, type RequestSpec } from 'autocannon';
@@ -41,9 +41,11 @@ interface BenchOptions {
   readonly scenarios: readonly ScenarioName[];
   /** requests per second held over all connections (added latency at a fixed rate), or undefined for flat out */
   readonly rate: number | undefined;
+  /** the tls scenario (bench/tls.ts): one zonegate over plain HTTP, HTTPS and HTTP/2 */
+  readonly tls: boolean;
 }
 
-const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration <s>] [--warmup <s>]
+const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration <s>] [--warmup <s>]
                          [--connections <n>] [--rounds <n>] [--rate <req/s>]`;
 
 const OPTION_SPEC = {
@@ -68,14 +70,15 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     process.exit(0);
   }
   const scenario = values.scenario;
-  if (scenario !== 'all' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
+  if (scenario !== 'all' && scenario !== 'tls' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
   return {
     durationSeconds: numberOption('duration', values.duration, { min: 1 }),
     warmupSeconds: numberOption('warmup', values.warmup, { min: 0 }),
     connections: numberOption('connections', values.connections, { min: 1, integer: true }),
     rounds: numberOption('rounds', values.rounds, { min: 1, integer: true }),
-    scenarios: scenario === 'all' ? SCENARIO_NAMES : [scenario],
+    scenarios: scenario === 'all' ? SCENARIO_NAMES : scenario === 'tls' ? [] : [scenario as ScenarioName],
     rate: values.rate === undefined ? undefined : numberOption('rate', values.rate, { min: 1, integer: true }),
+    tls: scenario === 'all' || scenario === 'tls',
   };
 }
 
@@ -735,7 +738,7 @@ function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
   // at most five targets (bare, http-proxy-3, contract, unlimited, zonegate) and two gateways to start and stop
   const perScenario = 5 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
-  return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
+  return Math.ceil(30 + 1.5 * (options.scenarios.length + (options.tls ? 1 : 0)) * perScenario);
 }
 
 let shuttingDown = false;
@@ -794,6 +797,28 @@ async function main(): Promise<void> {
     printReport(`${name}: best of ${options.rounds}`, scenarioOutcomes);
   }
   if (options.scenarios.length > 1) printReport('all scenarios', outcomes);
+  if (options.tls) await runTls(bench);
+}
+
+/** The tls scenario: zonegate alone (the forwarders speak plain HTTP only), on the proxy CPU like the others. */
+async function runTls(bench: Bench): Promise<void> {
+  const { runTlsScenario } = await import('./tls.ts');
+  await runTlsScenario({
+    ...bench.options,
+    workDir: bench.workDir,
+    upstreamPort: bench.upstreamPorts[0]!,
+    freePort,
+    async startZonegate(configFile, readyUrl) {
+      const child = startLoggingChild('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+        cpu: bench.cpus.proxyCpu,
+        logFile: join(bench.workDir, 'tls.access.log'),
+        executable: true,
+      });
+      const notReady = await child.waitForHttpReady(readyUrl, CHILD_START_TIMEOUT_MS);
+      if (notReady !== undefined) throw new Error(`${notReady}\n${child.stderrTail()}`);
+      return child;
+    },
+  });
 }
 
 process.once('SIGINT', () => void shutDown(130, 'interrupted', true));

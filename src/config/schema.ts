@@ -205,6 +205,51 @@ const upstreamPool = z.strictObject({
   allowH2: z.boolean().default(false).describe('Offer HTTP/2 to instances over TLS (ALPN); plain connections stay HTTP/1.1.'),
 });
 
+/** A file the gateway reads (PEM); a relative path is read from the working directory, as `snapshotFile` is. */
+const pemFile = z.string().min(1);
+
+/** A TLS server name: `api.example.com`, or `*.example.com` for any one label in its place (RFC 6125 §6.4.3). */
+const serverName = z.string().superRefine((text, ctx) => {
+  const name = text.startsWith('*.') ? text.slice(2) : text;
+  if (!HOST_NAME.test(name) || isIP(name) !== 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a server name like api.example.com or *.example.com, got "${text}"` });
+  }
+});
+
+const sniCertificate = z.strictObject({
+  hosts: z.array(serverName).min(1).describe('Server names (SNI) this certificate answers: exact names, or *.example.com for one label'),
+  cert: pemFile.describe('PEM file with the certificate chain, leaf first'),
+  key: pemFile.describe('PEM file with the private key of the certificate'),
+});
+
+export const listenerTlsSchema = z
+  .strictObject({
+    listen: listenAddress.prefault('0.0.0.0:8443').describe('Address of the HTTPS listener'),
+    cert: pemFile.optional().describe('PEM certificate chain served when no sni entry names the requested host (the default certificate)'),
+    key: pemFile.optional().describe('PEM private key of cert'),
+    sni: z.array(sniCertificate).default([]).describe('Certificates chosen by the server name the client asks for; exact names win over wildcards'),
+    clientCa: pemFile.optional().describe('PEM bundle of CAs that sign client certificates: turns on mutual TLS for this listener'),
+    clientCert: z
+      .enum(['require', 'optional'])
+      .default('require')
+      .describe('With clientCa: require refuses a handshake without a valid client certificate; optional verifies one if presented'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted'),
+    h2: z.boolean().default(true).describe('Offer HTTP/2 (ALPN h2) beside HTTP/1.1'),
+    maxConcurrentStreams: z.number().int().min(1).max(1000).default(100).describe('HTTP/2 streams one connection may have open at once'),
+    redirectPlain: z
+      .boolean()
+      .default(false)
+      .describe('The plain listener (gateway.listen) answers every request with a 308 redirect to this HTTPS listener'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+    }
+    if (tls.cert === undefined && tls.sni.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'an HTTPS listener needs a certificate: set cert and key, or at least one sni entry' });
+    }
+  });
+
 const gateway = z.strictObject({
   listen: listenAddress.prefault('0.0.0.0:8080').describe('Where the proxy listens, host:port (":8080" or "0.0.0.0:8080" is every interface). Applies at start.'),
   admin: listenAddress.prefault('127.0.0.1:9901').describe('Where the admin listener (health, API, metrics, dashboard) listens. An address other than loopback needs adminToken. Applies at start.'),
@@ -224,11 +269,30 @@ const gateway = z.strictObject({
   drainTimeout: duration.prefault('10s').describe('On SIGTERM, the longest wait for requests in flight before the process exits.'),
   limits: limits.prefault({}).describe('Limits on what clients send. Apply at start.'),
   upstream: upstreamPool.prefault({}).describe('Connections to upstream instances: one pool per instance.'),
+  h2c: z
+    .boolean()
+    .default(false)
+    .describe('The plain listener also serves HTTP/2 to clients that start with its preface (h2c with prior knowledge); no Upgrade: h2c'),
+  tls: listenerTlsSchema.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
 });
 
 const topology = z
   .record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1).meta({ description: 'The zones of a city.', examples: [['sh-a', 'sh-b']] })).meta({ description: 'A region: its cities.', examples: [{ shanghai: ['sh-a', 'sh-b'], hangzhou: ['hz-a'] }] }))
   .meta({ description: 'The places: region → city → zones. Every zone belongs to one city and every city to one region.', examples: [{ 'cn-east': { shanghai: ['sh-a', 'sh-b'] } }] });
+
+/** How the gateway speaks TLS to a service's instances; verification is always on. */
+const upstreamTls = z
+  .strictObject({
+    ca: pemFile.optional().describe("PEM bundle of the CAs that sign the instances' certificates; default: the system's CAs"),
+    servername: z.string().min(1).optional().describe("Name the instance's certificate must carry, also sent as SNI; default: the instance's host"),
+    cert: pemFile.optional().describe('PEM client certificate the gateway presents to the instance (mutual TLS)'),
+    key: pemFile.optional().describe('PEM private key of cert'),
+    h2: z.boolean().default(false).describe('Offer HTTP/2 to the instances (ALPN); they may still answer HTTP/1.1'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) === (tls.key === undefined)) return;
+    ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+  });
 
 const staticInstance = z.strictObject({
   address: hostPort.meta({ description: 'Where the instance listens, host:port.', examples: ['10.0.1.7:8080'] }),
@@ -238,6 +302,10 @@ const staticInstance = z.strictObject({
   tags: z.array(z.string()).default([]).describe('Free-form tags, shown by the admin API.'),
   meta: z.record(z.string(), z.string()).default({}).describe('Free-form metadata, shown by the admin API.'),
   healthy: z.boolean().default(true).describe('false takes the instance out of service (it still counts in its tier\'s registered total).'),
+  tls: z
+    .union([z.literal(true), upstreamTls])
+    .optional()
+    .describe("The instance speaks TLS: true (with discovery.tls's settings for its service, else the defaults), or this instance's own settings"),
 });
 
 export const consulSchema = z.strictObject({
@@ -282,6 +350,10 @@ const discovery = z.strictObject({
       description: 'Instances listed in the file, per service name; a service listed here is not looked up in Consul.',
       examples: [{ 'order-service': [{ address: '10.0.1.7:8080', zone: 'sh-a' }] }],
     }),
+  tls: z
+    .record(z.string().min(1), upstreamTls)
+    .default({})
+    .describe('Per service, how to speak TLS to its instances; every static instance of a listed service speaks TLS, and Consul instances tagged tls (or with meta tls=true)'),
 });
 
 const redisAddress = z.string().meta(inputPattern('Redis address')).superRefine((text, ctx) => {
@@ -355,6 +427,13 @@ const match = z
       .boolean()
       .default(false)
       .describe('Compare prefix or path to the request path without regard to letter case (paths are case-sensitive otherwise)'),
+    clientCert: z
+      .strictObject({
+        cn: z.array(z.string().min(1)).min(1).optional().describe("The verified client certificate's subject common name is one of these"),
+        san: z.array(z.string().min(1)).min(1).optional().describe('One of its DNS or URI subject alternative names (a SPIFFE id, say) is one of these'),
+      })
+      .optional()
+      .describe('Only requests with a client certificate verified by gateway.tls.clientCa (mutual TLS); {} for any such certificate'),
   })
   .refine((m) => (m.prefix === undefined) !== (m.path === undefined), {
     message: 'match needs exactly one of prefix or path',
@@ -493,12 +572,14 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = Config['gateway'];
+export type ListenerTlsConfig = NonNullable<GatewayConfig['tls']>;
 export type RouteConfig = Config['routes'][number];
 export type TopologyConfig = Config['topology'];
 export type DiscoveryConfig = Config['discovery'];
 export type ConsulConfig = NonNullable<DiscoveryConfig['consul']>;
 export type StaticInstanceConfig = DiscoveryConfig['static'][string][number];
 export type RedisConfig = NonNullable<Config['redis']>;
+export type UpstreamTlsConfig = DiscoveryConfig['tls'][string];
 export type RetryConfig = RouteConfig['retries'];
 export type StickyConfig = NonNullable<RouteConfig['sticky']>;
 export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;

@@ -28,6 +28,12 @@ export interface AccessLogLine {
   remoteAddr: string;
   userAgent: string | null;
   error: string | null;
+  /** `http/1.1`, `http/1.0` or `h2` */
+  proto: string;
+  /** `http` or `https` */
+  scheme: string;
+  /** the verified client certificate's subject (mutual TLS), null without one */
+  clientSubject: string | null;
 }
 
 /** A nullable string field as JSON. */
@@ -64,7 +70,8 @@ export function accessLogMembers(ctx: RequestContext): string {
     `"clientLocality":${jsonOrNull(ctx.clientLocality)},"regionHeader":${jsonOrNull(ctx.regionHeader)},"sticky":${ctx.sticky},` +
     `"attempts":${ctx.tries.length},"tries":${jsonStrings(ctx.tries)},"rateLimited":${ctx.rateLimited},` +
     `"breaker":${jsonOrNull(ctx.breaker)},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
-    `"remoteAddr":"${ctx.remoteAddr}","userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)}`
+    `"remoteAddr":"${ctx.remoteAddr}","userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)},` +
+    `"proto":"${ctx.proto}","scheme":"${ctx.scheme}","clientSubject":${jsonOrNull(ctx.clientSubject)}`
   );
 }
 

@@ -37,7 +37,7 @@ describe('access line serialisation', () => {
     assert.deepEqual(Object.keys(line), [
       'reqId', 'traceId', 'method', 'path', 'status', 'durationMs', 'route', 'service', 'upstream', 'upstreamAddr', 'tier',
       'clientLocality', 'regionHeader', 'sticky', 'attempts', 'tries', 'rateLimited', 'breaker', 'bytesIn', 'bytesOut',
-      'remoteAddr', 'userAgent', 'error',
+      'remoteAddr', 'userAgent', 'error', 'proto', 'scheme', 'clientSubject',
     ]);
     assert.equal(line.status, 404);
     assert.equal(line.route, null);
@@ -74,6 +74,7 @@ describe('access line serialisation', () => {
         route: 'orders', service: 'order-service', upstream: `node/${text}@dc1`, upstreamAddr: '10.0.0.1:8080', tier: 'zone',
         clientLocality: 'sh-a', regionHeader: text, sticky: true, attempts: 2, tries: [`node/${text}@dc1`, 'b'],
         rateLimited: false, breaker: 'closed', bytesIn: 12, bytesOut: 3456, remoteAddr: '127.0.0.1', userAgent: text, error: null,
+        proto: 'http/1.1', scheme: 'http', clientSubject: null,
       };
       assert.equal(`{${accessLogMembers(ctx).replace(/"durationMs":[^,]+/, `"durationMs":${line.durationMs}`)}}`, JSON.stringify(expected));
     }
