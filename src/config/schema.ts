@@ -217,18 +217,18 @@ const serverName = z.string().superRefine((text, ctx) => {
 });
 
 const sniCertificate = z.strictObject({
-  hosts: z.array(serverName).min(1).describe('Server names (SNI) this certificate answers: exact names, or *.example.com for one label'),
-  cert: pemFile.describe('PEM file with the certificate chain, leaf first'),
-  key: pemFile.describe('PEM file with the private key of the certificate'),
+  hosts: z.array(serverName).min(1).meta({ description: 'Server names (SNI) this certificate answers: exact names, or *.example.com for one label', examples: [['api.example.com', '*.example.com']] }),
+  cert: pemFile.meta({ description: 'PEM file with the certificate chain, leaf first', examples: ['/etc/zonegate/api.crt'] }),
+  key: pemFile.meta({ description: 'PEM file with the private key of the certificate', examples: ['/etc/zonegate/api.key'] }),
 });
 
 export const listenerTlsSchema = z
   .strictObject({
     listen: listenAddress.prefault('0.0.0.0:8443').describe('Address of the HTTPS listener'),
-    cert: pemFile.optional().describe('PEM certificate chain served when no sni entry names the requested host (the default certificate)'),
-    key: pemFile.optional().describe('PEM private key of cert'),
+    cert: pemFile.optional().meta({ description: 'PEM certificate chain served when no sni entry names the requested host (the default certificate)', examples: ['/etc/zonegate/default.crt'] }),
+    key: pemFile.optional().meta({ description: 'PEM private key of cert', examples: ['/etc/zonegate/default.key'] }),
     sni: z.array(sniCertificate).default([]).describe('Certificates chosen by the server name the client asks for; exact names win over wildcards'),
-    clientCa: pemFile.optional().describe('PEM bundle of CAs that sign client certificates: turns on mutual TLS for this listener'),
+    clientCa: pemFile.optional().meta({ description: 'PEM bundle of CAs that sign client certificates: turns on mutual TLS for this listener', examples: ['/etc/zonegate/clients-ca.pem'] }),
     clientCert: z
       .enum(['require', 'optional'])
       .default('require')
@@ -305,7 +305,10 @@ const staticInstance = z.strictObject({
   tls: z
     .union([z.literal(true), upstreamTls])
     .optional()
-    .describe("The instance speaks TLS: true (with discovery.tls's settings for its service, else the defaults), or this instance's own settings"),
+    .meta({
+      description: "The instance speaks TLS: true (with discovery.tls's settings for its service, else the defaults), or this instance's own settings",
+      examples: [true],
+    }),
 });
 
 export const consulSchema = z.strictObject({
@@ -429,8 +432,8 @@ const match = z
       .describe('Compare prefix or path to the request path without regard to letter case (paths are case-sensitive otherwise)'),
     clientCert: z
       .strictObject({
-        cn: z.array(z.string().min(1)).min(1).optional().describe("The verified client certificate's subject common name is one of these"),
-        san: z.array(z.string().min(1)).min(1).optional().describe('One of its DNS or URI subject alternative names (a SPIFFE id, say) is one of these'),
+        cn: z.array(z.string().min(1)).min(1).optional().meta({ description: "The verified client certificate's subject common name is one of these", examples: [['billing-service']] }),
+        san: z.array(z.string().min(1)).min(1).optional().meta({ description: 'One of its DNS or URI subject alternative names (a SPIFFE id, say) is one of these', examples: [['spiffe://example.org/billing']] }),
       })
       .optional()
       .describe('Only requests with a client certificate verified by gateway.tls.clientCa (mutual TLS); {} for any such certificate'),
