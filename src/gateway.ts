@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { LiveDashboard } from './admin/live.ts';
 import { createAdminServer } from './admin/server.ts';
 import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
@@ -12,6 +13,7 @@ import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
+import { publishEvent } from './observability/events.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -65,6 +67,7 @@ export class Gateway {
   readonly #limiter: RateLimiter;
   readonly breakers: Breakers;
   readonly metrics: GatewayMetrics;
+  readonly live: LiveDashboard;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -107,6 +110,19 @@ export class Gateway {
       this.metrics,
     );
     this.breakers.configure(this.#pipeline.state.routes.breakers);
+    this.live = new LiveDashboard({
+      registry: this.registry,
+      topology: () => this.#topology,
+      breakerState,
+      inFlight,
+      stats: this.metrics.live,
+      rateLimits: this.#limiter.stats,
+      logger: this.logger,
+      zone: () => this.config.gateway.zone,
+      hasRoute: (name) => this.#pipeline.state.routes.routes.some((route) => route.name === name),
+      limitedRoutes: () => new Set(this.#pipeline.state.rateLimits.keys()),
+      uses: () => ({ redis: Boolean(this.config.redis?.url || this.config.redis?.cluster?.length), consul: this.#consul !== undefined }),
+    });
     this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
@@ -115,6 +131,7 @@ export class Gateway {
       routes: () => routesView(this.#pipeline.state.routes),
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
       metrics: () => this.metrics,
+      live: this.live,
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       tokenRejected: (failure) => this.logger.warn(failure, 'admin: a request with a wrong or missing token was refused'),
       explain: (query) => {
@@ -130,6 +147,7 @@ export class Gateway {
     try {
       // The admin listener first, so /readyz can say what the proxy listener is waiting for.
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      gateway.live.start();
       await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
       gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
     } catch (err) {
@@ -193,6 +211,7 @@ export class Gateway {
     const generation = ++this.#reloads;
     const failed = (err: unknown): false => {
       this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+      publishEvent(this.logger, { kind: 'reload', level: 'warn', message: `config reload failed; the running config stays in force: ${String(err)}` });
       return false;
     };
     const apply = (redis?: RedisStore): boolean => {
@@ -261,6 +280,7 @@ export class Gateway {
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
+    publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} routes)` });
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
@@ -276,6 +296,7 @@ export class Gateway {
     this.#proxy.close();
     this.#admin.close();
     this.#admin.closeAllConnections();
+    this.live.stop();
     // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
     // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
     this.#proxy.closeIdleConnections();

@@ -378,6 +378,7 @@ export class Pipeline {
   #record(ctx: RequestContext): void {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
+    this.#metrics.live.record(ctx);
   }
 }
 

@@ -1,0 +1,337 @@
+// Live figures for the dashboard, in fixed-size rolling windows of one-second slots: per instance (requests, errors,
+// failed tries, latency), per service (which tier served) and per route (requests, errors, rate-limit refusals).
+// The request path only adds to the current slot of each window (a few map reads and increments, no allocation
+// once an instance, service and route have been seen); `tick()`, once a second off the request path, moves every
+// window on to a fresh slot, and `read()` sums the windows when the dashboard asks.
+import type { RequestContext } from '../listener/context.ts';
+
+/** What served a request, in the order tiers are tried; `none`: no instance could (503, fallback, refusal). */
+export const TIERS = ['zone', 'city', 'region', 'remote', 'none'] as const;
+export type TierName = (typeof TIERS)[number];
+const TIER_INDEX: Readonly<Record<string, number>> = { zone: 0, city: 1, region: 2, remote: 3 };
+const NO_TIER = 4;
+
+/** The short window instance, zone and route figures are read over, and the long one of the tier share. */
+export const SHORT_WINDOW_SECONDS = 5;
+export const LONG_WINDOW_SECONDS = 60;
+
+/** Latency histogram: 4 buckets per doubling from 0.1 ms (each bound 19% above the last), the last open-ended (≥ ~100 s). */
+const LATENCY_MIN_MS = 0.1;
+const BUCKETS_PER_OCTAVE = 4;
+const LATENCY_BUCKETS = 80;
+
+function latencyBucket(ms: number): number {
+  if (!(ms > LATENCY_MIN_MS)) return 0;
+  return Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log2(ms / LATENCY_MIN_MS) * BUCKETS_PER_OCTAVE));
+}
+
+/** The upper bound of a latency bucket, in ms. */
+function bucketBound(index: number): number {
+  return LATENCY_MIN_MS * 2 ** (index / BUCKETS_PER_OCTAVE);
+}
+
+/** The p99 of a histogram: the upper bound of the bucket the 99th percentile falls in (null: no sample). */
+export function p99(histogram: Uint32Array): number | null {
+  let total = 0;
+  for (const count of histogram) total += count;
+  if (total === 0) return null;
+  const rank = Math.ceil(total * 0.99);
+  let seen = 0;
+  for (let i = 0; i < histogram.length; i++) {
+    seen += histogram[i]!;
+    if (seen >= rank) return bucketBound(i);
+  }
+  return bucketBound(histogram.length - 1);
+}
+
+class TrafficSlot {
+  start = 0;
+  requests = 0;
+  /** answers with a 5xx status */
+  errors = 0;
+  /** tries that failed and were retried elsewhere (an instance's), or 429s (a route's) */
+  refused = 0;
+  readonly latency = new Uint32Array(LATENCY_BUCKETS);
+
+  reset(start: number): void {
+    this.start = start;
+    this.requests = this.errors = this.refused = 0;
+    this.latency.fill(0);
+  }
+}
+
+class TierSlot {
+  start = 0;
+  readonly counts = new Uint32Array(TIERS.length);
+
+  reset(start: number): void {
+    this.start = start;
+    this.counts.fill(0);
+  }
+}
+
+/** A ring of slots; `current` is the one the request path adds to. */
+class Ring<Slot extends { start: number; reset(start: number): void }> {
+  readonly slots: readonly Slot[];
+  current: Slot;
+  #index = 0;
+
+  constructor(length: number, make: () => Slot, now: number) {
+    this.slots = Array.from({ length }, make);
+    for (const slot of this.slots) slot.reset(-Infinity);
+    this.current = this.slots[0]!;
+    this.current.reset(now);
+  }
+
+  advance(now: number): void {
+    this.#index = (this.#index + 1) % this.slots.length;
+    this.current = this.slots[this.#index]!;
+    this.current.reset(now);
+  }
+
+  /** The slot `age` ticks back (0: the current one). */
+  back(age: number): Slot {
+    return this.slots[(this.#index - age + this.slots.length) % this.slots.length]!;
+  }
+
+  /** The slots newer than `since`. */
+  *since(since: number): Iterable<Slot> {
+    for (const slot of this.slots) if (slot.start >= since) yield slot;
+  }
+}
+
+class InstanceStats {
+  zone: string;
+  readonly ring: Ring<TrafficSlot>;
+
+  constructor(zone: string, now: number) {
+    this.zone = zone;
+    this.ring = new Ring(SHORT_WINDOW_SECONDS + 1, () => new TrafficSlot(), now);
+  }
+}
+
+class ServiceStats {
+  readonly ring: Ring<TierSlot>;
+  /** the tier that served most of the last full second, when one served over half of it */
+  dominant: TierName | undefined;
+
+  constructor(now: number) {
+    this.ring = new Ring(LONG_WINDOW_SECONDS + 1, () => new TierSlot(), now);
+  }
+}
+
+/** Figures over a window: rates per second; `p99Ms` null without a sample. */
+export interface TrafficFigures {
+  readonly requests: number;
+  readonly perSecond: number;
+  readonly errorRate: number;
+  readonly p99Ms: number | null;
+  /** per second: failed tries retried elsewhere (instances), or 429s (routes) */
+  readonly refusedPerSecond: number;
+}
+
+export interface TierFigures {
+  /** over the long window, by TIERS */
+  readonly counts: readonly number[];
+  /** one entry a second, oldest first: requests by TIERS */
+  readonly series: readonly (readonly number[])[];
+}
+
+export interface LiveFigures {
+  readonly instances: ReadonlyMap<string, TrafficFigures>;
+  readonly zones: ReadonlyMap<string, TrafficFigures>;
+  /** by route name ("" for requests no route matched) */
+  readonly routes: ReadonlyMap<string, TrafficFigures>;
+  /** every request */
+  readonly total: TrafficFigures;
+  /** every service together */
+  readonly tiers: TierFigures;
+  readonly services: ReadonlyMap<string, TierFigures>;
+}
+
+/** A service whose traffic moved: over half of the last second went to `to` instead of `from`. */
+export interface TierChange {
+  readonly service: string;
+  readonly from: TierName;
+  readonly to: TierName;
+  /** the share of `to` in that second */
+  readonly share: number;
+}
+
+/** a second with fewer requests than this says nothing about where a service's traffic goes */
+const MIN_REQUESTS_FOR_TIER_CHANGE = 5;
+
+class Window {
+  requests = 0;
+  errors = 0;
+  refused = 0;
+  readonly latency = new Uint32Array(LATENCY_BUCKETS);
+  oldest = Infinity;
+
+  add(slot: TrafficSlot): void {
+    this.requests += slot.requests;
+    this.errors += slot.errors;
+    this.refused += slot.refused;
+    for (let i = 0; i < LATENCY_BUCKETS; i++) this.latency[i]! += slot.latency[i]!;
+    this.oldest = Math.min(this.oldest, slot.start);
+  }
+
+  figures(now: number): TrafficFigures {
+    // the time the slots cover, current one included; at least a second, so a fresh window does not overstate rates
+    const seconds = Math.max(1, (now - this.oldest) / 1000);
+    return {
+      requests: this.requests,
+      perSecond: this.requests / seconds,
+      errorRate: this.requests === 0 ? 0 : this.errors / this.requests,
+      p99Ms: p99(this.latency),
+      refusedPerSecond: this.refused / seconds,
+    };
+  }
+}
+
+export class LiveStats {
+  readonly #instances = new Map<string, InstanceStats>();
+  readonly #services = new Map<string, ServiceStats>();
+  readonly #routes = new Map<string, Ring<TrafficSlot>>();
+  readonly #now: () => number;
+
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** One finished request (called once per access line): O(tries), no allocation once its keys are known. */
+  record(ctx: RequestContext): void {
+    const ms = performance.now() - ctx.startedAt;
+    const error = ctx.status >= 500 ? 1 : 0;
+    // a WebSocket tunnel's lifetime is no latency
+    const bucket = ctx.status === 101 ? -1 : latencyBucket(ms);
+    const instance = ctx.instance;
+    if (instance !== null) {
+      let stats = this.#instances.get(instance.id);
+      if (stats === undefined) this.#instances.set(instance.id, (stats = new InstanceStats(instance.zone, this.#now())));
+      const slot = stats.ring.current;
+      slot.requests++;
+      slot.errors += error;
+      if (bucket >= 0) slot.latency[bucket]!++;
+    }
+    // every try but the last failed on its instance and was retried elsewhere
+    const tries = ctx.tries;
+    for (let i = 0; i < tries.length - 1; i++) {
+      const stats = this.#instances.get(tries[i]!);
+      if (stats !== undefined) stats.ring.current.refused++;
+    }
+    if (ctx.service !== null) {
+      let stats = this.#services.get(ctx.service);
+      if (stats === undefined) this.#services.set(ctx.service, (stats = new ServiceStats(this.#now())));
+      stats.ring.current.counts[instance === null ? NO_TIER : (TIER_INDEX[ctx.tier ?? ''] ?? NO_TIER)]!++;
+    }
+    const route = ctx.route ?? '';
+    let ring = this.#routes.get(route);
+    if (ring === undefined) this.#routes.set(route, (ring = new Ring(SHORT_WINDOW_SECONDS + 1, () => new TrafficSlot(), this.#now())));
+    const slot = ring.current;
+    slot.requests++;
+    slot.errors += error;
+    if (ctx.rateLimited) slot.refused++;
+    if (bucket >= 0) slot.latency[bucket]!++;
+  }
+
+  /**
+   * Once a second, off the request path: every window moves on to a fresh slot. Returns the services whose traffic
+   * moved to another tier in the second that just ended. Instances and routes with no request in a whole window and
+   * no longer `live` are forgotten.
+   */
+  tick(live: { instance(id: string): boolean; route(name: string): boolean }): TierChange[] {
+    const now = this.#now();
+    const changes: TierChange[] = [];
+    for (const [service, stats] of this.#services) {
+      const change = this.#dominantTier(service, stats);
+      if (change !== undefined) changes.push(change);
+      stats.ring.advance(now);
+    }
+    for (const [id, stats] of this.#instances) {
+      if (!live.instance(id) && idle(stats.ring)) this.#instances.delete(id);
+      else stats.ring.advance(now);
+    }
+    for (const [name, ring] of this.#routes) {
+      if (name !== '' && !live.route(name) && idle(ring)) this.#routes.delete(name);
+      else ring.advance(now);
+    }
+    return changes;
+  }
+
+  /** The figures now: instances, zones and routes over the short window, tiers over the long one. */
+  read(): LiveFigures {
+    const now = this.#now();
+    const since = now - SHORT_WINDOW_SECONDS * 1000;
+    const instances = new Map<string, TrafficFigures>();
+    const zones = new Map<string, Window>();
+    for (const [id, stats] of this.#instances) {
+      const window = new Window();
+      let zone = zones.get(stats.zone);
+      if (zone === undefined) zones.set(stats.zone, (zone = new Window()));
+      for (const slot of stats.ring.since(since)) {
+        window.add(slot);
+        zone.add(slot);
+      }
+      instances.set(id, window.figures(now));
+    }
+    const routes = new Map<string, TrafficFigures>();
+    const total = new Window();
+    for (const [name, ring] of this.#routes) {
+      const window = new Window();
+      for (const slot of ring.since(since)) {
+        window.add(slot);
+        total.add(slot);
+      }
+      routes.set(name, window.figures(now));
+    }
+    const tierSince = now - LONG_WINDOW_SECONDS * 1000;
+    const services = new Map<string, TierFigures>();
+    // every service's ring moves on at the same tick: slots of one age are the same second
+    const bySecond: number[][] = [];
+    for (const [service, stats] of this.#services) {
+      const series: number[][] = [];
+      for (let age = LONG_WINDOW_SECONDS; age >= 0; age--) {
+        const slot = stats.ring.back(age);
+        if (slot.start < tierSince) continue;
+        series.push([...slot.counts]);
+        const sum = (bySecond[age] ??= TIERS.map(() => 0));
+        slot.counts.forEach((count, tier) => (sum[tier]! += count));
+      }
+      services.set(service, { counts: sumByTier(series), series });
+    }
+    const series = bySecond.filter((second) => second !== undefined).reverse();
+    const counts = sumByTier(series);
+    return {
+      instances,
+      zones: new Map([...zones].map(([zone, window]) => [zone, window.figures(now)])),
+      routes,
+      total: total.figures(now),
+      tiers: { counts, series },
+      services,
+    };
+  }
+
+  #dominantTier(service: string, stats: ServiceStats): TierChange | undefined {
+    const counts = stats.ring.current.counts;
+    let sum = 0;
+    let top = 0;
+    for (let tier = 0; tier < counts.length; tier++) {
+      sum += counts[tier]!;
+      if (counts[tier]! > counts[top]!) top = tier;
+    }
+    if (sum < MIN_REQUESTS_FOR_TIER_CHANGE || counts[top]! * 2 <= sum) return undefined;
+    const from = stats.dominant;
+    const to = TIERS[top]!;
+    stats.dominant = to;
+    return from === undefined || from === to ? undefined : { service, from, to, share: counts[top]! / sum };
+  }
+}
+
+function sumByTier(series: readonly (readonly number[])[]): number[] {
+  return TIERS.map((_, tier) => series.reduce((sum, second) => sum + second[tier]!, 0));
+}
+
+function idle(ring: Ring<TrafficSlot>): boolean {
+  return ring.slots.every((slot) => slot.requests === 0 && slot.refused === 0);
+}
