@@ -280,7 +280,7 @@ export class Gateway {
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
-    publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} routes)` });
+    publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} ${config.routes.length === 1 ? 'route' : 'routes'})` });
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */

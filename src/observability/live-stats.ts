@@ -194,14 +194,17 @@ export class LiveStats {
   readonly #services = new Map<string, ServiceStats>();
   readonly #routes = new Map<string, Ring<TrafficSlot>>();
   readonly #now: () => number;
+  readonly #monotonic: () => number;
 
-  constructor(now: () => number = Date.now) {
+  /** `now`: wall-clock ms (slot times); `monotonic`: the clock of RequestContext.startedAt (latencies) */
+  constructor(now: () => number = Date.now, monotonic: () => number = () => performance.now()) {
     this.#now = now;
+    this.#monotonic = monotonic;
   }
 
   /** One finished request (called once per access line): O(tries), no allocation once its keys are known. */
   record(ctx: RequestContext): void {
-    const ms = performance.now() - ctx.startedAt;
+    const ms = this.#monotonic() - ctx.startedAt;
     const error = ctx.status >= 500 ? 1 : 0;
     // a WebSocket tunnel's lifetime is no latency
     const bucket = ctx.status === 101 ? -1 : latencyBucket(ms);
