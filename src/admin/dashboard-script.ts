@@ -131,7 +131,7 @@ function rateLimits(frame) {
   table.append(row(['route', 'allowed/s', 'limited/s'], 'th'));
   const limited = frame.routes.filter((r) => r.limited);
   for (const r of limited) table.append(row([r.name, rate(r.perSecond - r.limitedPerSecond), rate(r.limitedPerSecond)]));
-  if (limited.length === 0) table.append(row([el('td', 'no route has a rate limit', 'muted')]));
+  if (limited.length === 0) table.append(row([Object.assign(el('td', 'no route has a rate limit', 'muted'), { colSpan: 3 })]));
 }
 let routeFigures = new Map();
 function routeLive() {

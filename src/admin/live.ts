@@ -162,8 +162,9 @@ export class LiveDashboard {
     for (const service of sources.registry.services()) for (const instance of sources.registry.snapshot(service)!.instances) instances.add(instance.id);
     const changes = sources.stats.tick({ instance: (id) => instances.has(id), route: (name) => sources.hasRoute(name) });
     for (const change of changes) {
-      const message = `traffic moved from the ${change.from} tier to the ${change.to} tier (${Math.round(change.share * 100)}% in the last second)`;
-      sources.logger.info({ service: change.service, from: change.from, to: change.to }, 'dashboard: a service\'s traffic moved to another tier');
+      const message = `callers in ${change.callers || 'the gateway zone'}: traffic moved from the ${change.from} tier to the ${change.to} tier (${Math.round(change.share * 100)}% in the last second)`;
+      const fields = { service: change.service, callers: change.callers, from: change.from, to: change.to };
+      sources.logger.info(fields, 'dashboard: a service\'s traffic moved to another tier');
       this.#add({ kind: 'failover', level: change.to === 'zone' ? 'info' : 'warn', message, service: change.service });
     }
     const now = performance.now();

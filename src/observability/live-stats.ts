@@ -110,10 +110,17 @@ class InstanceStats {
   }
 }
 
+/** Where one caller locality's requests to a service went this second, and where most went before. */
+class CallerTiers {
+  readonly counts = new Uint32Array(TIERS.length);
+  /** the tier that served over half of an earlier second (with enough requests to say) */
+  dominant: TierName | undefined;
+}
+
 class ServiceStats {
   readonly ring: Ring<TierSlot>;
-  /** the tier that served most of the last full second, when one served over half of it */
-  dominant: TierName | undefined;
+  /** by the caller's locality (ctx.clientLocality): a failover is the same callers served by another tier */
+  readonly callers = new Map<string, CallerTiers>();
 
   constructor(now: number) {
     this.ring = new Ring(LONG_WINDOW_SECONDS + 1, () => new TierSlot(), now);
@@ -149,9 +156,11 @@ export interface LiveFigures {
   readonly services: ReadonlyMap<string, TierFigures>;
 }
 
-/** A service whose traffic moved: over half of the last second went to `to` instead of `from`. */
+/** A service whose traffic from one caller locality moved: over half of the last second went to `to` instead of `from`. */
 export interface TierChange {
   readonly service: string;
+  /** the callers' locality (zone, city or region name) */
+  readonly callers: string;
   readonly from: TierName;
   readonly to: TierName;
   /** the share of `to` in that second */
@@ -226,7 +235,12 @@ export class LiveStats {
     if (ctx.service !== null) {
       let stats = this.#services.get(ctx.service);
       if (stats === undefined) this.#services.set(ctx.service, (stats = new ServiceStats(this.#now())));
-      stats.ring.current.counts[instance === null ? NO_TIER : (TIER_INDEX[ctx.tier ?? ''] ?? NO_TIER)]!++;
+      const tier = instance === null ? NO_TIER : (TIER_INDEX[ctx.tier ?? ''] ?? NO_TIER);
+      stats.ring.current.counts[tier]!++;
+      const locality = ctx.clientLocality ?? '';
+      let callers = stats.callers.get(locality);
+      if (callers === undefined) stats.callers.set(locality, (callers = new CallerTiers()));
+      callers.counts[tier]!++;
     }
     const route = ctx.route ?? '';
     let ring = this.#routes.get(route);
@@ -247,8 +261,10 @@ export class LiveStats {
     const now = this.#now();
     const changes: TierChange[] = [];
     for (const [service, stats] of this.#services) {
-      const change = this.#dominantTier(service, stats);
-      if (change !== undefined) changes.push(change);
+      for (const [locality, callers] of stats.callers) {
+        const change = dominantTierChange(callers);
+        if (change !== undefined) changes.push({ service, callers: locality, ...change });
+      }
       stats.ring.advance(now);
     }
     for (const [id, stats] of this.#instances) {
@@ -314,21 +330,24 @@ export class LiveStats {
       services,
     };
   }
+}
 
-  #dominantTier(service: string, stats: ServiceStats): TierChange | undefined {
-    const counts = stats.ring.current.counts;
-    let sum = 0;
-    let top = 0;
-    for (let tier = 0; tier < counts.length; tier++) {
-      sum += counts[tier]!;
-      if (counts[tier]! > counts[top]!) top = tier;
-    }
-    if (sum < MIN_REQUESTS_FOR_TIER_CHANGE || counts[top]! * 2 <= sum) return undefined;
-    const from = stats.dominant;
-    const to = TIERS[top]!;
-    stats.dominant = to;
-    return from === undefined || from === to ? undefined : { service, from, to, share: counts[top]! / sum };
+/** The tier change of one caller locality's second just ended, if any; its counts start again. */
+function dominantTierChange(callers: CallerTiers): Pick<TierChange, 'from' | 'to' | 'share'> | undefined {
+  const counts = callers.counts;
+  let sum = 0;
+  let top = 0;
+  for (let tier = 0; tier < counts.length; tier++) {
+    sum += counts[tier]!;
+    if (counts[tier]! > counts[top]!) top = tier;
   }
+  const share = sum === 0 ? 0 : counts[top]! / sum;
+  counts.fill(0);
+  if (sum < MIN_REQUESTS_FOR_TIER_CHANGE || share <= 0.5) return undefined;
+  const from = callers.dominant;
+  const to = TIERS[top]!;
+  callers.dominant = to;
+  return from === undefined || from === to ? undefined : { from, to, share };
 }
 
 function sumByTier(series: readonly (readonly number[])[]): number[] {

@@ -15,6 +15,7 @@ interface Request {
   readonly route?: string | null;
   readonly service?: string | null;
   readonly rateLimited?: boolean;
+  readonly callers?: string;
 }
 
 function context(request: Request): RequestContext {
@@ -29,6 +30,7 @@ function context(request: Request): RequestContext {
     route: request.route === undefined ? 'orders' : request.route,
     service: request.service === undefined ? 'orders' : request.service,
     rateLimited: request.rateLimited ?? false,
+    clientLocality: request.callers ?? 'sh-a',
   } as unknown as RequestContext;
 }
 
@@ -122,7 +124,7 @@ describe('live stats', () => {
     assert.deepEqual(services.get('orders')!.counts, tiers.counts);
   });
 
-  it('reports a service whose traffic moved to another tier, once, and again when it comes back', () => {
+  it('reports a service whose traffic from one caller locality moved to another tier, once, and again when it comes back', () => {
     const time = clock();
     const stats = new LiveStats(time.now, atZero);
     const second = (tier: string, count = 10): ReturnType<LiveStats['tick']> => {
@@ -131,11 +133,24 @@ describe('live stats', () => {
       return stats.tick(EVERYTHING_LIVE);
     };
     assert.deepEqual(second('zone'), []);
-    assert.deepEqual(second('city'), [{ service: 'orders', from: 'zone', to: 'city', share: 1 }]);
+    assert.deepEqual(second('city'), [{ service: 'orders', callers: 'sh-a', from: 'zone', to: 'city', share: 1 }]);
     assert.deepEqual(second('city'), []);
     // too few requests say nothing
     assert.deepEqual(second('zone', 2), []);
-    assert.deepEqual(second('zone'), [{ service: 'orders', from: 'city', to: 'zone', share: 1 }]);
+    assert.deepEqual(second('zone'), [{ service: 'orders', callers: 'sh-a', from: 'city', to: 'zone', share: 1 }]);
+  });
+
+  it('a changing mix of callers is no failover: each locality keeps its tier', () => {
+    const time = clock();
+    const stats = new LiveStats(time.now, atZero);
+    for (let second = 0; second < 6; second++) {
+      // Shanghai callers served in their zone, Beijing callers remotely, their volumes swapping each second
+      const [shanghai, beijing] = second % 2 === 0 ? [20, 5] : [5, 20];
+      for (let i = 0; i < shanghai; i++) stats.record(context({ instance: 'a', tier: 'zone', callers: 'sh-a' }));
+      for (let i = 0; i < beijing; i++) stats.record(context({ instance: 'a', tier: 'remote', callers: 'bj-a' }));
+      time.advance(1000);
+      assert.deepEqual(stats.tick(EVERYTHING_LIVE), [], `second ${second}`);
+    }
   });
 
   it('forgets instances and routes gone from the config once idle for a whole window', () => {
