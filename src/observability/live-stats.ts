@@ -4,6 +4,9 @@
 // once an instance, service and route have been seen); `tick()`, once a second off the request path, moves every
 // window on to a fresh slot, and `read()` sums the windows when the dashboard asks.
 import type { RequestContext } from '../listener/context.ts';
+import { idle, latencyBucket, Ring, TierSlot, TrafficSlot, Window, type TrafficFigures } from './rolling-window.ts';
+
+export { p99, type TrafficFigures } from './rolling-window.ts';
 
 /** What served a request, in the order tiers are tried; `none`: no instance could (503, fallback, refusal). */
 export const TIERS = ['zone', 'city', 'region', 'remote', 'none'] as const;
@@ -14,91 +17,6 @@ const NO_TIER = 4;
 /** The short window instance, zone and route figures are read over, and the long one of the tier share. */
 export const SHORT_WINDOW_SECONDS = 5;
 export const LONG_WINDOW_SECONDS = 60;
-
-/** Latency histogram: 4 buckets per doubling from 0.1 ms (each bound 19% above the last), the last open-ended (≥ ~100 s). */
-const LATENCY_MIN_MS = 0.1;
-const BUCKETS_PER_OCTAVE = 4;
-const LATENCY_BUCKETS = 80;
-
-function latencyBucket(ms: number): number {
-  if (!(ms > LATENCY_MIN_MS)) return 0;
-  return Math.min(LATENCY_BUCKETS - 1, Math.ceil(Math.log2(ms / LATENCY_MIN_MS) * BUCKETS_PER_OCTAVE));
-}
-
-/** The upper bound of a latency bucket, in ms. */
-function bucketBound(index: number): number {
-  return LATENCY_MIN_MS * 2 ** (index / BUCKETS_PER_OCTAVE);
-}
-
-/** The p99 of a histogram: the upper bound of the bucket the 99th percentile falls in (null: no sample). */
-export function p99(histogram: Uint32Array): number | null {
-  let total = 0;
-  for (const count of histogram) total += count;
-  if (total === 0) return null;
-  const rank = Math.ceil(total * 0.99);
-  let seen = 0;
-  for (let i = 0; i < histogram.length; i++) {
-    seen += histogram[i]!;
-    if (seen >= rank) return bucketBound(i);
-  }
-  return bucketBound(histogram.length - 1);
-}
-
-class TrafficSlot {
-  start = 0;
-  requests = 0;
-  /** answers with a 5xx status */
-  errors = 0;
-  /** tries that failed and were retried elsewhere (an instance's), or 429s (a route's) */
-  refused = 0;
-  readonly latency = new Uint32Array(LATENCY_BUCKETS);
-
-  reset(start: number): void {
-    this.start = start;
-    this.requests = this.errors = this.refused = 0;
-    this.latency.fill(0);
-  }
-}
-
-class TierSlot {
-  start = 0;
-  readonly counts = new Uint32Array(TIERS.length);
-
-  reset(start: number): void {
-    this.start = start;
-    this.counts.fill(0);
-  }
-}
-
-/** A ring of slots; `current` is the one the request path adds to. */
-class Ring<Slot extends { start: number; reset(start: number): void }> {
-  readonly slots: readonly Slot[];
-  current: Slot;
-  #index = 0;
-
-  constructor(length: number, make: () => Slot, now: number) {
-    this.slots = Array.from({ length }, make);
-    for (const slot of this.slots) slot.reset(-Infinity);
-    this.current = this.slots[0]!;
-    this.current.reset(now);
-  }
-
-  advance(now: number): void {
-    this.#index = (this.#index + 1) % this.slots.length;
-    this.current = this.slots[this.#index]!;
-    this.current.reset(now);
-  }
-
-  /** The slot `age` ticks back (0: the current one). */
-  back(age: number): Slot {
-    return this.slots[(this.#index - age + this.slots.length) % this.slots.length]!;
-  }
-
-  /** The slots newer than `since`. */
-  *since(since: number): Iterable<Slot> {
-    for (const slot of this.slots) if (slot.start >= since) yield slot;
-  }
-}
 
 class InstanceStats {
   zone: string;
@@ -123,18 +41,8 @@ class ServiceStats {
   readonly callers = new Map<string, CallerTiers>();
 
   constructor(now: number) {
-    this.ring = new Ring(LONG_WINDOW_SECONDS + 1, () => new TierSlot(), now);
+    this.ring = new Ring(LONG_WINDOW_SECONDS + 1, () => new TierSlot(TIERS.length), now);
   }
-}
-
-/** Figures over a window: rates per second; `p99Ms` null without a sample. */
-export interface TrafficFigures {
-  readonly requests: number;
-  readonly perSecond: number;
-  readonly errorRate: number;
-  readonly p99Ms: number | null;
-  /** per second: failed tries retried elsewhere (instances), or 429s (routes) */
-  readonly refusedPerSecond: number;
 }
 
 export interface TierFigures {
@@ -169,34 +77,6 @@ export interface TierChange {
 
 /** a second with fewer requests than this says nothing about where a service's traffic goes */
 const MIN_REQUESTS_FOR_TIER_CHANGE = 5;
-
-class Window {
-  requests = 0;
-  errors = 0;
-  refused = 0;
-  readonly latency = new Uint32Array(LATENCY_BUCKETS);
-  oldest = Infinity;
-
-  add(slot: TrafficSlot): void {
-    this.requests += slot.requests;
-    this.errors += slot.errors;
-    this.refused += slot.refused;
-    for (let i = 0; i < LATENCY_BUCKETS; i++) this.latency[i]! += slot.latency[i]!;
-    this.oldest = Math.min(this.oldest, slot.start);
-  }
-
-  figures(now: number): TrafficFigures {
-    // the time the slots cover, current one included; at least a second, so a fresh window does not overstate rates
-    const seconds = Math.max(1, (now - this.oldest) / 1000);
-    return {
-      requests: this.requests,
-      perSecond: this.requests / seconds,
-      errorRate: this.requests === 0 ? 0 : this.errors / this.requests,
-      p99Ms: p99(this.latency),
-      refusedPerSecond: this.refused / seconds,
-    };
-  }
-}
 
 export class LiveStats {
   readonly #instances = new Map<string, InstanceStats>();
@@ -354,6 +234,3 @@ function sumByTier(series: readonly (readonly number[])[]): number[] {
   return TIERS.map((_, tier) => series.reduce((sum, second) => sum + second[tier]!, 0));
 }
 
-function idle(ring: Ring<TrafficSlot>): boolean {
-  return ring.slots.every((slot) => slot.requests === 0 && slot.refused === 0);
-}
