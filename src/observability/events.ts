@@ -2,7 +2,7 @@
 // state changes. Each part publishes where it already logs the change, on a diagnostics channel (free while nobody
 // listens). A gateway's parts are all built with its logger, so the logger tells whose event it is: a process running
 // several gateways (tests) keeps their lists apart without threading a callback through every constructor.
-import { channel } from 'node:diagnostics_channel';
+import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from './logger.ts';
 
 export type GatewayEventKind = 'ejected' | 'panic' | 'probing' | 'readmitted' | 'failover' | 'reload' | 'consul' | 'redis';
@@ -24,7 +24,8 @@ interface Published {
   readonly event: GatewayEvent;
 }
 
-const events = channel('zonegate:events');
+const CHANNEL = 'zonegate:events';
+const events = channel(CHANNEL);
 
 /** Publishes `event` as one of the gateway whose logger is `owner`. */
 export function publishEvent(owner: Logger, event: GatewayEvent): void {
@@ -37,6 +38,6 @@ export function subscribeEvents(owner: Logger, listener: (event: GatewayEvent) =
     const published = message as Published;
     if (published.owner === owner) listener(published.event);
   };
-  events.subscribe(onMessage);
-  return () => void events.unsubscribe(onMessage);
+  subscribe(CHANNEL, onMessage);
+  return () => void unsubscribe(CHANNEL, onMessage);
 }
