@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { after, before, describe, it, mock } from 'node:test';
-import type { LoggedEvent } from '../../src/admin/live.ts';
+import { MAX_LIVE_STREAMS, type LoggedEvent } from '../../src/admin/live.ts';
 import type { InstanceTile, TopologyFrame } from '../../src/admin/live-view.ts';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
@@ -153,6 +153,26 @@ describe('live dashboard stream', () => {
     for (const bad of forged) assert.equal((await openLive(gateway.adminUrl, `?ticket=${encodeURIComponent(bad)}`)).status, 401, bad);
     // a ticket opens the stream only
     assert.equal(await get(`${gateway.adminUrl}/admin/routes?ticket=${encodeURIComponent(issued.body.ticket)}`), 401);
+  });
+
+  it('holds at most MAX_LIVE_STREAMS streams at once; more get 503 until one closes', async () => {
+    const auth = { authorization: `Bearer ${TOKEN}` };
+    const streams = await Promise.all(Array.from({ length: MAX_LIVE_STREAMS }, () => openLive(gateway.adminUrl, '', auth)));
+    try {
+      assert.deepEqual(new Set(streams.map((stream) => stream.status)), new Set([200]));
+      const refused = await openLive(gateway.adminUrl, '', auth);
+      assert.equal(refused.status, 503);
+      assert.equal(JSON.parse(refused.body).error, 'too_many_streams');
+      streams.pop()!.close();
+      const again = await pollUntil(async () => {
+        const stream = await openLive(gateway.adminUrl, '', auth);
+        if (stream.status === 200) return stream;
+        return undefined;
+      }, 5000, 'a stream once one closed');
+      streams.push(again);
+    } finally {
+      for (const stream of streams) stream.close();
+    }
   });
 
   it('a ticket expires after a minute, and a new admin token voids the old tickets', async () => {
