@@ -2,7 +2,8 @@
 // from /admin/live/ticket), what a frame holds (topology with live figures, tier share, routes), and the events the
 // gateway's parts publish: ejections, tier failovers, reloads, Redis and Consul going away and coming back.
 import assert from 'node:assert/strict';
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { once } from 'node:events';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import { after, before, describe, it, mock } from 'node:test';
 import { MAX_LIVE_STREAMS, type LoggedEvent } from '../../src/admin/live.ts';
 import type { InstanceTile, TopologyFrame } from '../../src/admin/live-view.ts';
@@ -11,7 +12,7 @@ import { startConsulFixture, type ConsulFixture } from '../support/consul-fixtur
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { pollUntil } from '../support/http.ts';
 import { startPrivateRedis, type PrivateRedis } from '../support/redis.ts';
-import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { echo, startUpstream, type TestUpstream } from '../support/upstream.ts';
 
 const TOKEN = 'live-token-93ab';
 
@@ -98,6 +99,8 @@ describe('live dashboard stream', () => {
   let shanghaiA: TestUpstream;
   let shanghaiB: TestUpstream;
   let gateway: TestGateway;
+  /** orders-a's port, served again after it was killed */
+  let revived: Server | undefined;
   const config = (token: string): ConfigInput => ({
     gateway: { zone: 'sh-a', adminToken: token },
     topology: { 'cn-east': { shanghai: ['sh-a', 'sh-b'] }, 'cn-north': { beijing: ['bj-a'] } },
@@ -110,7 +113,8 @@ describe('live dashboard stream', () => {
       },
     },
     routes: [
-      { name: 'orders', match: { prefix: '/api/order' }, service: 'orders' },
+      // a short open time, so that the killed instance, once back, is readmitted within the test
+      { name: 'orders', match: { prefix: '/api/order' }, service: 'orders', breaker: { resetTimeout: '1s' } },
     ],
   });
 
@@ -124,6 +128,8 @@ describe('live dashboard stream', () => {
     await gateway?.close();
     await shanghaiA?.close();
     await shanghaiB?.close();
+    revived?.closeAllConnections();
+    revived?.close();
   });
 
   it('opens with the bearer token or a ticket from the token-protected ticket endpoint, not without', async () => {
@@ -229,7 +235,7 @@ describe('live dashboard stream', () => {
     }
   });
 
-  it('an instance killed: its tile turns ejected, the service fails over to the city tier, both as events', async () => {
+  it('an instance killed: its tile turns ejected, the service fails over to the city tier; back, it is readmitted', async () => {
     const stream = await openLive(gateway.adminUrl, '', { authorization: `Bearer ${TOKEN}` });
     try {
       // a second of traffic in the zone tier first, so that the move is seen
@@ -252,6 +258,18 @@ describe('live dashboard stream', () => {
       const failover = events.find((e) => e.kind === 'failover')!;
       assert.match(failover.message, /from the zone tier to the city tier/);
       assert.ok(tierCount(stream.frames.at(-1)!, 'city') > 0);
+
+      // back on its port: the half-open probe succeeds, the tile turns healthy, traffic returns to the zone tier
+      revived = createServer(echo('orders-a'));
+      revived.listen(shanghaiA.port, '127.0.0.1');
+      await once(revived, 'listening');
+      const readmitted = stream.next((f) => f.events.some((e) => e.kind === 'readmitted' && e.instance === 'orders-a') && tileOf(f, 'orders-a')?.state === 'healthy', 'orders-a readmitted');
+      const back = stream.next((f) => f.events.some((e) => e.kind === 'failover' && /to the zone tier/.test(e.message)), 'the failover back');
+      done = false;
+      void Promise.all([readmitted, back]).finally(() => (done = true));
+      while (!done) if ((await get(`${gateway.url}/api/order/1`)) !== 200) failed++;
+      await Promise.all([readmitted, back]);
+      assert.equal(failed, 0);
     } finally {
       stream.close();
     }
