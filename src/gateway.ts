@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { LiveDashboard } from './admin/live.ts';
 import { createAdminServer } from './admin/server.ts';
 import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
@@ -17,6 +18,7 @@ import { httpsRedirect } from './listener/redirect.ts';
 import { reloadedTls, TlsListener } from './listener/tls.ts';
 import { acceptH2c, type H2Listener } from './listener/h2.ts';
 import { tlsByOrigin, UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
+import { publishEvent } from './observability/events.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -70,6 +72,7 @@ export class Gateway {
   readonly #limiter: RateLimiter;
   readonly breakers: Breakers;
   readonly metrics: GatewayMetrics;
+  readonly live: LiveDashboard;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
@@ -125,6 +128,19 @@ export class Gateway {
       this.metrics,
     );
     this.breakers.configure(this.#pipeline.state.routes.breakers);
+    this.live = new LiveDashboard({
+      registry: this.registry,
+      topology: () => this.#topology,
+      breakerState,
+      inFlight,
+      stats: this.metrics.live,
+      rateLimits: this.#limiter.stats,
+      logger: this.logger,
+      zone: () => this.config.gateway.zone,
+      hasRoute: (name) => this.#pipeline.state.routes.routes.some((route) => route.name === name),
+      limitedRoutes: () => new Set(this.#pipeline.state.rateLimits.keys()),
+      uses: () => ({ redis: Boolean(this.config.redis?.url || this.config.redis?.cluster?.length), consul: this.#consul !== undefined }),
+    });
     const tls = config.gateway.tls;
     if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), this.#pipeline.handle, this.#pipeline.handleUpgrade);
     const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
@@ -137,6 +153,7 @@ export class Gateway {
       routes: () => routesView(this.#pipeline.state.routes),
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
       metrics: () => this.metrics,
+      live: this.live,
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       tokenRejected: (failure) => this.logger.warn(failure, 'admin: a request with a wrong or missing token was refused'),
       explain: (query) => {
@@ -153,6 +170,7 @@ export class Gateway {
     try {
       // The admin listener first, so /readyz can say what the proxy listener is waiting for.
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      gateway.live.start();
       await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
       gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
       if (gateway.#tls !== undefined) {
@@ -225,6 +243,7 @@ export class Gateway {
     const generation = ++this.#reloads;
     const failed = (err: unknown): false => {
       this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+      publishEvent(this.logger, { kind: 'reload', level: 'warn', message: `config reload failed; the running config stays in force: ${String(err)}` });
       return false;
     };
     const apply = (redis?: RedisStore): boolean => {
@@ -302,6 +321,7 @@ export class Gateway {
       this.#tls!.watchFiles(config.gateway.tls!, this.logger);
     }
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
+    publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} ${config.routes.length === 1 ? 'route' : 'routes'})` });
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
@@ -320,6 +340,7 @@ export class Gateway {
     this.#proxy.close();
     this.#admin.close();
     this.#admin.closeAllConnections();
+    this.live.stop();
     // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
     // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
     this.#proxy.closeIdleConnections();

@@ -388,6 +388,7 @@ export class Pipeline {
   #record(ctx: RequestContext): void {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
+    this.#metrics.live.record(ctx);
   }
 }
 

@@ -53,7 +53,7 @@ function tryThis(base: string, admin: string): string {
     curl('$URL/nowhere', '404 route_not_found as JSON'),
     `  npx zonegate explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
     'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why.',
-    `The dashboard (instances, breakers, routes, explain) is at ${admin}/ and Prometheus metrics at ${admin}/metrics. Ctrl-C stops.`,
+    `The live dashboard (topology, traffic by tier, breakers, events) is at ${admin}/ and Prometheus metrics at ${admin}/metrics. Ctrl-C stops.`,
     '',
   ].join('\n');
 }
