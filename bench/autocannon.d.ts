@@ -13,6 +13,8 @@ declare module 'autocannon' {
     /** seconds */
     readonly duration?: number;
     readonly pipelining?: number;
+    /** requests per second over all connections (unset: as fast as the target answers) */
+    readonly overallRate?: number;
     /** seconds to wait for a response */
     readonly timeout?: number;
     readonly title?: string;

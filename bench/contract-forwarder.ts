@@ -1,6 +1,6 @@
 // The bare forwarder plus only the per-request work DESIGN.md asks of any gateway, each done the plainest cheap way:
 // request and trace ids (kept when sent, else generated), the eight headers added upstream (X-Request-ID,
-// X-Trace-ID, traceparent, Via, X-Forwarded-For/-Proto/-Host, Forwarded), the three added downstream, and one
+// X-Trace-ID, traceparent, Via, X-Forwarded-For/-Proto/-Host; Forwarded is opt-in), the three added downstream, and one
 // access line per request (built by hand, through zonegate's batched writer). No routing, locality, balancing, breaker, retry, rate limit
 // or metrics. `contract ÷ bare` in the benchmark is what the contract costs on Node and undici, whoever implements
 // it; `zonegate ÷ contract` is what zonegate's own machinery adds.
@@ -47,7 +47,6 @@ createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
   headers['x-forwarded-for'] = client;
   headers['x-forwarded-proto'] = 'http';
   headers['x-forwarded-host'] = host;
-  headers.forwarded = `for=${client};host=${host};proto=http`;
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   let bytesOut = 0;
   res.once('close', () => {

@@ -1,8 +1,9 @@
 // What zonegate costs per request, measured on the same machine against a bare undici forwarder and against that
 // forwarder plus the per-request work DESIGN.md requires (the contract forwarder). All three forward to the same
 // upstream and take the same load; see bench/README.md.
-//   node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration 10] [--warmup 2]
-//                     [--connections 50] [--rounds 2]
+//   node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration 10] [--warmup 2]
+//                     [--connections 50] [--rounds 2] [--rate <req/s>]
+// With --rate the load is held at that many requests per second (over all connections): compare p99, not req/s.
 import autocannon, { type Instance, type RequestSpec } from 'autocannon';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, createReadStream, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ const LOOPBACK = '127.0.0.1';
 const SCENARIO_NAMES = ['plain', 'sticky', 'ratelimit'] as const;
 type ScenarioName = (typeof SCENARIO_NAMES)[number];
 /** `unlimited`: zonegate with the scenario's route but no rate limit (and no Redis), beside the limited one */
-type TargetName = 'bare' | 'contract' | 'unlimited' | 'zonegate';
+type TargetName = 'bare' | 'http-proxy-3' | 'contract' | 'unlimited' | 'zonegate';
 
 const CHILD_START_TIMEOUT_MS = 10_000;
 const CHILD_STOP_GRACE_MS = 3_000;
@@ -38,10 +39,14 @@ interface BenchOptions {
   readonly connections: number;
   readonly rounds: number;
   readonly scenarios: readonly ScenarioName[];
+  /** requests per second held over all connections (added latency at a fixed rate), or undefined for flat out */
+  readonly rate: number | undefined;
+  /** the tls scenario (bench/tls.ts): one zonegate over plain HTTP, HTTPS and HTTP/2 */
+  readonly tls: boolean;
 }
 
-const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|all] [--duration <s>] [--warmup <s>]
-                         [--connections <n>] [--rounds <n>]`;
+const USAGE = `usage: node bench/run.ts [--scenario plain|sticky|ratelimit|tls|all] [--duration <s>] [--warmup <s>]
+                         [--connections <n>] [--rounds <n>] [--rate <req/s>]`;
 
 const OPTION_SPEC = {
   scenario: { type: 'string', default: 'plain' },
@@ -49,6 +54,7 @@ const OPTION_SPEC = {
   warmup: { type: 'string', default: '2' },
   connections: { type: 'string', default: '50' },
   rounds: { type: 'string', default: '2' },
+  rate: { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -64,13 +70,15 @@ function parseOptions(argv: readonly string[]): BenchOptions {
     process.exit(0);
   }
   const scenario = values.scenario;
-  if (scenario !== 'all' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
+  if (scenario !== 'all' && scenario !== 'tls' && !isScenarioName(scenario)) throw new UsageError(`unknown scenario "${scenario}"`);
   return {
     durationSeconds: numberOption('duration', values.duration, { min: 1 }),
     warmupSeconds: numberOption('warmup', values.warmup, { min: 0 }),
     connections: numberOption('connections', values.connections, { min: 1, integer: true }),
     rounds: numberOption('rounds', values.rounds, { min: 1, integer: true }),
-    scenarios: scenario === 'all' ? SCENARIO_NAMES : [scenario],
+    scenarios: scenario === 'all' ? SCENARIO_NAMES : scenario === 'tls' ? [] : [scenario as ScenarioName],
+    rate: values.rate === undefined ? undefined : numberOption('rate', values.rate, { min: 1, integer: true }),
+    tls: scenario === 'all' || scenario === 'tls',
   };
 }
 
@@ -393,11 +401,11 @@ type RoundStats = RunStats & ProxyCost;
 
 let activeLoad: Instance | undefined;
 
-function drive(url: string, requests: readonly RequestSpec[], connections: number, seconds: number): Promise<RunStats> {
+function drive(url: string, requests: readonly RequestSpec[], connections: number, seconds: number, rate?: number): Promise<RunStats> {
   // autocannon's own latency histogram has 1 ms buckets, too coarse for a proxy on loopback.
   const latencyMicros = createHistogram();
   return new Promise((resolveRun, rejectRun) => {
-    activeLoad = autocannon({ url, connections, duration: seconds, requests }, (error, result) => {
+    activeLoad = autocannon({ url, connections, duration: seconds, requests, overallRate: rate }, (error, result) => {
       activeLoad = undefined;
       if (error) {
         rejectRun(error);
@@ -447,7 +455,7 @@ async function measure(target: Target, requests: readonly RequestSpec[], options
   const cpuBefore = target.child.cpuSeconds();
   const machineBefore = machineTicks();
   const startedAt = performance.now();
-  const stats = await drive(target.url, requests, options.connections, options.durationSeconds);
+  const stats = await drive(target.url, requests, options.connections, options.durationSeconds, options.rate);
   const elapsedSeconds = (performance.now() - startedAt) / 1000;
   const cpuAfter = target.child.cpuSeconds();
   const machineAfter = machineTicks();
@@ -520,6 +528,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       outcomes.find((other): other is Measured => other.scenario === outcome.scenario && other.target === target && 'best' in other);
     const bare = outcome.target === 'bare' ? undefined : reference('bare');
     const contract = outcome.target === 'zonegate' ? reference('contract') : undefined;
+    const httpProxy = outcome.target === 'zonegate' || outcome.target === 'unlimited' ? reference('http-proxy-3') : undefined;
     const unlimited = outcome.target === 'zonegate' ? reference('unlimited') : undefined;
     return [
       outcome.scenario,
@@ -532,6 +541,7 @@ function reportRows(outcomes: readonly Outcome[]): string[][] {
       best.cpuMicrosPerResponse === undefined ? '-' : best.cpuMicrosPerResponse.toFixed(0),
       bare ? formatRatio(best.requestsPerSecond, bare.best.requestsPerSecond) : '',
       bare ? formatRatio(best.cpuMicrosPerResponse, bare.best.cpuMicrosPerResponse) : '',
+      httpProxy ? formatRatio(best.requestsPerSecond, httpProxy.best.requestsPerSecond) : '',
       contract ? formatRatio(best.requestsPerSecond, contract.best.requestsPerSecond) : '',
       unlimited ? formatRatio(best.requestsPerSecond, unlimited.best.requestsPerSecond) : '',
       unlimited ? formatRatio(best.cpuMicrosPerResponse, unlimited.best.cpuMicrosPerResponse) : '',
@@ -565,7 +575,7 @@ function formatTable(header: readonly string[], rows: readonly (readonly string[
 
 const TABLE_HEADER = [
   'scenario', 'target', 'req/s', 'p50 ms', 'p99 ms', 'errors/non-2xx', 'proxy CPU', 'CPU µs/req', 'req/s ÷ bare', 'CPU/req ÷ bare',
-  'req/s ÷ contract', 'req/s ÷ unlimited', 'CPU/req ÷ unlimited',
+  'req/s ÷ http-proxy-3', 'req/s ÷ contract', 'req/s ÷ unlimited', 'CPU/req ÷ unlimited',
 ];
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
@@ -601,6 +611,8 @@ interface Bench {
   readonly cpus: CpuLayout;
   readonly workDir: string;
   readonly bare: Target;
+  /** http-proxy-3 with a keep-alive agent (bench/http-proxy-forwarder.ts) */
+  readonly httpProxy: Target;
   /** the bare forwarder plus the per-request work DESIGN.md requires (bench/contract-forwarder.ts) */
   readonly contract: Target;
   readonly upstreamPorts: readonly number[];
@@ -611,12 +623,12 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
   const current = scenario(name);
   console.log(`\n[${name}] ${current.summary}`);
 
-  for (const reference of [bench.bare, bench.contract]) {
+  for (const reference of [bench.bare, bench.httpProxy, bench.contract]) {
     const problem = await preflight(reference.url, current.requests[0]!);
     if (problem) throw new Error(`the ${reference.name} forwarder fails the ${name} preflight: ${problem}`);
   }
 
-  const targets: Target[] = [bench.bare, bench.contract];
+  const targets: Target[] = [bench.bare, bench.httpProxy, bench.contract];
   const outcomes: Outcome[] = [];
   const gateways: GatewayStart[] = [];
   for (const unlimited of current.compareUnlimited === true ? [true, false] : [false]) {
@@ -639,14 +651,14 @@ async function runScenario(bench: Bench, name: ScenarioName): Promise<Outcome[]>
     for (let round = 1; round <= options.rounds; round += 1) {
       for (const target of targets) {
         if (options.warmupSeconds > 0) {
-          const warmup = await drive(target.url, current.requests, options.connections, options.warmupSeconds);
+          const warmup = await drive(target.url, current.requests, options.connections, options.warmupSeconds, options.rate);
           if (target.name === 'zonegate') gatewayResponses += warmup.responses;
         }
         const result = await measure(target, current.requests, options);
         if (target.name === 'zonegate') gatewayResponses += result.responses;
         rounds.get(target.name)!.push(result);
         console.log(
-          `  ${target.name.padEnd(8)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
+          `  ${target.name.padEnd(12)} round ${round}/${options.rounds}: ${integer.format(result.requestsPerSecond)} req/s, ` +
             `p50 ${formatMs(result.p50Ms)} ms, p99 ${formatMs(result.p99Ms)} ms, ${result.errors} errors, ${result.non2xx} non-2xx` +
             (result.cpuMicrosPerResponse === undefined ? '' : `, ${result.cpuMicrosPerResponse.toFixed(0)} CPU µs/req`) +
             (result.stealShare === undefined ? '' : `, steal ${(result.stealShare * 100).toFixed(0)}%`),
@@ -724,9 +736,9 @@ async function startGateway(bench: Bench, scenarioConfig: Scenario, unlimited: b
 
 function timeBudgetSeconds(options: BenchOptions): number {
   const perTarget = options.rounds * (options.warmupSeconds + options.durationSeconds + 2);
-  // at most four targets (bare, contract, unlimited, zonegate) and two gateways to start and stop
-  const perScenario = 4 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
-  return Math.ceil(30 + 1.5 * options.scenarios.length * perScenario);
+  // at most five targets (bare, http-proxy-3, contract, unlimited, zonegate) and two gateways to start and stop
+  const perScenario = 5 * perTarget + 2 * (CHILD_START_TIMEOUT_MS / 1000) + 3 * (CHILD_STOP_GRACE_MS / 1000);
+  return Math.ceil(30 + 1.5 * (options.scenarios.length + (options.tls ? 1 : 0)) * perScenario);
 }
 
 let shuttingDown = false;
@@ -769,8 +781,14 @@ async function main(): Promise<void> {
     cpus.proxyCpu,
   );
   const bare: Target = { name: 'bare', url: `http://${LOOPBACK}:${barePort}`, child: bareForwarder };
+  const httpProxyPort = await freePort();
+  const httpProxy: Target = {
+    name: 'http-proxy-3',
+    url: `http://${LOOPBACK}:${httpProxyPort}`,
+    child: await startLineReadyChild('http-proxy-3', ['bench/http-proxy-forwarder.ts', String(httpProxyPort), String(upstreamPorts[0])], cpus.proxyCpu),
+  };
   const contract = await startContractForwarder(workDir, upstreamPorts[0]!, cpus.proxyCpu);
-  const bench: Bench = { options, cpus, workDir, bare, contract, upstreamPorts };
+  const bench: Bench = { options, cpus, workDir, bare, httpProxy, contract, upstreamPorts };
 
   const outcomes: Outcome[] = [];
   for (const name of options.scenarios) {
@@ -779,6 +797,28 @@ async function main(): Promise<void> {
     printReport(`${name}: best of ${options.rounds}`, scenarioOutcomes);
   }
   if (options.scenarios.length > 1) printReport('all scenarios', outcomes);
+  if (options.tls) await runTls(bench);
+}
+
+/** The tls scenario: zonegate alone (the forwarders speak plain HTTP only), on the proxy CPU like the others. */
+async function runTls(bench: Bench): Promise<void> {
+  const { runTlsScenario } = await import('./tls.ts');
+  await runTlsScenario({
+    ...bench.options,
+    workDir: bench.workDir,
+    upstreamPort: bench.upstreamPorts[0]!,
+    freePort,
+    async startZonegate(configFile, readyUrl) {
+      const child = startLoggingChild('zonegate', ['bin/zonegate.js', 'run', '--config', configFile], {
+        cpu: bench.cpus.proxyCpu,
+        logFile: join(bench.workDir, 'tls.access.log'),
+        executable: true,
+      });
+      const notReady = await child.waitForHttpReady(readyUrl, CHILD_START_TIMEOUT_MS);
+      if (notReady !== undefined) throw new Error(`${notReady}\n${child.stderrTail()}`);
+      return child;
+    },
+  });
 }
 
 process.once('SIGINT', () => void shutDown(130, 'interrupted', true));

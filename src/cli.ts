@@ -8,6 +8,7 @@ import { loadConfigFile } from './config/load.ts';
 import { configJsonSchema, type Config } from './config/schema.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
+import { loadCertificateSet } from './listener/certificates.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { explain, formatExplanation } from './routing/explain.ts';
@@ -23,11 +24,12 @@ commands:
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
-  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500] [--upstreams-only]
+  zonegate demo [--config routes.yaml] [--consul http://127.0.0.1:8500] [--upstreams-only] [--tls]
                                            simulated multi-zone upstreams + the gateway on :8080, from the
                                            example routes.yaml shipped with zonegate unless --config names one
                                            (--consul: register them in Consul and discover them from it;
-                                           --upstreams-only: the instances without the gateway)
+                                           --upstreams-only: the instances without the gateway;
+                                           --tls: HTTPS and HTTP/2 on :8443 with a certificate made for the demo)
   zonegate drill [--scenario zone-dark] [--rate 50] [--max-errors 0] [--max-rto 1s] [--config routes.yaml]
                                            failure scenarios under a steady load, on simulated instances;
                                            a table, an HTML report, exit 1 when a target is missed
@@ -84,7 +86,8 @@ async function explainCommand(configPath: string, args: ExplainArgs): Promise<nu
   const routes = new RouteTable(config.routes);
   if (config.discovery.consul) await snapshotFromConsul(config, routes, upstreams.registry, logger);
   const callers = new CallerLocality(topology, config.gateway, logger);
-  const explanation = explain({ routes, callers, upstreams, escapedSlashes: config.gateway.escapedSlashes }, { ...args, path: args.path });
+  const certificates = config.gateway.tls === undefined ? undefined : loadCertificateSet(config.gateway.tls);
+  const explanation = explain({ routes, callers, upstreams, escapedSlashes: config.gateway.escapedSlashes, certificates }, { ...args, path: args.path });
   console.log(args.json ? JSON.stringify(explanation, null, 2) : formatExplanation(explanation));
   return 0;
 }
@@ -110,6 +113,7 @@ const OPTIONS = {
   json: { type: 'boolean' },
   consul: { type: 'string' },
   'upstreams-only': { type: 'boolean' },
+  tls: { type: 'boolean' },
 } as const;
 
 /** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
@@ -149,7 +153,7 @@ async function main(argv: string[]): Promise<number> {
       return explainCommand(configPath, values);
     case 'demo': {
       const { runDemo } = await import('./demo/run.ts');
-      return runDemo(values.config ?? rest[0] ?? EXAMPLE_CONFIG, { consul: values.consul, upstreamsOnly: values['upstreams-only'] });
+      return runDemo(values.config ?? rest[0] ?? EXAMPLE_CONFIG, { consul: values.consul, upstreamsOnly: values['upstreams-only'], tls: values.tls });
     }
     case 'health':
       return probeHealth((await loadConfigFile(configPath)).gateway.admin);

@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { faultControl } from './admin/faults.ts';
+import { LiveDashboard } from './admin/live.ts';
 import { createAdminServer } from './admin/server.ts';
 import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
@@ -13,6 +14,12 @@ import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
 import { createProxyServer } from './listener/server.ts';
+import { loadCertificateSet } from './listener/certificates.ts';
+import { httpsRedirect } from './listener/redirect.ts';
+import { reloadedTls, TlsListener } from './listener/tls.ts';
+import { acceptH2c, type H2Listener } from './listener/h2.ts';
+import { tlsByOrigin, UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
+import { publishEvent } from './observability/events.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
 import { GatewayMetrics } from './observability/metrics.ts';
 import { compileState, Pipeline } from './pipeline.ts';
@@ -66,10 +73,20 @@ export class Gateway {
   readonly #limiter: RateLimiter;
   readonly breakers: Breakers;
   readonly metrics: GatewayMetrics;
+  readonly live: LiveDashboard;
   readonly #pipeline: Pipeline;
   readonly #proxy: Server;
   readonly #admin: Server;
   #proxyAddress: AddressInfo | undefined;
+  /** TLS to instances: the running config's settings, files read */
+  #upstreamTls: UpstreamTlsSettings;
+  /** instances of a service listed in discovery.tls that speak plain HTTP, warned about once */
+  readonly #plainWarned = new Set<string>();
+  /** the HTTPS listener (`gateway.tls`) */
+  readonly #tls: TlsListener | undefined;
+  #tlsAddress: AddressInfo | undefined;
+  /** HTTP/2 with prior knowledge on the plain listener (`gateway.h2c`) */
+  #h2c: H2Listener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
@@ -85,7 +102,11 @@ export class Gateway {
     this.upstreams = createUpstreams(this.#topology);
     this.registry = this.upstreams.registry;
     this.pools = new UpstreamPools(config.gateway.upstream);
-    const retainPools = (): void => this.pools.retain(this.#liveOrigins());
+    this.#upstreamTls = new UpstreamTlsSettings(config.discovery);
+    const retainPools = (): void => {
+      this.pools.retain(this.#liveOrigins());
+      this.pools.configureTls(this.#tlsByOrigin());
+    };
     this.registry.on('change', retainPools);
     this.registry.on('removed', retainPools);
     loadStatic(this.registry, config.discovery);
@@ -108,7 +129,24 @@ export class Gateway {
       this.metrics,
     );
     this.breakers.configure(this.#pipeline.state.routes.breakers);
-    this.#proxy = createProxyServer(config.gateway.limits, this.#pipeline.handle, this.#pipeline.handleUpgrade);
+    this.live = new LiveDashboard({
+      registry: this.registry,
+      topology: () => this.#topology,
+      breakerState,
+      inFlight,
+      stats: this.metrics.live,
+      rateLimits: this.#limiter.stats,
+      logger: this.logger,
+      zone: () => this.config.gateway.zone,
+      hasRoute: (name) => this.#pipeline.state.routes.routes.some((route) => route.name === name),
+      limitedRoutes: () => new Set(this.#pipeline.state.rateLimits.keys()),
+      uses: () => ({ redis: Boolean(this.config.redis?.url || this.config.redis?.cluster?.length), consul: this.#consul !== undefined }),
+    });
+    const tls = config.gateway.tls;
+    if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), this.#pipeline.handle, this.#pipeline.handleUpgrade);
+    const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
+    this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? this.#pipeline.handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
+    if (config.gateway.h2c) this.#h2c = acceptH2c(this.#proxy, config.gateway.limits, tls?.maxConcurrentStreams ?? 100, redirect?.handle ?? this.#pipeline.handle);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       readinessDetail: () => this.readinessDetail(),
@@ -117,11 +155,13 @@ export class Gateway {
       upstreams: () => upstreamsView({ registry: this.registry, breakerState, inFlight }),
       metrics: () => this.metrics,
       faults: faultControl(() => this.#pipeline.state.faults, this.logger),
+      live: this.live,
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       tokenRejected: (failure) => this.logger.warn(failure, 'admin: a request with a wrong or missing token was refused'),
       explain: (query) => {
         const { routes, callers, config: running } = this.#pipeline.state;
-        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes }, query);
+        const certificates = this.#tls?.certificates;
+        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes, certificates }, query);
       },
     }, config.gateway.limits);
   }
@@ -132,8 +172,13 @@ export class Gateway {
     try {
       // The admin listener first, so /readyz can say what the proxy listener is waiting for.
       gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      gateway.live.start();
       await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
       gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
+      if (gateway.#tls !== undefined) {
+        gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen);
+        gateway.#tls.watchFiles(config.gateway.tls!, gateway.logger);
+      }
     } catch (err) {
       // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
       // watchers) would keep the process alive, serving half a gateway.
@@ -141,7 +186,7 @@ export class Gateway {
       throw err;
     }
     gateway.logger.info(
-      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, routes: config.routes.length },
+      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, tls: gateway.#tlsAddress, routes: config.routes.length },
       'zonegate started',
     );
     return gateway;
@@ -158,6 +203,11 @@ export class Gateway {
 
   get adminAddress(): AddressInfo {
     return this.#adminAddress!;
+  }
+
+  /** The HTTPS listener's bound address; undefined without `gateway.tls`. */
+  get tlsAddress(): AddressInfo | undefined {
+    return this.#tlsAddress;
   }
 
   get topology(): Topology {
@@ -195,6 +245,7 @@ export class Gateway {
     const generation = ++this.#reloads;
     const failed = (err: unknown): false => {
       this.logger.error({ err: String(err) }, 'config reload failed; the running config stays in force');
+      publishEvent(this.logger, { kind: 'reload', level: 'warn', message: `config reload failed; the running config stays in force: ${String(err)}` });
       return false;
     };
     const apply = (redis?: RedisStore): boolean => {
@@ -237,24 +288,29 @@ export class Gateway {
   /** What can fail (checks, new clients, the route table) is done before anything running is touched. */
   #apply(loaded: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
-    const { listen, admin, limits } = previous.gateway;
-    if (JSON.stringify([listen, admin, limits]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits])) {
-      this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
+    const { listen, admin, limits, h2c } = previous.gateway;
+    if (JSON.stringify([listen, admin, limits, h2c]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits, loaded.gateway.h2c])) {
+      this.logger.warn('gateway.listen, gateway.admin, gateway.limits and gateway.h2c changes apply after a restart');
     }
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits } };
+    const tls = reloadedTls(previous.gateway.tls, loaded.gateway.tls, (message) => this.logger.warn(message));
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, tls } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
+    const certificates = this.#tls !== undefined && config.gateway.tls !== previous.gateway.tls ? loadCertificateSet(config.gateway.tls!) : undefined;
     const consul = this.#consulFor(config, previous);
+    const upstreamTls = new UpstreamTlsSettings(config.discovery);
     this.#limiter.configure(config.redis, redis);
     const state = compileState(config, topology, this.logger, this.#limiter);
     this.#topology = topology;
     this.upstreams.tiers.setTopology(topology);
     this.registry.setTopology(topology);
     this.pools.configure(config.gateway.upstream);
+    this.#upstreamTls = upstreamTls;
+    this.pools.configureTls(this.#tlsByOrigin());
     loadStatic(this.registry, config.discovery);
     this.registry.retain(new Set([...Object.keys(config.discovery.static), ...state.routes.services()]));
     this.#useConsul(consul, config, state.routes.services());
@@ -262,7 +318,12 @@ export class Gateway {
     state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
+    if (certificates !== undefined) {
+      this.#tls!.certificates = certificates;
+      this.#tls!.watchFiles(config.gateway.tls!, this.logger);
+    }
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
+    publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} ${config.routes.length === 1 ? 'route' : 'routes'})` });
   }
 
   /** Stops accepting, lets in-flight requests finish within `gateway.drainTimeout`, then closes pools. */
@@ -273,18 +334,27 @@ export class Gateway {
 
   async #drain(): Promise<void> {
     this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
-    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close')]);
+    const tls = this.#tls;
+    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close'), ...(tls?.server.listening ? [once(tls.server, 'close')] : [])]);
+    tls?.beginDrain();
+    this.#h2c?.closeGracefully();
     this.#pipeline.drain();
     this.#proxy.close();
     this.#admin.close();
     this.#admin.closeAllConnections();
+    this.live.stop();
     // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
     // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
     this.#proxy.closeIdleConnections();
-    const sweep = setInterval(() => this.#proxy.closeIdleConnections(), DRAIN_SWEEP_MS);
+    const sweep = setInterval(() => {
+      this.#proxy.closeIdleConnections();
+      tls?.closeIdleConnections();
+    }, DRAIN_SWEEP_MS);
     const deadline = setTimeout(() => {
       this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
       this.#proxy.closeAllConnections();
+      tls?.closeAllConnections();
+      this.#h2c?.destroyAll();
       // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
       this.#pipeline.closeTunnels();
     }, this.config.gateway.drainTimeout);
@@ -324,6 +394,15 @@ export class Gateway {
 
   get consul(): ConsulDiscovery | undefined {
     return this.#consul;
+  }
+
+  /** Each TLS instance's settings by origin; an instance of a service in discovery.tls that speaks plain HTTP is warned about once. */
+  #tlsByOrigin(): Map<string, UpstreamConnectTls> {
+    return tlsByOrigin(this.registry, this.#upstreamTls, (instance) => {
+      if (this.#plainWarned.has(instance.id)) return;
+      this.#plainWarned.add(instance.id);
+      this.logger.warn({ service: instance.service, instance: instance.id }, 'instance of a service in discovery.tls speaks plain HTTP: tag it tls (or meta tls=true) if it speaks TLS');
+    });
   }
 
   #liveOrigins(): Set<string> {

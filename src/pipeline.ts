@@ -8,6 +8,7 @@ import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
 import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
+import { verifiedClientIdentity } from './listener/client-cert.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { answerOnConnection } from './listener/server.ts';
 import { receiveBody, type BodyRefusal, type ReceivedBody } from './listener/request-body.ts';
@@ -122,7 +123,8 @@ export class Pipeline {
     ctx.requestId = ids.requestId;
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
-    if (this.#draining) {
+    // HTTP/1 only: an HTTP/2 session is closed by its GOAWAY, and its streams are independent.
+    if (this.#draining && req.httpVersionMajor === 1) {
       // Node drops what is pipelined behind a closing response: such a request must not reach an instance either
       // (RFC 9112 §9.6: the server processes nothing after it; the client sends it again elsewhere).
       if (this.#closing.has(req.socket)) return;
@@ -151,12 +153,20 @@ export class Pipeline {
     const peerTrusted = state.trusted.isTrustedSocket(req.socket);
     const headers = upstreamRequestHeaders(
       req,
-      { ...ids, peerTrusted, regionHeaderTrusted: state.callers.trusts(peerTrusted), host: req.headers.host ?? '' },
+      {
+        ...ids,
+        peerTrusted,
+        regionHeaderTrusted: state.callers.trusts(peerTrusted),
+        host: req.headers.host ?? '',
+        forwarded: state.config.gateway.forwarded,
+      },
       state.config.gateway.underscoreHeaders,
     );
     if (headers instanceof MalformedRequest) return sendGatewayError(res, ctx, 'bad_request', headers.message);
 
-    const route = state.routes.match({ method: ctx.method, host: ctx.host, path: ctx.path, headers: req.headers });
+    const clientCert = verifiedClientIdentity(req);
+    ctx.clientSubject = clientCert?.subject ?? null;
+    const route = state.routes.match({ method: ctx.method, host: ctx.host, path: ctx.path, headers: req.headers, clientCert });
     if (route === undefined) return sendGatewayError(res, ctx, 'route_not_found', `no route matches ${ctx.method} ${ctx.path}`);
     ctx.route = route.name;
 
@@ -364,7 +374,7 @@ export class Pipeline {
   drain(): void {
     this.#draining = true;
     for (const res of this.#open) {
-      if (res.headersSent) continue;
+      if (res.headersSent || res.req.httpVersionMajor !== 1) continue;
       res.shouldKeepAlive = false;
       this.#closing.add(res.req.socket);
     }
@@ -386,6 +396,7 @@ export class Pipeline {
   #record(ctx: RequestContext): void {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
+    this.#metrics.live.record(ctx);
   }
 }
 

@@ -5,6 +5,7 @@ import type { ExplainQuery } from '../routing/explain.ts';
 import { TokenGuard, type TokenFailure } from './auth.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
 import { faultsApi, isFaultsPath, type FaultControl } from './faults.ts';
+import { LIVE_PATH, TICKET_PATH, type LiveDashboard } from './live.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
@@ -22,6 +23,8 @@ export interface AdminHooks {
   explain(query: ExplainQuery): unknown;
   /** /admin/faults: injected faults per route, the API's only writable part */
   faults?: FaultControl;
+  /** GET /admin/live (the dashboard's server-sent events) and GET /admin/live/ticket */
+  readonly live: LiveDashboard;
   /** GET /metrics */
   metrics(): { exposition(): Promise<string>; readonly contentType: string };
   /** an endpoint failed (answered 500): the gateway logs it */
@@ -89,6 +92,8 @@ function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status
       return { status: 200, body: hooks.routes() };
     case '/admin/upstreams':
       return { status: 200, body: hooks.upstreams() };
+    case TICKET_PATH:
+      return { status: 200, body: hooks.live.ticket(hooks.token()) };
     case '/admin/explain': {
       const query = explainQuery(search);
       if (typeof query === 'string') return { status: 400, body: { error: 'bad_request', message: query } };
@@ -125,7 +130,9 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
       return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...hooks.readinessDetail?.() });
     }
     const remoteAddr = req.socket.remoteAddress ?? '';
-    if (!TokenGuard.accepts(req, hooks.token())) {
+    // EventSource sends no Authorization header: the live stream also opens with a ticket from TICKET_PATH
+    const ticketed = path === LIVE_PATH && hooks.live.accepts(search.get('ticket'), hooks.token());
+    if (!ticketed && !TokenGuard.accepts(req, hooks.token())) {
       // no token at all is no guess (a dashboard before sign-in, a scraper without its token): answered at once
       if (req.headers.authorization === undefined) return sendJson(res, 401, UNAUTHORIZED);
       // a wrong one is slowed, so that guessing costs time; the answer waits, the listener does not
@@ -136,6 +143,7 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     guard.succeeded(remoteAddr);
     if (path === '/metrics') return void sendMetrics(res, hooks);
     if (isFaultsPath(path) && hooks.faults) return void sendFaults(req, res, path, hooks, hooks.faults);
+    if (path === LIVE_PATH) return hooks.live.open(res);
     let answer: { status: number; body: unknown };
     try {
       answer = api(hooks, path, search);

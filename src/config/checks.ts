@@ -1,12 +1,14 @@
 // Rules that span several parts of the config, run once the schema has accepted every part on its own.
 import { isIP } from 'node:net';
 import { staticSpecs } from '../discovery/static.ts';
-import { rateLimitBurst, type Config, type RateLimitConfig } from './schema.ts';
+import { certificateIssues } from '../listener/certificates.ts';
+import { upstreamTlsIssues } from '../proxy/upstream-tls.ts';
+import { rateLimitBurst, type Config, type HostPort, type RateLimitConfig } from './schema.ts';
 import { formatConfigPath } from './errors.ts';
 import type { ConfigPath, ConfigPathIssue } from './errors.ts';
 
 export function crossCheck(config: Config): ConfigPathIssue[] {
-  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config), ...checkListeners(config)];
+  return [...checkTopology(config), ...checkZonesExist(config), ...checkInstanceIds(config), ...checkRoutes(config), ...checkAdmin(config), ...checkListeners(config), ...certificateIssues(config.gateway.tls), ...upstreamTlsIssues(config.discovery)];
 }
 
 type PlaceKind = 'region' | 'city' | 'zone';
@@ -121,6 +123,10 @@ function checkRoutes(config: Config): ConfigPathIssue[] {
     else issues.push({ path: [...path, 'name'], message: `duplicate route name "${route.name}" (also ${formatConfigPath(['routes', first])})` });
 
     if (route.service !== undefined) issues.push(...checkServiceKnown(config, route.service, [...path, 'service']));
+    if (route.match.clientCert !== undefined && config.gateway.tls?.clientCa === undefined) {
+      const message = 'match.clientCert needs gateway.tls.clientCa: without mutual TLS no request carries a verified client certificate';
+      issues.push({ path: [...path, 'match', 'clientCert'], atKey: true, message });
+    }
     route.weighted?.forEach((entry, i) => issues.push(...checkServiceKnown(config, entry.service, [...path, 'weighted', i, 'service'])));
 
     const { rateLimit, retries, timeout } = route;
@@ -175,10 +181,17 @@ function addressesOverlap(a: string, b: string): boolean {
 
 /** The proxy and admin listeners cannot share a port: the second would fail to bind when the gateway starts. */
 function checkListeners(config: Config): ConfigPathIssue[] {
-  const { listen, admin } = config.gateway;
+  const { listen, admin, tls } = config.gateway;
   // port 0 asks the system for a free port: never the same one twice
-  if (listen.port === 0 || listen.port !== admin.port || !addressesOverlap(listen.host, admin.host)) return [];
-  return [{ path: ['gateway', 'admin'], message: `port ${admin.port} is also gateway.listen's: the admin listener needs a port of its own` }];
+  const clash = (a: HostPort, b: HostPort): boolean => a.port !== 0 && a.port === b.port && addressesOverlap(a.host, b.host);
+  const issues: ConfigPathIssue[] = [];
+  if (clash(listen, admin)) issues.push({ path: ['gateway', 'admin'], message: `port ${admin.port} is also gateway.listen's: the admin listener needs a port of its own` });
+  for (const [other, name] of [[listen, 'gateway.listen'], [admin, 'gateway.admin']] as const) {
+    if (tls !== undefined && clash(tls.listen, other)) {
+      issues.push({ path: ['gateway', 'tls', 'listen'], message: `port ${tls.listen.port} is also ${name}'s: the HTTPS listener needs a port of its own` });
+    }
+  }
+  return issues;
 }
 
 function isLoopback(host: string): boolean {

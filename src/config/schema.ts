@@ -205,6 +205,51 @@ const upstreamPool = z.strictObject({
   allowH2: z.boolean().default(false).describe('Offer HTTP/2 to instances over TLS (ALPN); plain connections stay HTTP/1.1.'),
 });
 
+/** A file the gateway reads (PEM); a relative path is read from the working directory, as `snapshotFile` is. */
+const pemFile = z.string().min(1);
+
+/** A TLS server name: `api.example.com`, or `*.example.com` for any one label in its place (RFC 6125 §6.4.3). */
+const serverName = z.string().superRefine((text, ctx) => {
+  const name = text.startsWith('*.') ? text.slice(2) : text;
+  if (!HOST_NAME.test(name) || isIP(name) !== 0) {
+    ctx.addIssue({ code: 'custom', message: `expected a server name like api.example.com or *.example.com, got "${text}"` });
+  }
+});
+
+const sniCertificate = z.strictObject({
+  hosts: z.array(serverName).min(1).meta({ description: 'Server names (SNI) this certificate answers: exact names, or *.example.com for one label', examples: [['api.example.com', '*.example.com']] }),
+  cert: pemFile.meta({ description: 'PEM file with the certificate chain, leaf first', examples: ['/etc/zonegate/api.crt'] }),
+  key: pemFile.meta({ description: 'PEM file with the private key of the certificate', examples: ['/etc/zonegate/api.key'] }),
+});
+
+export const listenerTlsSchema = z
+  .strictObject({
+    listen: listenAddress.prefault('0.0.0.0:8443').describe('Address of the HTTPS listener'),
+    cert: pemFile.optional().meta({ description: 'PEM certificate chain served when no sni entry names the requested host (the default certificate)', examples: ['/etc/zonegate/default.crt'] }),
+    key: pemFile.optional().meta({ description: 'PEM private key of cert', examples: ['/etc/zonegate/default.key'] }),
+    sni: z.array(sniCertificate).default([]).describe('Certificates chosen by the server name the client asks for; exact names win over wildcards'),
+    clientCa: pemFile.optional().meta({ description: 'PEM bundle of CAs that sign client certificates: turns on mutual TLS for this listener', examples: ['/etc/zonegate/clients-ca.pem'] }),
+    clientCert: z
+      .enum(['require', 'optional'])
+      .default('require')
+      .describe('With clientCa: require refuses a handshake without a valid client certificate; optional verifies one if presented'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('Oldest TLS version accepted'),
+    h2: z.boolean().default(true).describe('Offer HTTP/2 (ALPN h2) beside HTTP/1.1'),
+    maxConcurrentStreams: z.number().int().min(1).max(1000).default(100).describe('HTTP/2 streams one connection may have open at once'),
+    redirectPlain: z
+      .boolean()
+      .default(false)
+      .describe('The plain listener (gateway.listen) answers every request with a 308 redirect to this HTTPS listener'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) !== (tls.key === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+    }
+    if (tls.cert === undefined && tls.sni.length === 0) {
+      ctx.addIssue({ code: 'custom', message: 'an HTTPS listener needs a certificate: set cert and key, or at least one sni entry' });
+    }
+  });
+
 const gateway = z.strictObject({
   listen: listenAddress.prefault('0.0.0.0:8080').describe('Where the proxy listens, host:port (":8080" or "0.0.0.0:8080" is every interface). Applies at start.'),
   admin: listenAddress.prefault('127.0.0.1:9901').describe('Where the admin listener (health, API, metrics, dashboard) listens. An address other than loopback needs adminToken. Applies at start.'),
@@ -214,17 +259,40 @@ const gateway = z.strictObject({
   trustRegionHeader: z.enum(['any', 'peers', 'never']).default('any').describe('Who may choose a locality with X-Region-ID: any client, only peers in trustedProxies, or nobody.'),
   routingHeaders: z.boolean().default(false).describe('Responses carry X-Zonegate-Route, X-Zonegate-Upstream and X-Zonegate-Tier (for debugging and the demo).'),
   /** nginx ignores header names with `_` by default; Envoy's edge guide rejects them */
+  forwarded: z
+    .boolean()
+    .default(false)
+    .describe('Also send the RFC 7239 Forwarded header upstream (X-Forwarded-For, -Proto and -Host are always sent). Off by default, as in Envoy, Traefik, nginx and HAProxy.'),
   underscoreHeaders: z.enum(['drop', 'reject', 'allow']).default('drop').describe('Request header names containing "_": dropped, refused with 400, or passed on.'),
   /** `%2F` / `%5C` in a path: made slashes before routing and forwarding (Envoy's edge advice), kept as data, or 400 */
   escapedSlashes: z.enum(['unescape', 'keep', 'reject']).default('unescape').describe('%2F and %5C in a path: turned into "/" before routing, kept as data, or refused with 400.'),
   drainTimeout: duration.prefault('10s').describe('On SIGTERM, the longest wait for requests in flight before the process exits.'),
   limits: limits.prefault({}).describe('Limits on what clients send. Apply at start.'),
   upstream: upstreamPool.prefault({}).describe('Connections to upstream instances: one pool per instance.'),
+  h2c: z
+    .boolean()
+    .default(false)
+    .describe('The plain listener also serves HTTP/2 to clients that start with its preface (h2c with prior knowledge); no Upgrade: h2c'),
+  tls: listenerTlsSchema.optional().describe('HTTPS listener (HTTP/1.1 and HTTP/2) beside the plain one; see docs/tls.md'),
 });
 
 const topology = z
   .record(z.string().min(1), z.record(z.string().min(1), z.array(zoneName).min(1).meta({ description: 'The zones of a city.', examples: [['sh-a', 'sh-b']] })).meta({ description: 'A region: its cities.', examples: [{ shanghai: ['sh-a', 'sh-b'], hangzhou: ['hz-a'] }] }))
   .meta({ description: 'The places: region → city → zones. Every zone belongs to one city and every city to one region.', examples: [{ 'cn-east': { shanghai: ['sh-a', 'sh-b'] } }] });
+
+/** How the gateway speaks TLS to a service's instances; verification is always on. */
+const upstreamTls = z
+  .strictObject({
+    ca: pemFile.optional().describe("PEM bundle of the CAs that sign the instances' certificates; default: the system's CAs"),
+    servername: z.string().min(1).optional().describe("Name the instance's certificate must carry, also sent as SNI; default: the instance's host"),
+    cert: pemFile.optional().describe('PEM client certificate the gateway presents to the instance (mutual TLS)'),
+    key: pemFile.optional().describe('PEM private key of cert'),
+    h2: z.boolean().default(false).describe('Offer HTTP/2 to the instances (ALPN); they may still answer HTTP/1.1'),
+  })
+  .superRefine((tls, ctx) => {
+    if ((tls.cert === undefined) === (tls.key === undefined)) return;
+    ctx.addIssue({ code: 'custom', message: 'cert and key go together: set both or neither', path: [tls.cert === undefined ? 'cert' : 'key'] });
+  });
 
 const staticInstance = z.strictObject({
   address: hostPort.meta({ description: 'Where the instance listens, host:port.', examples: ['10.0.1.7:8080'] }),
@@ -234,6 +302,13 @@ const staticInstance = z.strictObject({
   tags: z.array(z.string()).default([]).describe('Free-form tags, shown by the admin API.'),
   meta: z.record(z.string(), z.string()).default({}).describe('Free-form metadata, shown by the admin API.'),
   healthy: z.boolean().default(true).describe('false takes the instance out of service (it still counts in its tier\'s registered total).'),
+  tls: z
+    .union([z.literal(true), upstreamTls])
+    .optional()
+    .meta({
+      description: "The instance speaks TLS: true (with discovery.tls's settings for its service, else the defaults), or this instance's own settings",
+      examples: [true],
+    }),
 });
 
 export const consulSchema = z.strictObject({
@@ -278,6 +353,10 @@ const discovery = z.strictObject({
       description: 'Instances listed in the file, per service name; a service listed here is not looked up in Consul.',
       examples: [{ 'order-service': [{ address: '10.0.1.7:8080', zone: 'sh-a' }] }],
     }),
+  tls: z
+    .record(z.string().min(1), upstreamTls)
+    .default({})
+    .describe('Per service, how to speak TLS to its instances; every static instance of a listed service speaks TLS, and Consul instances tagged tls (or with meta tls=true)'),
 });
 
 const redisAddress = z.string().meta(inputPattern('Redis address')).superRefine((text, ctx) => {
@@ -351,6 +430,13 @@ const match = z
       .boolean()
       .default(false)
       .describe('Compare prefix or path to the request path without regard to letter case (paths are case-sensitive otherwise)'),
+    clientCert: z
+      .strictObject({
+        cn: z.array(z.string().min(1)).min(1).optional().meta({ description: "The verified client certificate's subject common name is one of these", examples: [['billing-service']] }),
+        san: z.array(z.string().min(1)).min(1).optional().meta({ description: 'One of its DNS or URI subject alternative names (a SPIFFE id, say) is one of these', examples: [['spiffe://example.org/billing']] }),
+      })
+      .optional()
+      .describe('Only requests with a client certificate verified by gateway.tls.clientCa (mutual TLS); {} for any such certificate'),
   })
   .refine((m) => (m.prefix === undefined) !== (m.path === undefined), {
     message: 'match needs exactly one of prefix or path',
@@ -519,12 +605,14 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type GatewayConfig = Config['gateway'];
+export type ListenerTlsConfig = NonNullable<GatewayConfig['tls']>;
 export type RouteConfig = Config['routes'][number];
 export type TopologyConfig = Config['topology'];
 export type DiscoveryConfig = Config['discovery'];
 export type ConsulConfig = NonNullable<DiscoveryConfig['consul']>;
 export type StaticInstanceConfig = DiscoveryConfig['static'][string][number];
 export type RedisConfig = NonNullable<Config['redis']>;
+export type UpstreamTlsConfig = DiscoveryConfig['tls'][string];
 export type RetryConfig = RouteConfig['retries'];
 export type StickyConfig = NonNullable<RouteConfig['sticky']>;
 export type RateLimitConfig = NonNullable<RouteConfig['rateLimit']>;

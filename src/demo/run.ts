@@ -1,9 +1,10 @@
 // `zonegate demo` (what `npm start` runs): simulated upstreams in several zones plus the gateway,
 // configured from routes.yaml with routing headers on, and a few curl commands to try.
 import { loadConfigFile } from '../config/load.ts';
-import { consulSchema, parseHostPort, type Config } from '../config/schema.ts';
+import { consulSchema, listenerTlsSchema, parseHostPort, type Config } from '../config/schema.ts';
 import type { Server } from 'node:http';
 import { runGateway, stopOnSignal, type RunOptions } from '../run.ts';
+import { demoCertificate, type DemoCertificate } from './certificate.ts';
 import { registerInConsul, type Registration } from './consul-registration.ts';
 import { startDemoControl } from './control.ts';
 import { startDemoUpstreams, type DemoUpstreams } from './upstreams.ts';
@@ -14,13 +15,29 @@ export interface DemoOptions {
   /** run only the simulated instances (and their Consul registration), for a gateway running elsewhere */
   readonly upstreamsOnly?: boolean;
   readonly stopSignal?: RunOptions['stopSignal'];
+  /** also serve HTTPS and HTTP/2 with a certificate made for the demo (on $ZONEGATE_TLS_LISTEN, default :8443) */
+  readonly tls?: boolean;
 }
 
 /** The demo's view of the config: routing headers on, and Consul instead of the static list when asked. */
-function demoConfig(config: Config, consul: string | undefined): Config {
-  const gateway = { ...config.gateway, routingHeaders: true };
+function demoConfig(config: Config, consul: string | undefined, certificate: DemoCertificate | undefined): Config {
+  const tls =
+    certificate === undefined
+      ? config.gateway.tls
+      : listenerTlsSchema.parse({ listen: process.env.ZONEGATE_TLS_LISTEN ?? '0.0.0.0:8443', cert: certificate.cert, key: certificate.key });
+  const gateway = { ...config.gateway, routingHeaders: true, tls };
   if (consul === undefined) return { ...config, gateway };
-  return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {} } };
+  return { ...config, gateway, discovery: { consul: consulSchema.parse({ address: consul }), static: {}, tls: config.discovery.tls } };
+}
+
+function tryThisOverTls(base: string, certificate: DemoCertificate): string {
+  return [
+    `HTTPS and HTTP/2 on ${base} (a certificate made for this demo, for localhost and 127.0.0.1):`,
+    `  curl -si --cacert ${certificate.cert} ${base}/api/order/7`,
+    `  curl -si --http2 --cacert ${certificate.cert} -H 'X-Region-ID: bj-a' ${base}/api/order/7`,
+    '      # the access log says proto "h2" and scheme "https"',
+    '',
+  ].join('\n');
 }
 
 function tryThis(base: string, admin: string): string {
@@ -38,7 +55,7 @@ function tryThis(base: string, admin: string): string {
     curl('$URL/nowhere', '404 route_not_found as JSON'),
     `  npx zonegate explain --path /api/order/7 --method POST --region hz-a   # why, without sending anything`,
     'Response headers X-Zonegate-Upstream / -Tier / -Route say who served and why.',
-    `The dashboard (instances, breakers, routes, explain) is at ${admin}/ and Prometheus metrics at ${admin}/metrics. Ctrl-C stops.`,
+    `The live dashboard (topology, traffic by tier, breakers, events) is at ${admin}/ and Prometheus metrics at ${admin}/metrics. Ctrl-C stops.`,
     '',
   ].join('\n');
 }
@@ -75,17 +92,19 @@ async function serveUntilStopped(instances: DemoUpstreams['instances'], stopSign
 export async function runDemo(configPath: string, options: DemoOptions = {}): Promise<number> {
   const upstreams = await startDemoUpstreams(await loadConfigFile(configPath));
   let registration: Registration | undefined;
+  const certificate = options.tls ? demoCertificate() : undefined;
   let control: Server | undefined;
   try {
     if (options.consul !== undefined) registration = await registerInConsul(options.consul, upstreams.instances);
     if (options.upstreamsOnly) return await serveUntilStopped(upstreams.instances, options.stopSignal ?? stopOnSignal());
     return await runGateway(configPath, {
-      prepare: (config: Config) => demoConfig(config, options.consul),
+      prepare: (config: Config) => demoConfig(config, options.consul, certificate),
       stopSignal: options.stopSignal,
       onStarted: async (gateway) => {
         const base = `http://127.0.0.1:${gateway.address.port}`;
         const admin = `http://127.0.0.1:${gateway.adminAddress.port}`;
         process.stderr.write(tryThis(base, admin));
+        if (certificate !== undefined) process.stderr.write(tryThisOverTls(`https://localhost:${gateway.tlsAddress!.port}`, certificate));
         const address = parseHostPort(DEMO_CONTROL);
         control = address && (await startDemoControl(upstreams, { gateway: base, admin }, address).catch((err: unknown) => {
           process.stderr.write(`the demo's control listener (${DEMO_CONTROL}) is off: ${String(err)}\n`);
@@ -98,6 +117,7 @@ export async function runDemo(configPath: string, options: DemoOptions = {}): Pr
   } finally {
     control?.close();
     await registration?.deregister();
+    certificate?.remove();
     await upstreams.close();
   }
 }

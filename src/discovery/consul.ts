@@ -2,6 +2,7 @@
 // checked and mapped (consul-entries.ts), merged (consul-merge.ts), published to the registry and kept in
 // the snapshot file (snapshot-file.ts). Errors never empty a snapshot: the last good one keeps serving.
 import type { ConsulConfig } from '../config/schema.ts';
+import { publishEvent } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import { consulClient, queryHealth, type ConsulClient } from './consul-client.ts';
 import { mapHealthAnswer } from './consul-entries.ts';
@@ -39,6 +40,8 @@ export class ConsulDiscovery {
   readonly #file: SnapshotFileContent;
   readonly #writer: SnapshotWriter | undefined;
   readonly #skippedLoggedAt = new Map<string, number>();
+  /** datacenters whose last query failed: the dashboard hears of each change, not of each query */
+  readonly #unreachable = new Set<string>();
 
   /** `writeSnapshotFile: false` for one-shot readers (`zonegate explain`): they read the file but leave it alone */
   constructor(config: ConsulConfig, registry: Registry, logger: Logger, { writeSnapshotFile = true } = {}) {
@@ -149,7 +152,7 @@ export class ConsulDiscovery {
           datacenter,
           waitMs: this.config.wait,
           logger: this.#logger,
-          query: (query) => queryHealth(this.client, query),
+          query: (query) => this.#reachability(service, watched, datacenter, queryHealth(this.client, query)),
           accept: (body) => {
             const { specs, skipped } = mapHealthAnswer(body, { datacenter, config: this.config });
             if (skipped.length > 0) this.#reportSkipped(service, datacenter, skipped);
@@ -159,6 +162,22 @@ export class ConsulDiscovery {
         }),
     );
     return Object.assign(watched, { watches });
+  }
+
+  /** Publishes a datacenter becoming unreachable or reachable again; a watch stopped meanwhile says nothing. */
+  #reachability<T>(service: string, watched: Watched, dc: string, answer: Promise<T>): Promise<T> {
+    const report = (reachable: boolean, why = ''): void => {
+      if (this.#watched.get(service) !== watched || this.#unreachable.has(dc) !== reachable) return;
+      if (reachable) this.#unreachable.delete(dc);
+      else this.#unreachable.add(dc);
+      const message = reachable ? `consul ${dc} answers again` : `consul ${dc} unreachable (${why}); serving the last known snapshot`;
+      publishEvent(this.#logger, { kind: 'consul', level: reachable ? 'info' : 'warn', message, datacenter: dc });
+    };
+    answer.then(
+      () => report(true),
+      (err: unknown) => report(false, err instanceof Error ? err.message : String(err)),
+    );
+    return answer;
   }
 
   #seedFromFile(service: string, merge: ServiceMerge): void {

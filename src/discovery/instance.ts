@@ -15,10 +15,12 @@ export interface InstanceSpec {
   /** discovery's own verdict (checks passing); breakers are layered on top, not written here */
   readonly healthy: boolean;
   readonly datacenter?: string;
+  /** the instance speaks TLS (static `tls`); Consul says so by tag `tls` or meta `tls=true` */
+  readonly tls?: boolean;
 }
 
 export interface Instance extends InstanceSpec {
-  /** `http://host:port`, the key of its connection pool */
+  /** `http://host:port` (`https://` for an instance that speaks TLS), the key of its connection pool */
   readonly origin: string;
   /** `host:port` as the access log shows it */
   readonly address: string;
@@ -42,6 +44,10 @@ function formatAddress(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+export function speaksTls(spec: InstanceSpec): boolean {
+  return spec.tls === true || spec.tags.includes('tls') || spec.meta.tls === 'true';
+}
+
 export function toInstance(spec: InstanceSpec, topology: Topology, ejected = false): Instance {
   const place = topology.zone(spec.zone);
   const address = formatAddress(spec.host, spec.port);
@@ -51,7 +57,7 @@ export function toInstance(spec: InstanceSpec, topology: Topology, ejected = fal
     tags: Object.freeze([...spec.tags]),
     meta: Object.freeze({ ...spec.meta }),
     address,
-    origin: `http://${address}`,
+    origin: `${speaksTls(spec) ? 'https' : 'http'}://${address}`,
     city: place?.city,
     region: place?.region,
   });

@@ -3,7 +3,8 @@ import type { DiscoveryConfig } from '../config/schema.ts';
 import type { InstanceSpec } from './instance.ts';
 import type { Registry } from './registry.ts';
 
-export function staticSpecs(service: string, entries: DiscoveryConfig['static'][string]): InstanceSpec[] {
+/** `tlsService`: the service is listed in discovery.tls, so every instance of it speaks TLS */
+export function staticSpecs(service: string, entries: DiscoveryConfig['static'][string], tlsService = false): InstanceSpec[] {
   return entries.map((entry) => ({
     id: entry.id ?? `${service}@${entry.address.host}:${entry.address.port}`,
     service,
@@ -14,10 +15,11 @@ export function staticSpecs(service: string, entries: DiscoveryConfig['static'][
     tags: entry.tags,
     meta: entry.meta,
     healthy: entry.healthy,
+    tls: tlsService || entry.tls !== undefined,
   }));
 }
 
 /** Publishes every static service into the registry. */
 export function loadStatic(registry: Registry, config: DiscoveryConfig): void {
-  for (const [service, entries] of Object.entries(config.static)) registry.replace(service, staticSpecs(service, entries));
+  for (const [service, entries] of Object.entries(config.static)) registry.replace(service, staticSpecs(service, entries, Object.hasOwn(config.tls, service)));
 }

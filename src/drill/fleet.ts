@@ -92,12 +92,13 @@ export class LocalFleet implements Fleet {
     const relays: { consul?: Relay; redis?: Relay } = {};
     let registration: Registration | undefined;
     try {
-      let discovery: Config['discovery'] = { static: movedStatic(source, upstreams) };
+      // the simulated instances speak plain HTTP: no TLS to them
+      let discovery: Config['discovery'] = { static: movedStatic(source, upstreams), tls: {} };
       if (options.consul !== undefined) {
         const consul = new URL(/^https?:\/\//.test(options.consul) ? options.consul : `http://${options.consul}`);
         relays.consul = await startRelay(consul.hostname, Number(consul.port || 8500));
         registration = await registerInConsul(options.consul, upstreams.instances);
-        discovery = { consul: consulSchema.parse({ address: `http://127.0.0.1:${relays.consul.port}` }), static: {} };
+        discovery = { consul: consulSchema.parse({ address: `http://127.0.0.1:${relays.consul.port}` }), static: {}, tls: {} };
       } else if (source.discovery.consul) {
         notes.push('discovery.consul is not drilled (its instances are not simulated): give --consul to run on Consul');
       }
@@ -116,6 +117,8 @@ export class LocalFleet implements Fleet {
         listen: { host: '127.0.0.1', port: 0 },
         admin: { host: '127.0.0.1', port: 0 },
         routingHeaders: true,
+        // the load speaks plain HTTP/1.1 to the plain listener
+        tls: undefined,
       };
       return new LocalFleet({ ...source, gateway, discovery, redis }, upstreams, relays, registration, notes);
     } catch (err) {
@@ -153,7 +156,7 @@ function movedStatic(config: Config, upstreams: DemoUpstreams): Config['discover
   for (const [service, entries] of Object.entries(config.discovery.static)) {
     moved[service] = entries.map((entry) => {
       const instance = upstreams.instances[index++]!;
-      return { ...entry, address: { host: instance.host, port: instance.port } };
+      return { ...entry, address: { host: instance.host, port: instance.port }, tls: undefined };
     });
   }
   return moved;

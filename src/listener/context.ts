@@ -14,6 +14,12 @@ export class RequestContext {
   readonly remoteAddr: string;
   readonly userAgent: string | null;
   readonly regionHeader: string | null;
+  /** `http/1.1`, `http/1.0` or `h2`, as ALPN names them */
+  readonly proto: 'http/1.1' | 'http/1.0' | 'h2';
+  /** `https` on the HTTPS listener */
+  readonly scheme: 'http' | 'https';
+  /** the verified client certificate's subject (mutual TLS), e.g. `CN=billing,O=Acme` */
+  clientSubject: string | null = null;
   requestId = '';
   traceId = '';
   traceparent = '';
@@ -47,5 +53,7 @@ export class RequestContext {
     this.userAgent = ua ?? null;
     const region = req.headers['x-region-id'];
     this.regionHeader = typeof region === 'string' ? region : null;
+    this.proto = req.httpVersionMajor === 2 ? 'h2' : req.httpVersionMinor === 0 ? 'http/1.0' : 'http/1.1';
+    this.scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
   }
 }

@@ -1,6 +1,6 @@
 // The proxy listener: Node's strict llhttp parser with edge limits, and JSON answers for requests the
 // parser itself refuses (Node's default is a bare `400 Bad Request`).
-import { createServer, ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import { createServer, ServerResponse, type IncomingMessage, type Server, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { GatewayConfig } from '../config/schema.ts';
@@ -141,36 +141,40 @@ function isWebSocketHandshake(req: IncomingMessage): boolean {
   return req.method === 'GET' && req.httpVersionMinor >= 1 && req.headers.upgrade?.toLowerCase() === 'websocket';
 }
 
-export function createProxyServer(
+/** Node's HTTP/1.1 server options for the edge: the plain listener's, and the HTTPS listener's (with its TLS options). */
+export function proxyServerOptions(limits: Limits) {
+  return {
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    keepAliveTimeout: limits.keepAliveTimeout,
+    // Timeouts are only enforced on this tick; Node's 30 s default lets slow clients linger far longer.
+    connectionsCheckingInterval: 1000,
+    // parseTarget refuses a missing Host with the gateway's JSON error; Node's check answers a bare 400
+    requireHostHeader: false,
+    joinDuplicateHeaders: false,
+    insecureHTTPParser: false,
+    // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): Node then skips
+    // its body stream's whole event lifecycle, a measurable share of a small proxied request.
+    optimizeEmptyRequests: true,
+    // Only WebSocket handshakes leave the request path for a tunnel; `Upgrade: h2c` and the like are answered as
+    // HTTP/1.1 requests without the upgrade (RFC 9110 §7.8 lets a server ignore it).
+    shouldUpgradeCallback: isWebSocketHandshake,
+  } satisfies ServerOptions;
+}
+
+/** The request path's hooks on an HTTP/1.1 server, plain or HTTPS: both listeners answer alike. */
+export function attachProxyHandlers(
+  server: Server,
   limits: Limits,
   pipelineHandler: (req: IncomingMessage, res: ServerResponse) => void,
   upgradeHandler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
-): Server {
+): void {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     lastRequest.set(req.socket, { req, res });
     pipelineHandler(req, res);
   };
-  const server = createServer(
-    {
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headersTimeout,
-      requestTimeout: limits.requestTimeout,
-      keepAliveTimeout: limits.keepAliveTimeout,
-      // Timeouts are only enforced on this tick; Node's 30 s default lets slow clients linger far longer.
-      connectionsCheckingInterval: 1000,
-      // parseTarget refuses a missing Host with the gateway's JSON error; Node's check answers a bare 400
-      requireHostHeader: false,
-      joinDuplicateHeaders: false,
-      insecureHTTPParser: false,
-      // A request without Content-Length or Transfer-Encoding has no body (RFC 9112 §6.3): Node then skips
-      // its body stream's whole event lifecycle, a measurable share of a small proxied request.
-      optimizeEmptyRequests: true,
-      // Only WebSocket handshakes leave the request path for a tunnel; `Upgrade: h2c` and the like are answered as
-      // HTTP/1.1 requests without the upgrade (RFC 9110 §7.8 lets a server ignore it).
-      shouldUpgradeCallback: isWebSocketHandshake,
-    },
-    handler,
-  );
+  server.on('request', handler);
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections;
   // `Expect: 100-continue` requests reach the handler without Node's automatic 100 Continue: the pipeline sends it
   // only once it will read the body, so a request it refuses (404, 413, 429) gets its final status at once and the
@@ -182,5 +186,14 @@ export function createProxyServer(
   server.on('connect', refuseTunnel(handler));
   server.on('upgrade', upgradeHandler);
   server.on('clientError', rejectMalformed);
+}
+
+export function createProxyServer(
+  limits: Limits,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+  upgradeHandler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+): Server {
+  const server = createServer(proxyServerOptions(limits));
+  attachProxyHandlers(server, limits, handler, upgradeHandler);
   return server;
 }

@@ -28,6 +28,12 @@ export interface AccessLogLine {
   remoteAddr: string;
   userAgent: string | null;
   error: string | null;
+  /** `http/1.1`, `http/1.0` or `h2` */
+  proto: string;
+  /** `http` or `https` */
+  scheme: string;
+  /** the verified client certificate's subject (mutual TLS), null without one */
+  clientSubject: string | null;
   /** an injected fault: abort, delay or delay+abort */
   fault: string | null;
 }
@@ -35,6 +41,11 @@ export interface AccessLogLine {
 /** A nullable string field as JSON. */
 function jsonOrNull(text: string | null): string {
   return text === null ? 'null' : jsonString(text);
+}
+
+/** A nullable string that cannot need escaping (see accessLogMembers). */
+function plainOrNull(text: string | null): string {
+  return text === null ? 'null' : `"${text}"`;
 }
 
 function jsonStrings(texts: readonly string[]): string {
@@ -45,20 +56,25 @@ function jsonStrings(texts: readonly string[]): string {
 
 /**
  * The access line's fields as JSON object members, in AccessLogLine's order. Built by hand from the context:
- * building an object per request and stringifying it cost several times more under load.
+ * building an object per request and stringifying it cost several times more under load. Fields that cannot hold
+ * a quote, a backslash or a control character go in without the escaping check: the ids (generated, or a client's
+ * that passed SAFE_ID), the method (an HTTP token), the route name (the config allows [A-Za-z0-9_.-]), the tier and
+ * the peer's address.
  */
 export function accessLogMembers(ctx: RequestContext): string {
   const instance = ctx.instance;
   const durationMs = Math.round((performance.now() - ctx.startedAt) * 100) / 100;
   return (
-    `"reqId":${jsonString(ctx.requestId)},"traceId":${jsonString(ctx.traceId)},"method":${jsonString(ctx.method)},` +
-    `"path":${jsonString(ctx.path)},"status":${ctx.status},"durationMs":${durationMs},"route":${jsonOrNull(ctx.route)},` +
+    `"reqId":"${ctx.requestId}","traceId":"${ctx.traceId}","method":"${ctx.method}",` +
+    `"path":${jsonString(ctx.path)},"status":${ctx.status},"durationMs":${durationMs},"route":${plainOrNull(ctx.route)},` +
     `"service":${jsonOrNull(ctx.service)},"upstream":${instance ? jsonString(instance.id) : 'null'},` +
-    `"upstreamAddr":${instance ? jsonString(instance.address) : 'null'},"tier":${jsonOrNull(ctx.tier)},` +
+    `"upstreamAddr":${instance ? jsonString(instance.address) : 'null'},"tier":${plainOrNull(ctx.tier)},` +
     `"clientLocality":${jsonOrNull(ctx.clientLocality)},"regionHeader":${jsonOrNull(ctx.regionHeader)},"sticky":${ctx.sticky},` +
     `"attempts":${ctx.tries.length},"tries":${jsonStrings(ctx.tries)},"rateLimited":${ctx.rateLimited},` +
     `"breaker":${jsonOrNull(ctx.breaker)},"bytesIn":${ctx.bytesIn},"bytesOut":${ctx.bytesOut},` +
-    `"remoteAddr":${jsonString(ctx.remoteAddr)},"userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)},"fault":${jsonOrNull(ctx.fault)}`
+    `"remoteAddr":"${ctx.remoteAddr}","userAgent":${jsonOrNull(ctx.userAgent)},"error":${jsonOrNull(ctx.error)},` +
+    `"proto":"${ctx.proto}","scheme":"${ctx.scheme}","clientSubject":${jsonOrNull(ctx.clientSubject)},` +
+    `"fault":${ctx.fault === null ? 'null' : `"${ctx.fault}"`}`
   );
 }
 

@@ -6,6 +6,7 @@ import type { Instance } from '../discovery/instance.ts';
 import type { Registry as DiscoveryRegistry } from '../discovery/registry.ts';
 import type { RequestContext } from '../listener/context.ts';
 import type { BreakerState } from '../resilience/breakers.ts';
+import { LiveStats } from './live-stats.ts';
 
 /** Request duration buckets, seconds (Prometheus' defaults, which suit an API gateway's range). */
 export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const;
@@ -38,6 +39,8 @@ export interface MetricsSources {
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly #routes = new Map<string, RouteTally>();
+  /** the dashboard's rolling windows, fed from the same record point */
+  readonly live = new LiveStats();
 
   constructor(sources: MetricsSources) {
     processMetrics(); // started with the first gateway, so event-loop delay and GC are measured from the start

@@ -52,12 +52,19 @@ export function safeId(value: string | string[] | undefined): string | undefined
  * Keeps what the client sent when it is valid and generates the rest. An invalid traceparent
  * (wrong version/shape, all-zero ids) starts a new trace, as the W3C spec requires.
  */
+/** A version 4 UUID from 32 random hex digits (the version and variant digits set as RFC 9562 §5.4 says). */
+function uuidOf(hex: string): string {
+  const variant = VARIANT_DIGITS[parseInt(hex[16]!, 16) & 3]!;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+const VARIANT_DIGITS = ['8', '9', 'a', 'b'];
+
 export function traceIds(
   requestIdHeader: string | string[] | undefined,
   traceIdHeader: string | string[] | undefined,
   traceparentHeader: string | string[] | undefined,
 ): TraceIds {
-  const requestId = safeId(requestIdHeader) ?? randomUUID();
+  let requestId = safeId(requestIdHeader);
   const clientTraceId = safeId(traceIdHeader);
   const traceparent = headerValue(traceparentHeader);
   const parent = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
@@ -76,13 +83,14 @@ export function traceIds(
     w3cTraceId = clientTraceId;
     spanId = randomHex(8);
   } else {
-    // A new trace: trace and span id from one draw.
-    const ids = randomHex(24);
+    // A new trace, the common case: trace id, span id and request id from one draw of the random pool.
+    const ids = randomHex(requestId === undefined ? 40 : 24);
     w3cTraceId = ids.slice(0, 32);
-    spanId = ids.slice(32);
+    spanId = ids.slice(32, 48);
+    requestId ??= uuidOf(ids.slice(48));
   }
   return {
-    requestId,
+    requestId: requestId ?? randomUUID(),
     traceId: clientTraceId ?? w3cTraceId,
     w3cTraceId,
     traceparent: `00-${w3cTraceId}-${spanId}-${flags}`,

@@ -58,6 +58,8 @@ export function sendOwnAnswer(
   headers: OutgoingHttpHeaders,
 ): void {
   ctx.status = status;
+  // HTTP/2 has no connection-specific fields (RFC 9113 §8.2.2): the stream ends, the connection serves on
+  if (headers.connection !== undefined && res.req.httpVersionMajor === 2) headers = withoutConnection(headers);
   if (status === 204 || status === 304) {
     // no content, so no Content-Length either (RFC 9110 §8.6)
     res.writeHead(status, { ...headers, 'x-request-id': ctx.requestId, 'x-trace-id': ctx.traceId });
@@ -68,4 +70,9 @@ export function sendOwnAnswer(
   if (ctx.method === 'HEAD') return void res.end();
   ctx.bytesOut = length;
   res.end(body);
+}
+
+function withoutConnection(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
+  const { connection: _connection, ...rest } = headers;
+  return rest;
 }

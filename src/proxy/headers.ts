@@ -60,6 +60,8 @@ export interface ForwardingInfo {
    */
   readonly regionHeaderTrusted: boolean;
   readonly host: string;
+  /** RFC 7239 Forwarded is sent too (`gateway.forwarded`); X-Forwarded-* always are */
+  readonly forwarded: boolean;
 }
 
 /** Why a request's headers are refused (400 bad_request); llhttp lets these through. */
@@ -103,7 +105,9 @@ export function upstreamRequestHeaders(
     if (!info.continuesParent && lower === 'tracestate') continue;
     out.push(name, raw[i + 1]!);
   }
-  appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info);
+  // the HTTPS listener's sockets are TLS sockets (an HTTP/2 request's socket stands in for its session's)
+  const scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
+  appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info, scheme);
   out.push('via', appendList(req.headers.via, VIA));
   out.push('x-request-id', info.requestId, 'x-trace-id', info.traceId, 'traceparent', info.traceparent);
   return out;
@@ -143,17 +147,25 @@ const forwardedToken = rememberingLast((value) =>
 
 const clientAddressOf = rememberingLast(canonicalAddress);
 
-/** X-Forwarded-For/-Proto/-Host and Forwarded: appended to from trusted peers, replaced otherwise. */
-function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: string, info: ForwardingInfo): void {
+/**
+ * X-Forwarded-For/-Proto/-Host, and Forwarded when configured: appended to from trusted peers, replaced otherwise. A
+ * Forwarded header from an untrusted peer is dropped either way (REQUEST_REBUILT).
+ */
+function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: string, info: ForwardingInfo, scheme: 'http' | 'https'): void {
   const client = clientAddressOf(peer);
   const trusted = info.peerTrusted;
   const xff = trusted ? headers['x-forwarded-for'] : undefined;
-  const proto = (trusted && headers['x-forwarded-proto']) || 'http';
+  const proto = (trusted && headers['x-forwarded-proto']) || scheme;
   const host = (trusted && headers['x-forwarded-host']) || info.host;
-  // an HTTP/1.0 request may come without Host: then there is no host to tell
-  const element = info.host === '' ? `for=${forwardedNode(peer)};proto=http` : `for=${forwardedNode(peer)};host=${forwardedToken(info.host)};proto=http`;
   out.push('x-forwarded-for', appendList(xff, client), 'x-forwarded-proto', Array.isArray(proto) ? proto[0]! : proto);
   if (host !== '') out.push('x-forwarded-host', Array.isArray(host) ? host[0]! : host);
+  if (!info.forwarded) {
+    // not the gateway's to extend, but a trusted proxy's account of the hops before it still goes on
+    if (trusted && headers.forwarded !== undefined) out.push('forwarded', headers.forwarded);
+    return;
+  }
+  // an HTTP/1.0 request may come without Host: then there is no host to tell
+  const element = info.host === '' ? `for=${forwardedNode(peer)};proto=${scheme}` : `for=${forwardedNode(peer)};host=${forwardedToken(info.host)};proto=${scheme}`;
   out.push('forwarded', appendList(trusted ? headers.forwarded : undefined, element));
 }
 

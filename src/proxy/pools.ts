@@ -2,12 +2,15 @@
 // leaves discovery. undici's defaults (unlimited connections, 300 s timeouts) are replaced here.
 import { Pool } from 'undici';
 import type { GatewayConfig } from '../config/schema.ts';
+import type { UpstreamConnectTls } from './upstream-tls.ts';
 
 export type PoolSettings = GatewayConfig['upstream'];
 
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
   #settings: PoolSettings;
+  /** per `https://` origin, how to speak TLS to it (absent: the system CAs, the host as server name) */
+  #tls: ReadonlyMap<string, UpstreamConnectTls> = new Map();
 
   constructor(settings: PoolSettings) {
     this.#settings = settings;
@@ -22,13 +25,15 @@ export class UpstreamPools {
     let pool = this.#pools.get(origin);
     if (pool === undefined) {
       const s = this.#settings;
+      const tls = origin.startsWith('https:') ? this.#tls.get(origin) : undefined;
       pool = new Pool(origin, {
         connections: s.maxConnections,
         pipelining: 1,
         keepAliveTimeout: s.keepAliveTimeout,
         keepAliveMaxTimeout: Math.max(s.keepAliveTimeout, 1000),
-        connect: { timeout: s.connectTimeout, keepAlive: true },
-        allowH2: s.allowH2,
+        // an https origin's certificate is verified (undici's default, never turned off here)
+        connect: { timeout: s.connectTimeout, keepAlive: true, ...(tls && { ca: tls.ca, servername: tls.servername, cert: tls.cert, key: tls.key }) },
+        allowH2: s.allowH2 || tls?.h2 === true,
         headersTimeout: 15_000,
         bodyTimeout: 30_000,
       });
@@ -42,6 +47,14 @@ export class UpstreamPools {
     if (JSON.stringify(settings) === JSON.stringify(this.#settings)) return;
     this.#settings = settings;
     for (const origin of [...this.#pools.keys()]) this.#retire(origin);
+  }
+
+  /** TLS settings per https origin; a pool whose settings changed is replaced (in-flight requests finish on it). */
+  configureTls(byOrigin: ReadonlyMap<string, UpstreamConnectTls>): void {
+    for (const origin of [...this.#pools.keys()]) {
+      if (origin.startsWith('https:') && byOrigin.get(origin)?.digest !== this.#tls.get(origin)?.digest) this.#retire(origin);
+    }
+    this.#tls = byOrigin;
   }
 
   /** Closes pools whose origin no live instance uses; in-flight requests on them finish first. */

@@ -1,6 +1,7 @@
 // A breaker around Redis. After one failed decision every request goes straight to the fallback instead
 // of each paying the command timeout; a background PING finds out when Redis answers again. Each change
 // of mode is logged once, however many requests notice it.
+import { publishEvent } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { RedisClient } from './redis-bucket.ts';
 
@@ -51,6 +52,7 @@ export class RedisHealth {
     if (this.#closed || this.#mode === 'fallback') return;
     const message = this.#mode === 'redis' ? HEALTH_LOG.unavailable : HEALTH_LOG.notReachable;
     this.#logger.warn({ err: err.message, fallback: this.#fallback }, message);
+    publishEvent(this.#logger, { kind: 'redis', level: 'warn', message: `${message} (${this.#fallback}): ${err.message}` });
     this.#mode = 'fallback';
     this.#startProbing();
     this.#onUnavailable();
@@ -104,6 +106,7 @@ export class RedisHealth {
     if (this.#closed) return;
     const message = this.#mode === 'connecting' ? HEALTH_LOG.ready : HEALTH_LOG.recovered;
     this.#logger.info(message);
+    publishEvent(this.#logger, { kind: 'redis', level: 'info', message });
     this.#mode = 'redis';
     clearInterval(this.#probe);
     this.#probe = undefined;

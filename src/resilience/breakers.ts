@@ -14,6 +14,7 @@ import type { BreakerConfig } from '../config/schema.ts';
 import type { Verdict } from '../core/failure.ts';
 import type { Instance } from '../discovery/instance.ts';
 import type { Registry } from '../discovery/registry.ts';
+import { publishEvent } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 
 export type BreakerState = 'closed' | 'open' | 'half-open';
@@ -148,7 +149,14 @@ export class Breakers {
       breaker.open();
       return undefined;
     }
-    return breaker.fire(verdict === 'success').catch(ignore);
+    if (verdict === 'success') {
+      // What opossum's own call does for a success of a closed breaker — count a fire and a success in the window —
+      // without the promises of a call: nearly every try takes this path.
+      breaker.emit('fire');
+      breaker.emit('success');
+      return undefined;
+    }
+    return breaker.fire(false).catch(ignore);
   }
 
   /** Shuts every breaker down (timers, listeners); the gateway is stopping. */
@@ -233,6 +241,7 @@ export class Breakers {
     const fields = { service: instance.service, instance: instance.id, trips: entry.trips, unreachable: entry.unreachable };
     if (ejected) this.#logger.warn(fields, 'breaker opened; instance ejected');
     else this.#logger.warn(fields, 'breaker opened but ejection cap reached; instance stays eligible (panic mode)');
+    publishEvent(this.#logger, { kind: ejected ? 'ejected' : 'panic', level: 'warn', message: ejected ? `breaker opened (trip ${entry.trips + 1}); ejected` : 'breaker opened; ejection cap reached, stays eligible', service: instance.service, instance: instance.id, zone: instance.zone });
   }
 
   /** Panic mode ends for an instance that refuses connections: it leaves its tier whatever the cap. */
@@ -242,6 +251,7 @@ export class Breakers {
     entry.unreachable = true;
     this.#registry.setEjected(entry.instance.service, entry.instance.id, true);
     this.#logger.warn({ service: entry.instance.service, instance: entry.instance.id }, 'instance refuses connections; ejected whatever the ejection cap');
+    publishEvent(this.#logger, { kind: 'ejected', level: 'warn', message: 'refuses connections; ejected whatever the cap', service: entry.instance.service, instance: entry.instance.id, zone: entry.instance.zone });
   }
 
   /**
@@ -253,6 +263,7 @@ export class Breakers {
     entry.probing = false;
     setOpenTime(entry.breaker, openTimeMs(entry.settings.resetTimeout, entry.trips));
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
+    publishEvent(this.#logger, { kind: 'probing', level: 'info', message: 'breaker half-open; one request probes it', service: entry.instance.service, instance: entry.instance.id, zone: entry.instance.zone });
   }
 
   /**
@@ -272,6 +283,7 @@ export class Breakers {
     setOpenTime(entry.breaker, entry.settings.resetTimeout);
     this.#registry.setEjected(entry.instance.service, entry.instance.id, false);
     this.#logger.info({ service: entry.instance.service, instance: entry.instance.id }, 'breaker closed; instance readmitted');
+    publishEvent(this.#logger, { kind: 'readmitted', level: 'info', message: 'breaker closed; readmitted', service: entry.instance.service, instance: entry.instance.id, zone: entry.instance.zone });
   }
 
   /**

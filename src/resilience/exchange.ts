@@ -16,7 +16,7 @@ import { chooseUpstream, type UpstreamChoice, type Upstreams } from '../routing/
 import type { CompiledRoute } from '../routing/route-table.ts';
 import type { Locality } from '../topology.ts';
 import { NOT_ADMITTED, type Breakers } from './breakers.ts';
-import type { RetryBudgets } from './retry-budget.ts';
+import type { RetryBudget, RetryBudgets } from './retry-budget.ts';
 import { RetryState } from './retry-state.ts';
 
 export interface ExchangeDeps {
@@ -69,10 +69,13 @@ class Exchange implements TryJudge {
   readonly #service: string;
   readonly #breaker: BreakerConfig;
   readonly #failureStatuses: ReadonlySet<number>;
-  readonly #retry: RetryState;
+  readonly #budget: RetryBudget;
+  /** made at the first failure: most requests never need one */
+  #retryState: RetryState | undefined;
   readonly #deadline: number;
-  /** instances tried or passed over by this request: a retry goes elsewhere */
-  readonly #tried = new Set<string>();
+  /** instances tried or passed over by this request (a retry goes elsewhere): the ids, once a second is needed */
+  #tried: Set<string> | undefined;
+  #firstTried: string | undefined;
   #held: HeldRetry | undefined;
 
   constructor(deps: ExchangeDeps, plan: ExchangePlan, service: string) {
@@ -83,13 +86,23 @@ class Exchange implements TryJudge {
     this.#breaker = route.breakerFor(service);
     this.#failureStatuses = failureStatuses(this.#breaker);
     this.#deadline = ctx.startedAt + route.config.timeout;
-    const budget = deps.budgets.of(service);
-    budget.deposit();
-    this.#retry = new RetryState(route.config.retries, budget, {
+    this.#budget = deps.budgets.of(service);
+    this.#budget.deposit();
+  }
+
+  get #retry(): RetryState {
+    const { route, ctx, body } = this.#plan;
+    this.#retryState ??= new RetryState(route.config.retries, this.#budget, {
       method: ctx.method,
-      replayable: plan.body === null || Buffer.isBuffer(plan.body),
+      replayable: body === null || Buffer.isBuffer(body),
       deadline: this.#deadline,
     });
+    return this.#retryState;
+  }
+
+  #markTried(id: string): void {
+    if (this.#firstTried === undefined) this.#firstTried = id;
+    else (this.#tried ??= new Set([this.#firstTried])).add(id);
   }
 
   async run(first: UpstreamChoice): Promise<ExchangeOutcome> {
@@ -102,7 +115,7 @@ class Exchange implements TryJudge {
       if (instance === undefined) return last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal };
       const remaining = this.#deadline - performance.now();
       if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
-      this.#tried.add(instance.id);
+      this.#markTried(instance.id);
       const ticket = breakers.admit(instance, this.#breaker);
       if (ticket === NOT_ADMITTED) {
         // ejected since the choice, or its half-open probe is out: not a try, another instance is picked
@@ -180,7 +193,8 @@ class Exchange implements TryJudge {
   /** Where the next try goes: the same tier first, then the next eligible one, never an instance already tried. */
   #choose(): UpstreamChoice {
     const { route, ctx, caller, keyHash } = this.#plan;
-    return chooseUpstream(route, { method: ctx.method, caller, keyHash, service: this.#service, exclude: this.#tried }, this.#deps.upstreams);
+    const exclude = this.#tried ?? (this.#firstTried === undefined ? undefined : new Set([this.#firstTried]));
+    return chooseUpstream(route, { method: ctx.method, caller, keyHash, service: this.#service, exclude }, this.#deps.upstreams);
   }
 }
 

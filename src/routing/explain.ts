@@ -1,6 +1,7 @@
 // "Which route, tier and instance would serve this request, and why": the same rules the request path
 // uses (route table, chooseService, judgeStep, rendezvous / P2C), reported step by step.
 // Backs `zonegate explain` and the admin listener's /admin/explain.
+import type { CertificateChoice, CertificateSet } from '../listener/certificates.ts';
 import type { CallerLocality } from '../listener/locality.ts';
 import { hostWithoutPort, RefusedPath, splitTarget, type EscapedSlashes } from '../listener/target.ts';
 import type { Locality } from '../topology.ts';
@@ -38,6 +39,8 @@ export interface Explanation {
   readonly tiers: readonly TierReport[];
   readonly instance: { readonly id: string; readonly address: string; readonly zone: string; readonly tier: TierLabel } | null;
   readonly outcome: string;
+  /** with gateway.tls: the certificate a handshake for the host (its SNI) gets; no host, the default */
+  readonly certificate?: CertificateChoice;
 }
 
 // The counts are reported beside the reason (TierReport.healthy / .registered), so reasons leave them out.
@@ -55,9 +58,18 @@ export interface ExplainContext {
   readonly upstreams: Upstreams;
   /** `gateway.escapedSlashes`; default unescape */
   readonly escapedSlashes?: EscapedSlashes;
+  /** the HTTPS listener's certificates, when it has one */
+  readonly certificates?: CertificateSet | undefined;
 }
 
 export function explain(context: ExplainContext, query: ExplainQuery): Explanation {
+  const explanation = explainRouting(context, query);
+  if (context.certificates === undefined) return explanation;
+  const host = query.host === undefined ? undefined : hostWithoutPort(query.host);
+  return { ...explanation, certificate: context.certificates.choose(host || undefined) };
+}
+
+function explainRouting(context: ExplainContext, query: ExplainQuery): Explanation {
   const method = (query.method ?? 'GET').toUpperCase();
   const headers = Object.fromEntries(Object.entries(query.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v]));
   const resolved = context.callers.preview(query.region ?? null);
@@ -119,6 +131,10 @@ export function formatExplanation(e: Explanation): string {
     lines.push(`  ${mark} ${t.tier.padEnd(6)} ${t.scope.padEnd(28)} ${counts.padEnd(14)} ${t.reason}`);
   }
   if (e.instance) lines.push(`instance  ${e.instance.id} at ${e.instance.address}, zone ${e.instance.zone}`);
+  if (e.certificate) {
+    const { match, certificate: c } = e.certificate;
+    lines.push(`tls cert  ${c.subject} from ${c.certFile} (${c.entry}, ${match === 'default' ? 'the default' : `${match} name`}; valid until ${c.validTo})`);
+  }
   lines.push(`outcome   ${e.outcome}`);
   return lines.join('\n');
 }

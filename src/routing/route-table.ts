@@ -2,6 +2,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { BreakerConfig, RouteConfig } from '../config/schema.ts';
 import { resolveDotSegments } from '../listener/target.ts';
+import type { ClientIdentity } from '../listener/client-cert.ts';
 import { members, WeightedMembers } from './balancer.ts';
 
 export interface RouteRequest {
@@ -10,6 +11,20 @@ export interface RouteRequest {
   readonly host: string;
   readonly path: string;
   readonly headers: IncomingHttpHeaders;
+  /** the verified client certificate (mutual TLS), if any */
+  readonly clientCert?: ClientIdentity | undefined;
+}
+
+/** `match.clientCert` compiled: each list given must name the certificate. */
+interface ClientCertMatch {
+  readonly cn: ReadonlySet<string> | undefined;
+  readonly san: ReadonlySet<string> | undefined;
+}
+
+function clientCertMatches(wanted: ClientCertMatch, identity: ClientIdentity | undefined): boolean {
+  if (identity === undefined) return false;
+  if (wanted.cn !== undefined && (identity.cn === undefined || !wanted.cn.has(identity.cn))) return false;
+  return wanted.san === undefined || identity.sans.some((name) => wanted.san!.has(name));
 }
 
 export class CompiledRoute {
@@ -30,6 +45,7 @@ export class CompiledRoute {
   readonly #caseInsensitive: boolean;
   readonly #headers: ReadonlyArray<readonly [string, string]>;
   readonly #breakers: ReadonlyMap<string, BreakerConfig> | undefined;
+  readonly #clientCert: ClientCertMatch | undefined;
 
   /** `breakers`: per service, the breaker settings that govern its instances (RouteTable's rule) */
   constructor(config: RouteConfig, breakers?: ReadonlyMap<string, BreakerConfig>) {
@@ -52,6 +68,8 @@ export class CompiledRoute {
     this.#host = this.#hostSuffix === undefined ? host : undefined;
     this.#methods = match.methods ? new Set(match.methods) : undefined;
     this.#headers = Object.entries(match.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value] as const);
+    const cert = match.clientCert;
+    this.#clientCert = cert && { cn: cert.cn && new Set(cert.cn), san: cert.san && new Set(cert.san) };
   }
 
   /** `request.path` as RouteTable.match passes it: without `;parameters` */
@@ -62,7 +80,7 @@ export class CompiledRoute {
     if (this.#hostSuffix !== undefined && !request.host.endsWith(this.#hostSuffix)) return false;
     if (this.#methods !== undefined && !this.#methods.has(request.method)) return false;
     for (const [name, value] of this.#headers) if (request.headers[name] !== value) return false;
-    return true;
+    return this.#clientCert === undefined || clientCertMatches(this.#clientCert, request.clientCert);
   }
 
   /** The breaker settings of `service`'s instances: one breaker per instance, whichever route sends to it. */

@@ -181,7 +181,7 @@ describe('admin API', () => {
     const html = page.body.toString();
     assert.match(html, /<title>zonegate<\/title>/);
     // the page reads the API it is served beside
-    for (const endpoint of ['/admin/upstreams', '/admin/routes', '/admin/explain']) assert.ok(html.includes(endpoint), endpoint);
+    for (const endpoint of ['/admin/live/ticket', '/admin/live?ticket=', '/admin/routes', '/admin/explain']) assert.ok(html.includes(endpoint), endpoint);
     const csp = String(page.headers['content-security-policy']);
     const digest = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
     const script = /<script>([\s\S]*)<\/script>/.exec(html)![1]!;

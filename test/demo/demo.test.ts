@@ -8,9 +8,10 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Agent, request } from 'undici';
 import { startConsulFixture, type ConsulFixture } from '../support/consul-fixture.ts';
-import { ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
 import { pollUntil } from '../support/http.ts';
+import { ZONEGATE_BIN, zonegateEnv } from '../support/gateway-process.ts';
 
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -131,6 +132,25 @@ describe('zonegate demo', { timeout: 30_000 }, () => {
       assert.deepEqual(statuses.sort(), [200, 200, 503, 503], 'half of /api/order is answered 503');
     } finally {
       assert.equal(await stopDemo(demo), 0, 'SIGTERM drains and exits 0');
+    }
+  });
+
+  test('with --tls serves HTTPS and HTTP/2 with a certificate it made', async () => {
+    process.env.ZONEGATE_TLS_LISTEN = '127.0.0.1:0';
+    const demo = await startDemoOnFreePorts(dir, ['--tls']).finally(() => delete process.env.ZONEGATE_TLS_LISTEN);
+    try {
+      const printed = await pollUntil(() => /--http2 --cacert (\S+) .*(https:\/\/localhost:\d+)/.exec(demo.printed()) ?? undefined, 10_000, 'the HTTPS lines');
+      const [, cacert, base] = printed;
+      const agent = new Agent({ connect: { ca: readFileSync(cacert!) }, allowH2: true });
+      try {
+        const res = await request(`${base}/api/order/7`, { dispatcher: agent, headers: { 'x-region-id': 'bj-a' } });
+        assert.equal(res.statusCode, 200);
+        assert.equal(((await res.body.json()) as { zone: string }).zone, 'bj-a');
+      } finally {
+        await agent.close();
+      }
+    } finally {
+      assert.equal(await stopDemo(demo), 0);
     }
   });
 

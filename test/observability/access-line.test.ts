@@ -37,7 +37,7 @@ describe('access line serialisation', () => {
     assert.deepEqual(Object.keys(line), [
       'reqId', 'traceId', 'method', 'path', 'status', 'durationMs', 'route', 'service', 'upstream', 'upstreamAddr', 'tier',
       'clientLocality', 'regionHeader', 'sticky', 'attempts', 'tries', 'rateLimited', 'breaker', 'bytesIn', 'bytesOut',
-      'remoteAddr', 'userAgent', 'error', 'fault',
+      'remoteAddr', 'userAgent', 'error', 'proto', 'scheme', 'clientSubject', 'fault',
     ]);
     assert.equal(line.status, 404);
     assert.equal(line.route, null);
@@ -53,8 +53,9 @@ describe('access line serialisation', () => {
   it('client-controlled strings round-trip exactly, proxied request fields are filled', () => {
     for (const text of TRICKY) {
       const ctx = context({ path: `/p/${text}`, userAgent: text, region: text });
-      ctx.requestId = `id ${text}`;
-      ctx.traceId = text;
+      // ids are never client text as such: a client's X-Request-ID / X-Trace-ID is kept only when it passes SAFE_ID
+      ctx.requestId = 'order-7';
+      ctx.traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
       ctx.route = 'orders';
       ctx.service = 'order-service';
       ctx.instance = { id: `node/${text}@dc1`, address: '10.0.0.1:8080' } as Instance;
@@ -69,11 +70,11 @@ describe('access line serialisation', () => {
       ctx.status = 200;
       const line = parse(ctx);
       const expected = {
-        reqId: `id ${text}`, traceId: text, method: 'GET', path: `/p/${text}`, status: 200, durationMs: line.durationMs,
+        reqId: 'order-7', traceId: '4bf92f3577b34da6a3ce929d0e0e4736', method: 'GET', path: `/p/${text}`, status: 200, durationMs: line.durationMs,
         route: 'orders', service: 'order-service', upstream: `node/${text}@dc1`, upstreamAddr: '10.0.0.1:8080', tier: 'zone',
         clientLocality: 'sh-a', regionHeader: text, sticky: true, attempts: 2, tries: [`node/${text}@dc1`, 'b'],
         rateLimited: false, breaker: 'closed', bytesIn: 12, bytesOut: 3456, remoteAddr: '127.0.0.1', userAgent: text, error: null,
-        fault: null,
+        proto: 'http/1.1', scheme: 'http', clientSubject: null, fault: null,
       };
       assert.equal(`{${accessLogMembers(ctx).replace(/"durationMs":[^,]+/, `"durationMs":${line.durationMs}`)}}`, JSON.stringify(expected));
     }

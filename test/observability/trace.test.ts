@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import type { OutgoingHttpHeaders } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { traceIds } from '../../src/observability/trace.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
 import { assertGatewayError, configYaml, json, mirror, refusedPort, send, type HttpResult, type Mirrored } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
@@ -154,4 +155,22 @@ describe('trace and request ids', () => {
       assert.match(body.traceId, /^[0-9a-f]{32}$/);
     });
   }
+});
+
+describe('traceIds: ids of a new trace from one draw', () => {
+  it('gives every request its own UUID v4 request id and trace id, none derivable from another', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 5000; i++) {
+      const ids = traceIds(undefined, undefined, undefined);
+      assert.match(ids.requestId, UUID);
+      assert.match(ids.w3cTraceId, /^[0-9a-f]{32}$/);
+      assert.ok(!seen.has(ids.requestId) && !seen.has(ids.w3cTraceId), 'ids repeat');
+      seen.add(ids.requestId).add(ids.w3cTraceId);
+      assert.ok(!ids.traceparent.includes(ids.requestId.replaceAll('-', '').slice(0, 16)), 'the request id is not the trace');
+    }
+  });
+
+  it("keeps the client's safe X-Request-ID", () => {
+    assert.equal(traceIds('order-7', undefined, undefined).requestId, 'order-7');
+  });
 });

@@ -56,6 +56,7 @@ const CLIENT_CHAIN = {
 
 describe('request headers from an untrusted peer', () => {
   const proxied = proxiedMirror();
+  const forwarding = proxiedMirror({ forwarded: true });
 
   it('removes every header the Connection header names, and Connection itself', async () => {
     const seen = await seenUpstream(proxied.gateway, { connection: 'X-Secret, X-Other', 'x-secret': '1', 'x-other': '2', 'x-kept': 'yes' });
@@ -85,12 +86,18 @@ describe('request headers from an untrusted peer', () => {
     assert.equal((await seenUpstream(proxied.gateway, { via: '1.0 fred' })).headers.via, '1.0 fred, 1.1 zonegate');
   });
 
-  it('replaces X-Forwarded-For/-Proto/-Host and Forwarded with what the gateway saw', async () => {
+  it('replaces X-Forwarded-For/-Proto/-Host with what the gateway saw, and drops its Forwarded (off by default)', async () => {
     const seen = await seenUpstream(proxied.gateway, CLIENT_CHAIN);
     const host = gatewayHost(proxied.gateway);
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(seen.headers['x-forwarded-proto'], 'http');
     assert.equal(seen.headers['x-forwarded-host'], host);
+    assert.equal(seen.headers.forwarded, undefined);
+  });
+
+  it('replaces Forwarded with what the gateway saw when gateway.forwarded is on', async () => {
+    const seen = await seenUpstream(forwarding.gateway, CLIENT_CHAIN);
+    const host = gatewayHost(forwarding.gateway);
     assert.equal(seen.headers.forwarded, `for=127.0.0.1;host="${host}";proto=http`);
   });
 
@@ -135,13 +142,19 @@ describe('request headers from an untrusted peer', () => {
 
 describe('request headers from a trusted proxy', () => {
   const proxied = proxiedMirror({ trustedProxies: ['127.0.0.1/32'] });
+  const forwardingProxied = proxiedMirror({ trustedProxies: ['127.0.0.1/32'], forwarded: true });
 
-  it('appends to X-Forwarded-For and Forwarded, and keeps X-Forwarded-Proto/-Host', async () => {
+  it('appends to X-Forwarded-For, keeps X-Forwarded-Proto/-Host, and passes Forwarded on as it came', async () => {
     const seen = await seenUpstream(proxied.gateway, CLIENT_CHAIN);
-    const host = gatewayHost(proxied.gateway);
     assert.equal(seen.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
     assert.equal(seen.headers['x-forwarded-proto'], 'https');
     assert.equal(seen.headers['x-forwarded-host'], 'shop.example');
+    assert.equal(seen.headers.forwarded, 'for=203.0.113.9;proto=https');
+  });
+
+  it('appends to Forwarded when gateway.forwarded is on', async () => {
+    const seen = await seenUpstream(forwardingProxied.gateway, CLIENT_CHAIN);
+    const host = gatewayHost(forwardingProxied.gateway);
     assert.equal(seen.headers.forwarded, `for=203.0.113.9;proto=https, for=127.0.0.1;host="${host}";proto=http`);
   });
 

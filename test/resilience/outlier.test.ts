@@ -87,6 +87,17 @@ describe('outlier detection', () => {
     breakers.close();
   });
 
+  it("counts successes in opossum's window: the failure share, not the failure count, opens it", async () => {
+    const breaker = settings({ volumeThreshold: 10, errorThresholdPercentage: 50, consecutive5xx: 1000 });
+    const { breakers, instances, judge } = fleet(2, breaker);
+    for (let i = 0; i < 10; i++) await judge(0, 'success');
+    for (let i = 0; i < 10; i++) await judge(0, 'failure-status');
+    assert.equal(breakers.state(instances()[0]!), 'closed', '10 failures of 20 tries: 50% is not above 50%');
+    await judge(0, 'failure-status');
+    assert.equal(breakers.state(instances()[0]!), 'open', '11 of 21');
+    breakers.close();
+  });
+
   it('ignores the verdict of a try admitted before the breaker opened', async () => {
     const breaker = settings({ resetTimeout: '1m' });
     const { breakers, instances, judge } = fleet(2, breaker);

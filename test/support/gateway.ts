@@ -46,6 +46,8 @@ export interface TestGateway {
   readonly gateway: Gateway;
   readonly url: string;
   readonly adminUrl: string;
+  /** `https://127.0.0.1:port` when the config has gateway.tls */
+  readonly tlsUrl: string;
   readonly log: LogCapture;
   close(): Promise<void>;
 }
@@ -55,12 +57,14 @@ export async function startGateway(yaml: string, env: Record<string, string> = {
   const config = loadConfigText(yaml, 'test-routes.yaml', { ...env });
   config.gateway.listen = { host: '127.0.0.1', port: ports.listen ?? 0 };
   config.gateway.admin = { host: '127.0.0.1', port: ports.admin ?? 0 };
+  if (config.gateway.tls) config.gateway.tls.listen = { host: '127.0.0.1', port: 0 };
   const { stream, capture } = captureLog();
   const gateway = await Gateway.start(config, { logger: createLogger({ destination: stream, level: 'debug', accessFlushMs: 0 }) });
   return {
     gateway,
     url: `http://127.0.0.1:${gateway.address.port}`,
     adminUrl: `http://127.0.0.1:${gateway.adminAddress.port}`,
+    tlsUrl: `https://127.0.0.1:${gateway.tlsAddress?.port ?? 0}`,
     log: capture,
     close: () => gateway.stop(),
   };
