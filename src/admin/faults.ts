@@ -2,6 +2,7 @@
 // change applies to the next request, is logged with who made it, and lasts until the next reload of routes.yaml.
 import type { IncomingMessage } from 'node:http';
 import { faultSchema, type FaultConfig } from '../config/schema.ts';
+import { publishEvent } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { FaultView, RouteFaults } from '../proxy/fault.ts';
 
@@ -26,14 +27,25 @@ export function faultControl(current: () => RouteFaults, logger: Logger): FaultC
     set(route, fault, remoteAddr) {
       if (!current().set(route, fault)) return false;
       logger.warn({ route, fault, remoteAddr }, 'admin: fault injection set on a route');
+      publishEvent(logger, { kind: 'fault', level: 'warn', message: `fault injected on route ${route}: ${describeFault(fault)}` });
       return true;
     },
     clear(route, remoteAddr) {
       if (!current().clear(route)) return false;
       logger.warn({ route, remoteAddr }, 'admin: fault injection cleared on a route');
+      publishEvent(logger, { kind: 'fault', level: 'info', message: `fault injection cleared on route ${route}` });
       return true;
     },
   };
+}
+
+/** `abort 50% with 503, delay 10% by 2000 ms, only with X-Drill`: the dashboard's event line. */
+export function describeFault(fault: FaultConfig): string {
+  const parts: string[] = [];
+  if (fault.abort) parts.push(`abort ${fault.abort.percent}% with ${fault.abort.status}`);
+  if (fault.delay) parts.push(`delay ${fault.delay.percent}% by ${fault.delay.duration} ms`);
+  if (fault.header !== undefined) parts.push(`only with ${fault.header}`);
+  return parts.join(', ');
 }
 
 export function isFaultsPath(path: string): boolean {

@@ -5,7 +5,7 @@
 import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Logger } from './logger.ts';
 
-export type GatewayEventKind = 'ejected' | 'panic' | 'probing' | 'readmitted' | 'failover' | 'reload' | 'consul' | 'redis';
+export type GatewayEventKind = 'ejected' | 'panic' | 'probing' | 'readmitted' | 'failover' | 'reload' | 'consul' | 'redis' | 'fault';
 
 export interface GatewayEvent {
   readonly kind: GatewayEventKind;

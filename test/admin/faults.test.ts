@@ -22,6 +22,9 @@ describe('the fault admin API', () => {
     const logged = await gw.log.waitFor((line) => line.msg === 'admin: fault injection set on a route');
     assert.equal(logged.route, 'app');
     assert.equal(logged.remoteAddr, '127.0.0.1');
+    // the dashboard's event list says so too
+    const events = gw.gateway.live.events.filter((event) => event.kind === 'fault').map((event) => event.message);
+    assert.deepEqual(events, ['fault injected on route app: abort 100% with 502, delay 0% by 1000 ms']);
     const listed = json<{ faults: { route: string; injected: { abort: number } }[] }>(await admin(gw, 'GET', '/admin/faults'));
     assert.deepEqual(listed.faults.map((fault) => [fault.route, fault.injected.abort]), [['app', 1]]);
 
