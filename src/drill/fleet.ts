@@ -2,7 +2,10 @@
 // ports (src/demo), Consul and Redis reached through relays the drill can cut, and a fresh gateway per scenario (so
 // one scenario's open breakers do not start the next), in this process, with routing headers on. Or a running
 // `zonegate demo` (demo-fleet.ts), driven through its control listener.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { z } from 'zod';
 import { consulSchema, type Config } from '../config/schema.ts';
+import type { InstanceSpec } from '../discovery/instance.ts';
 import { registerInConsul, type Registration } from '../demo/consul-registration.ts';
 import { startDemoUpstreams, type DemoUpstreams, type InstanceControl } from '../demo/upstreams.ts';
 import { Gateway } from '../gateway.ts';
@@ -98,6 +101,7 @@ export class LocalFleet implements Fleet {
         const consul = new URL(/^https?:\/\//.test(options.consul) ? options.consul : `http://${options.consul}`);
         relays.consul = await startRelay(consul.hostname, Number(consul.port || 8500));
         registration = await registerInConsul(options.consul, upstreams.instances);
+        if (!(await passingInConsul(consul.origin, upstreams.instances))) notes.push(`not every simulated instance passed its Consul check within ${CONSUL_WAIT_MS / 1000}s`);
         discovery = { consul: consulSchema.parse({ address: `http://127.0.0.1:${relays.consul.port}` }), static: {}, tls: {} };
       } else if (source.discovery.consul) {
         notes.push('discovery.consul is not drilled (its instances are not simulated): give --consul to run on Consul');
@@ -147,6 +151,25 @@ export class LocalFleet implements Fleet {
     await Promise.allSettled([this.#registration?.deregister(), this.consulRelay?.close(), this.redisRelay?.close()]);
     await this.upstreams.close();
   }
+}
+
+/** how long the drill waits for Consul to run the simulated instances' first checks */
+const CONSUL_WAIT_MS = 15_000;
+const passingAnswer = z.array(z.unknown());
+
+/** Whether Consul says every simulated instance passes its check (it runs them every 2 s), within CONSUL_WAIT_MS. */
+async function passingInConsul(origin: string, instances: readonly InstanceSpec[]): Promise<boolean> {
+  const services = Map.groupBy(instances, (instance) => instance.service);
+  for (const deadline = performance.now() + CONSUL_WAIT_MS; performance.now() < deadline; await sleep(250)) {
+    const counts = await Promise.all(
+      [...services].map(async ([service, registered]) => {
+        const res = await fetch(`${origin}/v1/health/service/${encodeURIComponent(service)}?passing=1`, { signal: AbortSignal.timeout(5000) });
+        return res.ok && passingAnswer.parse(await res.json()).length >= registered.length;
+      }),
+    );
+    if (counts.every(Boolean)) return true;
+  }
+  return false;
 }
 
 /** The static lists with each instance at the address its simulation listens on (same order as staticSpecs). */
