@@ -7,15 +7,15 @@ import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
-  /** config loaded and every routed service has a snapshot */
-  isReady(): boolean;
+  /** config loaded and every routed service has a snapshot (a promise under `--workers`: the primary asks each worker) */
+  isReady(): boolean | Promise<boolean>;
   /** what /readyz adds to its body (what the gateway is still waiting for), if anything */
-  readinessDetail?(): Record<string, unknown> | undefined;
+  readinessDetail?(): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
   /** the bearer token the API requires; empty for none */
   token(): string;
   /** GET /admin/routes */
   routes(): unknown;
-  /** GET /admin/upstreams */
+  /** GET /admin/upstreams (this and explain may answer with a promise) */
   upstreams(): unknown;
   /** GET /admin/explain */
   explain(query: ExplainQuery): unknown;
@@ -106,10 +106,7 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     // The page holds no data (it asks the API, with the token, for everything), so it is served to anyone.
     if (path === '/') return sendDashboard(res);
-    if (path === '/readyz') {
-      const ready = hooks.isReady();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...hooks.readinessDetail?.() });
-    }
+    if (path === '/readyz') return void sendReadiness(res, hooks);
     const remoteAddr = req.socket.remoteAddress ?? '';
     if (!TokenGuard.accepts(req, hooks.token())) {
       // no token at all is no guess (a dashboard before sign-in, a scraper without its token): answered at once
@@ -129,8 +126,24 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
       hooks.failed(err);
       return failed(res);
     }
-    sendJson(res, answer.status, answer.body);
+    Promise.resolve(answer.body).then(
+      (body) => sendJson(res, answer.status, body),
+      (err: unknown) => {
+        hooks.failed(err);
+        failed(res);
+      },
+    );
   };
+}
+
+async function sendReadiness(res: ServerResponse, hooks: AdminHooks): Promise<void> {
+  try {
+    const ready = await hooks.isReady();
+    sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...(await hooks.readinessDetail?.()) });
+  } catch (err) {
+    hooks.failed(err);
+    failed(res);
+  }
 }
 
 export function createAdminServer(hooks: AdminHooks, limits: ListenerLimits): Server {

@@ -14,6 +14,8 @@ export interface LoggerOptions {
    * each event-loop turn.
    */
   accessFlushMs?: number;
+  /** fields on every line but access lines (a worker of `zonegate run --workers` names itself) */
+  base?: Record<string, unknown>;
 }
 
 const DEFAULT_ACCESS_FLUSH_MS = 100;
@@ -57,7 +59,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
-      base: null,
+      base: options.base ?? null,
       // Any other line first hands over the access lines gathered before it, so the log stays in order.
       hooks: {
         logMethod(args, method) {
