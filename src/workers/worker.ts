@@ -114,5 +114,7 @@ export async function runWorker(): Promise<number> {
   reclaim.stop();
   process.off('message', onMessage);
   process.off('uncaughtException', fatal);
+  // the IPC channel would keep the process alive; gateway.stop() has written out the log
+  process.disconnect();
   return 0;
 }
