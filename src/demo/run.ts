@@ -58,6 +58,8 @@ export async function runDemo(configPath: string, options: DemoOptions = {}): Pr
     return await runGateway(configPath, {
       prepare: (config: Config) => demoConfig(config, options.consul),
       stopSignal: options.stopSignal,
+      // the demo's hooks run in this process: one gateway, whatever gateway.workers says
+      workers: 1,
       onStarted: (gateway) => {
         const { port } = gateway.address;
         process.stderr.write(tryThis(`http://127.0.0.1:${port}`, `http://127.0.0.1:${gateway.adminAddress.port}`));

@@ -2,7 +2,6 @@
 // (prom-client's AggregatorRegistry: counters and histograms summed, process gauges by their own aggregator;
 // gauges that describe each worker's view of the instances get a `worker` label instead of a meaningless sum),
 // /admin/upstreams merges their views, /readyz is ready only when every worker is.
-import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import type { AdminHooks } from '../admin/server.ts';
 import type { ServiceView } from '../admin/views.ts';
@@ -11,13 +10,12 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { RouteTable } from '../routing/route-table.ts';
 import type { MissingService } from '../discovery/consul.ts';
+import { CarriedCounters, type MetricsJson, type SlotMetrics } from './metrics-carry.ts';
 import type { Slot, Supervisor } from './supervisor.ts';
 import { mergeUpstreams } from './upstreams.ts';
 
 /** Gauges of a worker's own breakers and ejections: each worker's value, labelled, rather than a sum. */
 const PER_WORKER_GAUGES: ReadonlySet<string> = new Set(['zonegate_upstream_instances', 'zonegate_breakers']);
-
-type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
 function labelWorker(metrics: MetricsJson, worker: number): MetricsJson {
   return metrics.map((metric) =>
@@ -58,9 +56,15 @@ function supervisorMetrics(supervisor: Supervisor): Registry {
 export function primaryAdminHooks(sources: PrimaryAdminSources): AdminHooks {
   const { supervisor, logger } = sources;
   const own = supervisorMetrics(supervisor);
-  const askAll = async <T>(what: 'metrics' | 'upstreams' | 'ready', map: (slot: Slot, body: unknown) => T): Promise<T[]> => {
+  const carried = new CarriedCounters();
+  const askAll = async <T>(what: 'metrics' | 'upstreams' | 'ready', map: (slot: Slot & { pid: number }, body: unknown) => T): Promise<T[]> => {
     const slots = supervisor.live();
-    const answers = await Promise.allSettled(slots.map(async (slot) => map(slot, await supervisor.ask(slot, { what }))));
+    const answers = await Promise.allSettled(
+      slots.map(async (slot) => {
+        const pid = slot.worker!.process.pid!;
+        return map({ ...slot, pid }, await supervisor.ask(slot, { what }));
+      }),
+    );
     return answers.flatMap((answer) => (answer.status === 'fulfilled' ? [answer.value] : []));
   };
   return {
@@ -78,7 +82,7 @@ export function primaryAdminHooks(sources: PrimaryAdminSources): AdminHooks {
     token: () => sources.config().gateway.adminToken,
     routes: () => routesView(new RouteTable(sources.config().routes)),
     upstreams: async () =>
-      mergeUpstreams(await askAll('upstreams', (slot, body) => ({ worker: slot.index, pid: slot.worker?.process.pid ?? 0, services: body as ServiceView[] }))),
+      mergeUpstreams(await askAll('upstreams', (slot, body) => ({ worker: slot.index, pid: slot.pid, services: body as ServiceView[] }))),
     explain: (query) => {
       const [slot] = supervisor.live();
       if (slot === undefined) throw new Error('no worker is listening');
@@ -87,7 +91,8 @@ export function primaryAdminHooks(sources: PrimaryAdminSources): AdminHooks {
     metrics: () => ({
       contentType: own.contentType,
       async exposition() {
-        const perWorker = await askAll('metrics', (slot, body) => labelWorker(body as MetricsJson, slot.index));
+        const answers = await askAll('metrics', (slot, body): SlotMetrics => ({ index: slot.index, pid: slot.pid, metrics: labelWorker(body as MetricsJson, slot.index) }));
+        const perWorker = await carried.collect(supervisor.slots.map((slot) => slot.index), answers);
         return (await AggregatorRegistry.aggregate(perWorker).metrics()) + (await own.metrics());
       },
     }),

@@ -129,6 +129,9 @@ describe('zonegate run with two workers', { timeout: 120_000 }, () => {
   test('a killed worker is replaced, and not one request on the other fails meanwhile', async () => {
     const [survivor, victim] = [...agents.keys()];
     const kept = agents.get(survivor!)!;
+    const metrics = async (): Promise<string> => (await fetch(`${adminUrl}/metrics`)).text();
+    const stickyBefore = metricValue(await metrics(), 'zonegate_requests_total{route="sticky",code="2xx"}');
+    assert.equal(stickyBefore, 24, 'counted by both workers');
     const restarted = gateway.waitForLine((line) => line.msg === 'worker restarted', 30_000, 'the restart');
     let done = false;
     void restarted.then(() => (done = true), () => (done = true));
@@ -148,6 +151,10 @@ describe('zonegate run with two workers', { timeout: 120_000 }, () => {
     agents = await connectionPerWorker(url, 2);
     assert.ok(agents.has(survivor!) && !agents.has(victim!), `serving: ${[...agents.keys()]}`);
     await pollUntil(async () => ((await fetch(`${adminUrl}/readyz`)).status === 200 ? true : undefined), 10_000, 'ready again');
+    // what the killed worker had counted is still in the gateway's counters
+    const after = await metrics();
+    assert.equal(metricValue(after, 'zonegate_requests_total{route="sticky",code="2xx"}'), 24);
+    assert.equal(metricValue(after, 'zonegate_worker_restarts_total'), 1);
   });
 
   test('SIGTERM drains every worker: requests in flight on both finish, then the primary exits 0', async () => {
