@@ -37,13 +37,23 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
   const out = boundedLogStream(1);
   const logger = createLogger({ destination: out.stream });
   let config = loaded.config;
+  /** bumped by each applied reload; a worker that started with an older config gets the current one once it listens */
+  let generation = 0;
+  const startedWith = new Map<number, number>();
   const tokens = new TokenAuthority();
   // the discovery publishes through the supervisor (only once it watches, after both exist)
   const discovery = new PrimaryDiscovery(config, logger, (message) => supervisor.broadcast(message));
   const supervisor: Supervisor = new Supervisor({
     workers,
     logger,
-    startMessage: (index, port) => ({ kind: 'zonegate:start', index, workers, config: withPort(config, port), snapshots: discovery.snapshots() }),
+    startMessage: (index, port) => {
+      startedWith.set(index, generation);
+      return { kind: 'zonegate:start', index, workers, config: withPort(config, port), snapshots: discovery.snapshots() };
+    },
+    listening: (slot) => {
+      // a reload that came while this worker started did not reach it
+      if (startedWith.get(slot.index) !== generation) supervisor.send(slot, { kind: 'zonegate:config', id: 0, config: withPort(config, supervisor.port) });
+    },
     onMessage: (slot, message) => {
       if (message.kind === 'zonegate:take') supervisor.send(slot, tokens.take(message));
       else if (message.kind === 'zonegate:hangup') hangup();
@@ -113,6 +123,7 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
       return false;
     }
     config = applied;
+    generation += 1;
     tokens.retain(applied);
     const failed = await supervisor.configure((id) => ({ kind: 'zonegate:config', id, config: withPort(applied, supervisor.port) }), RELOAD_ANSWER_TIMEOUT_MS);
     if (failed.length > 0) {

@@ -33,6 +33,8 @@ export interface SupervisorOptions {
   onMessage(slot: Slot, message: ToPrimary): void;
   /** a new worker's stdout, to be written out in whole lines */
   output(worker: Worker): void;
+  /** a worker now listens (at start, or a replacement) */
+  listening?(slot: Slot): void;
 }
 
 export class Supervisor {
@@ -143,6 +145,7 @@ export class Supervisor {
       if (message.kind === 'zonegate:answer') return slot.pending.settle(message);
       if (message.kind === 'zonegate:listening') {
         slot.listening = true;
+        this.#options.listening?.(slot);
         return resolve(message.port);
       }
       this.#options.onMessage(slot, message);

@@ -114,6 +114,16 @@ describe('zonegate run with two workers', { timeout: 120_000 }, () => {
     for (const worker of [1, 2]) assert.equal(metricValue(text, `zonegate_breakers{service="app",state="closed",worker="${worker}"}`), 3);
   });
 
+  test('the admin API answers for the whole gateway from the primary', async () => {
+    const get = async (path: string): Promise<unknown> => (await fetch(`${adminUrl}${path}`)).json();
+    const { routes } = (await get('/admin/routes')) as { routes: { name: string }[] };
+    assert.deepEqual(routes.map((route) => route.name), ['probe', 'limited', 'sticky', 'slow']);
+    const explained = (await get('/admin/explain?path=/probe&region=sh-b')) as { route: string; instance: { id: string; tier: string } };
+    assert.deepEqual([explained.route, explained.instance.id, explained.instance.tier], ['probe', 'b1', 'zone']);
+    const [app] = (await get('/admin/upstreams')) as { service: string; registered: number; healthy: number }[];
+    assert.deepEqual([app!.service, app!.registered, app!.healthy], ['app', 3, 3]);
+  });
+
   test('a reload reaches every worker; a bad file keeps the running config in all of them', async () => {
     await writeFile(gateway.file, JSON.stringify(gatewayConfig(upstreams, 'probe-reloaded')));
     gateway.child.kill('SIGHUP');
