@@ -11,6 +11,11 @@ export const RESTART_MAX_MS = 10_000;
 const STABLE_AFTER_MS = 10_000;
 const ASK_TIMEOUT_MS = 2_000;
 
+/** The wait before a replacement after `failures` quick failures in a row (1 for the first). */
+export function restartDelay(failures: number): number {
+  return Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (Math.max(1, failures) - 1));
+}
+
 /** One of the N places a worker runs in; a restart keeps the index. */
 export interface Slot {
   readonly index: number;
@@ -171,7 +176,7 @@ export class Supervisor {
   #restart(slot: Slot, worker: Worker, end: number | string): void {
     if (Date.now() - slot.startedAt >= STABLE_AFTER_MS) slot.failures = 0;
     slot.failures += 1;
-    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** (slot.failures - 1));
+    const delay = restartDelay(slot.failures);
     this.#options.logger.warn({ worker: slot.index, pid: worker.process.pid, exit: end, restartInMs: delay }, 'worker exited; starting another in its place');
     slot.restartTimer = setTimeout(() => {
       slot.restartTimer = undefined;

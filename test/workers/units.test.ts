@@ -7,7 +7,11 @@ import { compilePolicy } from '../../src/ratelimit/policy.ts';
 import { parseWorkersOption, resolveWorkers, workersUnsupported } from '../../src/workers/count.ts';
 import { TokenAuthority, TokenClient, TOKEN_ANSWER_TIMEOUT_MS } from '../../src/workers/tokens.ts';
 import { mergeUpstreams } from '../../src/workers/upstreams.ts';
+import type { Config } from '../../src/config/schema.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { primaryAdminHooks } from '../../src/workers/admin.ts';
 import type { TakeMessage } from '../../src/workers/messages.ts';
+import { restartDelay, type Supervisor } from '../../src/workers/supervisor.ts';
 
 describe('the number of workers', () => {
   test('--workers takes a whole number from 1, or auto', () => {
@@ -84,5 +88,31 @@ describe('the primary\'s token authority', () => {
     const decisions = await Promise.all([0, 1].map(() => client.take(policy, 'route')));
     // burst 3 over 3 workers: one token here
     assert.deepEqual(decisions.map((d) => d.allowed), [true, false]);
+  });
+});
+
+describe('restarts', () => {
+  test('back off from 100 ms, doubling per quick failure in a row, up to 10 s', () => {
+    assert.deepEqual([1, 2, 3, 4, 7, 8, 20].map(restartDelay), [100, 200, 400, 800, 6400, 10_000, 10_000]);
+  });
+});
+
+describe('the primary\'s /readyz', () => {
+  function hooks(slots: { listening: boolean; ready: boolean }[]) {
+    const fake = {
+      slots: slots.map((slot, i) => ({ index: i + 1, ...slot, worker: { process: { pid: 100 + i } } })),
+      live() {
+        return this.slots.filter((slot) => slot.listening);
+      },
+      ask: async (slot: { ready: boolean }) => ({ ready: slot.ready }),
+    };
+    return primaryAdminHooks({ supervisor: fake as unknown as Supervisor, logger: createLogger({ level: 'silent' }), config: () => ({}) as Config, missing: () => [] });
+  }
+
+  test('ready only when every worker listens and says it is ready', async () => {
+    assert.equal(await hooks([{ listening: true, ready: true }, { listening: true, ready: true }]).isReady(), true);
+    assert.equal(await hooks([{ listening: true, ready: true }, { listening: false, ready: true }]).isReady(), false);
+    assert.equal(await hooks([{ listening: true, ready: true }, { listening: true, ready: false }]).isReady(), false);
+    assert.deepEqual(await hooks([{ listening: true, ready: true }, { listening: false, ready: true }]).readinessDetail!(), { workers: { listening: 1, of: 2 } });
   });
 });
