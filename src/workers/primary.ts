@@ -77,20 +77,27 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
   };
 
   let adminAddress: AddressInfo;
+  let stoppedEarly = false;
+  const stopped = stop.then(() => {
+    stoppedEarly = true;
+    throw new Error('stopped by a signal while starting');
+  });
+  stopped.catch(() => {});
   try {
     const { host, port } = config.gateway.admin;
     admin.listen(port, host === '' ? undefined : host);
     await once(admin, 'listening');
     adminAddress = admin.address() as AddressInfo;
-    await discovery.start(config);
-    await supervisor.start(config.gateway.listen.port);
+    await Promise.race([discovery.start(config), stopped]);
+    await Promise.race([supervisor.start(config.gateway.listen.port), stopped]);
   } catch (err) {
-    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'zonegate could not start its workers');
-    await shutDown();
+    if (stoppedEarly) logger.info('zonegate stopping while it starts: draining every worker');
+    else logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'zonegate could not start its workers');
+    const clean = await shutDown();
     await flushLogger(logger);
     process.off('SIGHUP', hangup);
     process.off('uncaughtException', fatal);
-    return 1;
+    return stoppedEarly && clean ? 0 : 1;
   }
   logger.info(
     {

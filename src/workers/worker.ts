@@ -5,7 +5,7 @@ import { Gateway, type WorkerRole } from '../gateway.ts';
 import type { InstanceSpec } from '../discovery/instance.ts';
 import type { Registry } from '../discovery/registry.ts';
 import { startChunkReclaim } from '../memory.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, flushLogger } from '../observability/logger.ts';
 import { explain } from '../routing/explain.ts';
 import { upstreamsView } from '../admin/views.ts';
 import { exitOnFatalError, stopOnSignal } from '../lifecycle.ts';
@@ -100,7 +100,14 @@ export async function runWorker(): Promise<number> {
   };
   process.on('message', onMessage);
   const role: WorkerRole = { index: start.index, workers: start.workers, feed: (registry) => feed.attach(registry), buckets };
-  gateway = await Gateway.start(start.config, { logger, worker: role });
+  try {
+    gateway = await Gateway.start(start.config, { logger, worker: role });
+  } catch (err) {
+    // a listener that cannot bind: the primary hears of it by the exit (the IPC channel would keep this process up)
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, 'worker could not start');
+    await flushLogger(logger);
+    process.exit(1);
+  }
   const running = gateway;
   const fatal = exitOnFatalError(logger, () => void running.stop().catch(() => {}));
   process.on('uncaughtException', fatal);
