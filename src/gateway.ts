@@ -264,14 +264,15 @@ export class Gateway {
   /** What can fail (checks, new clients, the route table) is done before anything running is touched. */
   #apply(loaded: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
-    const { listen, admin, limits } = previous.gateway;
-    if (JSON.stringify([listen, admin, limits]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits])) {
-      this.logger.warn('gateway.listen, gateway.admin and gateway.limits changes apply after a restart');
+    const { listen, admin, limits, workers } = previous.gateway;
+    const { gateway: next } = loaded;
+    if (JSON.stringify([listen, admin, limits, workers]) !== JSON.stringify([next.listen, next.admin, next.limits, next.workers])) {
+      this.logger.warn('gateway.listen, gateway.admin, gateway.limits and gateway.workers changes apply after a restart');
     }
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits } };
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, workers } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
