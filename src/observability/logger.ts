@@ -183,6 +183,14 @@ function streamOf(logger: Logger): Destination {
   return (logger as unknown as PinoInternals)[pino.symbols.streamSym]!;
 }
 
+/**
+ * The logger's destination, for text that is already whole log lines: the primary of `zonegate run --workers`
+ * passes its workers' lines on through it, so stdout has one writer and one policy for a slow reader.
+ */
+export function logDestination(logger: Logger): { write(text: string): boolean; once(event: 'drain', listener: () => void): unknown } {
+  return streamOf(logger) as unknown as ReturnType<typeof logDestination>;
+}
+
 /** A logger made elsewhere (a child, a caller's own pino) batches with the default window. */
 function batchOf(logger: Logger): LineBatch {
   let batch = batches.get(logger);

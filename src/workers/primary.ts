@@ -11,7 +11,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { exitOnFatalError, stopOnSignal } from '../lifecycle.ts';
-import { boundedLogStream, createLogger, flushLogger } from '../observability/logger.ts';
+import { createLogger, flushLogger, logDestination } from '../observability/logger.ts';
 import { primaryAdminHooks } from './admin.ts';
 import { PrimaryDiscovery } from './discovery.ts';
 import { Supervisor } from './supervisor.ts';
@@ -33,9 +33,9 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
   let watcher: ConfigWatcher | undefined;
   const hangup = (): void => void watcher?.reload();
   process.on('SIGHUP', hangup);
+  const logger = createLogger();
   // the primary writes every line of every worker: one writer of stdout
-  const out = boundedLogStream(1);
-  const logger = createLogger({ destination: out.stream });
+  const out = logDestination(logger);
   let config = loaded.config;
   /** bumped by each applied reload; a worker that started with an older config gets the current one once it listens */
   let generation = 0;
@@ -58,7 +58,7 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
       if (message.kind === 'zonegate:take') supervisor.send(slot, tokens.take(message));
       else if (message.kind === 'zonegate:hangup') hangup();
     },
-    output: (worker) => forwardWholeLines(worker.process.stdout!, out.stream),
+    output: (worker) => forwardWholeLines(worker.process.stdout!, out),
   });
   const admin = createAdminServer(
     primaryAdminHooks({ supervisor, logger, config: () => config, missing: () => discovery.missing() }),
