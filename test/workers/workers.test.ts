@@ -167,6 +167,18 @@ describe('zonegate run with two workers', { timeout: 120_000 }, () => {
     assert.equal(metricValue(after, 'zonegate_worker_restarts_total'), 1);
   });
 
+  test('access lines of both workers, written at once, reach stdout as whole lines', async () => {
+    const long = `/probe/${'x'.repeat(3000)}`;
+    const before = gateway.lines.filter((line) => line.msg === 'access').length;
+    // a reader that falls behind: the pipe fills, and writers wait for room with half a batch written
+    gateway.child.stdout!.pause();
+    const replies = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(url, long, [...agents.values()][i % 2])));
+    assert.equal(new Set(replies.map((reply) => reply.pid)).size, 2);
+    gateway.child.stdout!.resume();
+    await pollUntil(() => (gateway.lines.filter((line) => line.msg === 'access').length >= before + 300 ? true : undefined), 10_000, 'every access line');
+    assert.deepEqual(gateway.lines.filter((line) => 'text' in line).map((line) => String(line.text).slice(0, 80)), []);
+  });
+
   test('SIGTERM drains every worker: requests in flight on both finish, then the primary exits 0', async () => {
     const inFlight = [...agents.values()].map((agent) => ask(url, '/slow', agent));
     await pollUntil(() => (held.length === 2 ? true : undefined), 10_000, 'a request in flight in each worker');
