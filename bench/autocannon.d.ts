@@ -21,6 +21,8 @@ declare module 'autocannon' {
     readonly headers?: Readonly<Record<string, string>>;
     /** each connection cycles through these in order */
     readonly requests?: readonly RequestSpec[];
+    /** worker threads generating the load (then no 'response' events reach the caller) */
+    readonly workers?: number;
   }
 
   export interface Histogram {

@@ -14,6 +14,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
+import { allowedCpus, pinProcess } from './cpus.ts';
 
 const REPO = resolve(import.meta.dirname, '..');
 const LOOPBACK = '127.0.0.1';
@@ -108,32 +109,16 @@ interface CpuLayout {
 
 /** Gives the proxy under test a core of its own, so the load generator never competes with it. */
 function pinCpus(): CpuLayout {
-  if (process.platform !== 'linux') return { description: 'no CPU pinning (not Linux)' };
-  let allowedCpus: number[];
-  try {
-    const answer = execFileSync('taskset', ['-c', '-p', String(process.pid)], { encoding: 'utf8' });
-    allowedCpus = parseCpuList(answer.slice(answer.lastIndexOf(':') + 1));
-  } catch {
-    return { description: 'no CPU pinning (taskset not available)' };
-  }
-  const [proxyCpu, loadCpu] = allowedCpus;
+  const cpus = allowedCpus();
+  if (!Array.isArray(cpus)) return { description: `no CPU pinning (${cpus.reason})` };
+  const [proxyCpu, loadCpu] = cpus;
   if (proxyCpu === undefined || loadCpu === undefined) return { description: 'no CPU pinning (fewer than 2 CPUs)' };
-  // -a: every thread of this process, libuv's pool included.
-  execFileSync('taskset', ['-a', '-c', '-p', String(loadCpu), String(process.pid)], { stdio: 'ignore' });
+  pinProcess(process.pid, [loadCpu]);
   return {
     proxyCpu,
     loadCpu,
     description: `proxy under test on CPU ${proxyCpu}; upstream and load generator on CPU ${loadCpu}`,
   };
-}
-
-/** `0-3,6` → [0, 1, 2, 3, 6] */
-function parseCpuList(text: string): number[] {
-  return text.trim().split(',').flatMap((part) => {
-    const [first, last = first] = part.split('-').map(Number);
-    if (first === undefined || last === undefined || Number.isNaN(first) || Number.isNaN(last)) return [];
-    return Array.from({ length: last - first + 1 }, (_, offset) => first + offset);
-  });
 }
 
 // ── child processes ────────────────────────────────────────────────────────────────────────────
@@ -760,6 +745,11 @@ async function shutDown(exitCode: number, message?: string, interrupted = false)
 }
 
 async function main(): Promise<void> {
+  // 1 worker against N, a benchmark of its own (bench/workers.ts)
+  if (process.argv.slice(2).some((arg) => arg === '--workers' || arg.startsWith('--workers='))) {
+    await shutDown(await (await import('./workers.ts')).runWorkersBench(process.argv.slice(2)));
+    return;
+  }
   const options = parseOptions(process.argv.slice(2));
   const budget = timeBudgetSeconds(options);
   setTimeout(() => void shutDown(1, `the benchmark ran past its ${budget} s time budget`), budget * 1000).unref();

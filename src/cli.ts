@@ -16,11 +16,14 @@ import { createUpstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { runGateway } from './run.ts';
 import { Topology } from './topology.ts';
+import { parseWorkersOption } from './workers/count.ts';
 
 const USAGE = `usage: zonegate <command> [options]   (config file: --config FILE or the first argument, default ./routes.yaml)
 
 commands:
-  zonegate run [--config routes.yaml]      run the gateway
+  zonegate run [--config routes.yaml] [--workers N|auto]
+                                           run the gateway (--workers: N processes share the proxy address,
+                                           auto: one per core; overrides gateway.workers)
   zonegate validate [routes.yaml]          check a config file; prints ok or file:line:col errors
   zonegate explain --path /api/order/7 [--method POST] [--region sh-b] [--key u42] [--host h] [--config routes.yaml] [--json]
                                            which route, tier and instance would serve a request, and why
@@ -114,6 +117,7 @@ const OPTIONS = {
   consul: { type: 'string' },
   'upstreams-only': { type: 'boolean' },
   tls: { type: 'boolean' },
+  workers: { type: 'string' },
 } as const;
 
 /** The command line, or undefined (after saying why, with the usage) when parseArgs refuses it. */
@@ -147,8 +151,14 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'validate':
       return validate(configPath);
-    case 'run':
-      return runGateway(configPath);
+    case 'run': {
+      const workers = values.workers === undefined ? undefined : parseWorkersOption(values.workers);
+      if (typeof workers === 'object') {
+        console.error(`${workers.error}\n${USAGE}`);
+        return 2;
+      }
+      return runGateway(configPath, { workers });
+    }
     case 'explain':
       return explainCommand(configPath, values);
     case 'demo': {

@@ -1,7 +1,7 @@
 // Wires config → discovery → pipeline → listeners, and owns start, reload and stop.
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { faultControl } from './admin/faults.ts';
 import { LiveDashboard } from './admin/live.ts';
@@ -26,10 +26,10 @@ import { compileState, Pipeline } from './pipeline.ts';
 import { UpstreamPools } from './proxy/pools.ts';
 import { Breakers, type BreakerState } from './resilience/breakers.ts';
 import { RetryBudgets } from './resilience/retry-budget.ts';
-import { loadRedisSupport, RateLimiter, redisSupportReady } from './ratelimit/limiter.ts';
+import { loadRedisSupport, RateLimiter, redisSupportReady, type SharedBuckets } from './ratelimit/limiter.ts';
 import { registerRateLimitMetrics } from './ratelimit/metrics.ts';
 import type { RedisStore } from './ratelimit/redis-store.ts';
-import { explain } from './routing/explain.ts';
+import { explain, type Explanation, type ExplainQuery } from './routing/explain.ts';
 import { createUpstreams, type Upstreams } from './routing/pick.ts';
 import { RouteTable } from './routing/route-table.ts';
 import { Topology } from './topology.ts';
@@ -55,10 +55,23 @@ function optionalSupportReady(config: Config): boolean {
 
 export interface GatewayOptions {
   readonly logger?: Logger;
+  readonly worker?: WorkerRole;
 }
 
-async function listen(server: Server, address: HostPort): Promise<AddressInfo> {
-  server.listen(address.port, address.host === '' ? undefined : address.host);
+/** This gateway is one worker of `zonegate run --workers` (src/workers/): the primary holds the admin listener and discovery. */
+export interface WorkerRole {
+  readonly index: number;
+  readonly workers: number;
+  /** Consul's instances come from the primary's watch: fills the registry now and on every change */
+  feed(registry: Registry): void;
+  /** the primary's in-memory rate-limit buckets */
+  readonly buckets: SharedBuckets;
+}
+
+/** `shared`: one of several processes on the same address (SO_REUSEPORT), each with its own socket. */
+async function listen(server: Server, address: HostPort, shared = false): Promise<AddressInfo> {
+  const host = address.host === '' ? undefined : address.host;
+  server.listen(shared ? { port: address.port, host, reusePort: true, exclusive: true } : { port: address.port, host });
   await once(server, 'listening');
   return server.address() as AddressInfo;
 }
@@ -95,8 +108,10 @@ export class Gateway {
   #discoveryWarming = false;
   /** Redis connections a reload opened and is waiting for */
   readonly #warming = new Set<RedisStore>();
+  readonly #worker: WorkerRole | undefined;
 
   private constructor(config: Config, options: GatewayOptions) {
+    this.#worker = options.worker;
     this.logger = options.logger ?? createLogger();
     this.#topology = new Topology(config.topology);
     this.upstreams = createUpstreams(this.#topology);
@@ -110,8 +125,9 @@ export class Gateway {
     this.registry.on('change', retainPools);
     this.registry.on('removed', retainPools);
     loadStatic(this.registry, config.discovery);
+    options.worker?.feed(this.registry);
     this.#useConsul(this.#consulFor(config), config, new RouteTable(config.routes).services());
-    this.#limiter = new RateLimiter(config.redis, this.logger);
+    this.#limiter = new RateLimiter(config.redis, this.logger, { shared: options.worker?.buckets, workers: options.worker?.workers });
     this.breakers = new Breakers(this.registry, this.logger);
     const breakerState = (instance: Instance): BreakerState => this.breakers.state(instance);
     const inFlight = (instance: Instance): number => this.upstreams.inFlight.load(instance);
@@ -142,11 +158,12 @@ export class Gateway {
       limitedRoutes: () => new Set(this.#pipeline.state.rateLimits.keys()),
       uses: () => ({ redis: Boolean(this.config.redis?.url || this.config.redis?.cluster?.length), consul: this.#consul !== undefined }),
     });
+    const handle = options.worker === undefined ? this.#pipeline.handle : this.#namingWorker(this.#pipeline.handle);
     const tls = config.gateway.tls;
-    if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), this.#pipeline.handle, this.#pipeline.handleUpgrade);
+    if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), handle, this.#pipeline.handleUpgrade);
     const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
-    this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? this.#pipeline.handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
-    if (config.gateway.h2c) this.#h2c = acceptH2c(this.#proxy, config.gateway.limits, tls?.maxConcurrentStreams ?? 100, redirect?.handle ?? this.#pipeline.handle);
+    this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
+    if (config.gateway.h2c) this.#h2c = acceptH2c(this.#proxy, config.gateway.limits, tls?.maxConcurrentStreams ?? 100, redirect?.handle ?? handle);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       readinessDetail: () => this.readinessDetail(),
@@ -158,11 +175,7 @@ export class Gateway {
       live: this.live,
       failed: (err) => this.logger.error({ err: err instanceof Error ? err.stack : String(err) }, 'admin endpoint failed'),
       tokenRejected: (failure) => this.logger.warn(failure, 'admin: a request with a wrong or missing token was refused'),
-      explain: (query) => {
-        const { routes, callers, config: running } = this.#pipeline.state;
-        const certificates = this.#tls?.certificates;
-        return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes, certificates }, query);
-      },
+      explain: (query) => this.explain(query),
     }, config.gateway.limits);
   }
 
@@ -171,12 +184,12 @@ export class Gateway {
     const gateway = new Gateway(config, options);
     try {
       // The admin listener first, so /readyz can say what the proxy listener is waiting for.
-      gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      if (options.worker === undefined) gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
       gateway.live.start();
       await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
-      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen);
+      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen, options.worker !== undefined);
       if (gateway.#tls !== undefined) {
-        gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen);
+        gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen, options.worker !== undefined);
         gateway.#tls.watchFiles(config.gateway.tls!, gateway.logger);
       }
     } catch (err) {
@@ -187,9 +200,18 @@ export class Gateway {
     }
     gateway.logger.info(
       { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, tls: gateway.#tlsAddress, routes: config.routes.length },
-      'zonegate started',
+      options.worker === undefined ? 'zonegate started' : 'worker listening',
     );
     return gateway;
+  }
+
+  /** A worker names its process on each response while routing headers are on: which process served is routing too. */
+  #namingWorker(handle: (req: IncomingMessage, res: ServerResponse) => void): (req: IncomingMessage, res: ServerResponse) => void {
+    const pid = String(process.pid);
+    return (req, res) => {
+      if (this.#pipeline.state.config.gateway.routingHeaders) res.setHeader('x-zonegate-worker', pid);
+      handle(req, res);
+    };
   }
 
   get config(): Config {
@@ -212,6 +234,13 @@ export class Gateway {
 
   get topology(): Topology {
     return this.#topology;
+  }
+
+  /** Which route, tier and instance would serve a request, and why (GET /admin/explain). */
+  explain(query: ExplainQuery): Explanation {
+    const { routes, callers, config: running } = this.#pipeline.state;
+    const certificates = this.#tls?.certificates;
+    return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes, certificates }, query);
   }
 
   isReady(): boolean {
@@ -288,15 +317,16 @@ export class Gateway {
   /** What can fail (checks, new clients, the route table) is done before anything running is touched. */
   #apply(loaded: Config, redis: RedisStore | undefined): void {
     const previous = this.config;
-    const { listen, admin, limits, h2c } = previous.gateway;
-    if (JSON.stringify([listen, admin, limits, h2c]) !== JSON.stringify([loaded.gateway.listen, loaded.gateway.admin, loaded.gateway.limits, loaded.gateway.h2c])) {
-      this.logger.warn('gateway.listen, gateway.admin, gateway.limits and gateway.h2c changes apply after a restart');
+    const { listen, admin, limits, h2c, workers } = previous.gateway;
+    const { gateway: next } = loaded;
+    if (JSON.stringify([listen, admin, limits, h2c, workers]) !== JSON.stringify([next.listen, next.admin, next.limits, next.h2c, next.workers])) {
+      this.logger.warn('gateway.listen, gateway.admin, gateway.limits, gateway.h2c and gateway.workers changes apply after a restart');
     }
     // The listeners stay as they were started, so the running config says so, and the admin rule is checked
     // against the address really bound: a reload to a loopback admin address without a token would otherwise
     // leave a listener on all interfaces unprotected.
     const tls = reloadedTls(previous.gateway.tls, loaded.gateway.tls, (message) => this.logger.warn(message));
-    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, tls } };
+    const config: Config = { ...loaded, gateway: { ...loaded.gateway, listen, admin, limits, h2c, workers, tls } };
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
@@ -380,7 +410,7 @@ export class Gateway {
    */
   #consulFor(config: Config, previous?: Config): ConsulDiscovery | undefined {
     const consul = config.discovery.consul;
-    if (!consul) return undefined;
+    if (!consul || this.#worker !== undefined) return undefined;
     if (this.#consul && JSON.stringify(consul) === JSON.stringify(previous?.discovery.consul)) return this.#consul;
     return new consulModule!.ConsulDiscovery(consul, this.registry, this.logger);
   }

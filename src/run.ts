@@ -1,12 +1,13 @@
 // `zonegate run`: load routes.yaml, start the gateway, reload on change or SIGHUP, drain on SIGTERM/SIGINT.
-import { once } from 'node:events';
+import cluster from 'node:cluster';
 import { ConfigError } from './config/errors.ts';
 import { loadConfigFileWithText } from './config/load.ts';
 import type { Config } from './config/schema.ts';
 import { watchConfig } from './config/watch.ts';
 import { Gateway } from './gateway.ts';
 import { startChunkReclaim } from './memory.ts';
-import { flushLogger, type Logger } from './observability/logger.ts';
+import { resolveWorkers, workersUnsupported, type WorkersSetting } from './workers/count.ts';
+import { exitOnFatalError, stopOnSignal } from './lifecycle.ts';
 
 export interface RunOptions {
   /** adjusts every loaded config before it is applied (the demo turns routing headers on) */
@@ -14,13 +15,15 @@ export interface RunOptions {
   readonly onStarted?: (gateway: Gateway) => void | Promise<void>;
   /** resolves when the gateway should stop; default: SIGTERM or SIGINT */
   readonly stopSignal?: Promise<unknown>;
+  /** `--workers`: overrides `gateway.workers` */
+  readonly workers?: WorkersSetting;
 }
 
-export function stopOnSignal(): Promise<unknown> {
-  return Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
-}
+export { stopOnSignal };
 
 export async function runGateway(configPath: string, options: RunOptions = {}): Promise<number> {
+  // a worker of `--workers`: its config comes from the primary, validated there
+  if (cluster.isWorker) return (await import('./workers/worker.ts')).runWorker();
   // SIGHUP's default action ends the process, so it is handled from the start. Until the config watcher exists
   // a hangup needs no action: the watcher's first look, right after start, picks up whatever changed meanwhile.
   let onHangup = (): void => {};
@@ -42,6 +45,15 @@ async function serve(configPath: string, options: RunOptions, onHangup: (handler
     if (!(err instanceof ConfigError)) throw err;
     console.error(err.format());
     return 1;
+  }
+  const workers = resolveWorkers(options.workers ?? loaded.config.gateway.workers);
+  if (workers > 1) {
+    const unsupported = workersUnsupported(workers);
+    if (unsupported !== undefined) {
+      console.error(unsupported);
+      return 1;
+    }
+    return (await import('./workers/primary.ts')).runPrimary(configPath, loaded, workers);
   }
   const stop = options.stopSignal ?? stopOnSignal();
   const gateway = await Gateway.start(prepare(loaded.config));
@@ -73,32 +85,4 @@ async function serve(configPath: string, options: RunOptions, onHangup: (handler
     process.off('uncaughtException', fatal);
   }
   return 0;
-}
-
-/**
- * What the process does with an error nothing caught (a bug, or a library throwing from a callback): the state it
- * leaves is unknown, so the gateway stops accepting (`stopAccepting`: the drain begins) and exits with 1 for its
- * supervisor to restart it. It first says why in its own log (a fatal line with the stack; the stack also goes to
- * stderr, as Node would print it) and writes out the access lines still gathered in memory, which Node's default
- * handling would lose; requests in flight get that long to finish.
- */
-function exitOnFatalError(logger: Logger, stopAccepting: () => void): (err: unknown, origin: NodeJS.UncaughtExceptionOrigin) => void {
-  let exiting = false;
-  return (err, origin) => {
-    const stack = err instanceof Error ? (err.stack ?? String(err)) : String(err);
-    process.stderr.write(`${stack}\n`);
-    if (exiting) return; // a further error while the log is written out: the exit is already on its way
-    exiting = true;
-    process.exitCode = 1;
-    try {
-      logger.fatal({ err: stack, origin }, 'unexpected error: the gateway exits');
-      stopAccepting();
-    } catch {
-      // the log or the listeners failed too: stderr has the stack, and the exit follows
-    }
-    // flushLogger gives a slow reader of stdout a bounded time.
-    void flushLogger(logger)
-      .catch(() => {})
-      .finally(() => process.exit(1));
-  };
 }

@@ -36,6 +36,16 @@ describe('zonegate command line', () => {
   }
 });
 
+describe('zonegate run --workers', () => {
+  for (const value of ['two', '0', '1.5']) {
+    it(`refuses --workers ${value} with what it takes, exit 2`, async () => {
+      const { code, stderr } = await zonegate('run', '--workers', value, '--config', 'routes.yaml');
+      assert.equal(code, 2);
+      assert.equal(stderr.split('\n')[0], `--workers takes a number of processes (1 or more) or auto, not "${value}"`);
+    });
+  }
+});
+
 describe('zonegate --version and --help', () => {
   it('prints the package version', async () => {
     const { version } = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as { version: string };

@@ -9,22 +9,25 @@ import { LIVE_PATH, TICKET_PATH, type LiveDashboard } from './live.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
-  /** config loaded and every routed service has a snapshot */
-  isReady(): boolean;
+  /** config loaded and every routed service has a snapshot (a promise under `--workers`: the primary asks each worker) */
+  isReady(): boolean | Promise<boolean>;
   /** what /readyz adds to its body (what the gateway is still waiting for), if anything */
-  readinessDetail?(): Record<string, unknown> | undefined;
+  readinessDetail?(): Record<string, unknown> | undefined | Promise<Record<string, unknown> | undefined>;
   /** the bearer token the API requires; empty for none */
   token(): string;
   /** GET /admin/routes */
   routes(): unknown;
-  /** GET /admin/upstreams */
+  /** GET /admin/upstreams (this and explain may answer with a promise) */
   upstreams(): unknown;
   /** GET /admin/explain */
   explain(query: ExplainQuery): unknown;
   /** /admin/faults: injected faults per route, the API's only writable part */
   faults?: FaultControl;
-  /** GET /admin/live (the dashboard's server-sent events) and GET /admin/live/ticket */
-  readonly live: LiveDashboard;
+  /**
+   * GET /admin/live (the dashboard's server-sent events) and GET /admin/live/ticket; absent in the primary of
+   * several workers, whose figures live in each worker (answered 501 there)
+   */
+  readonly live?: LiveDashboard;
   /** GET /metrics */
   metrics(): { exposition(): Promise<string>; readonly contentType: string };
   /** an endpoint failed (answered 500): the gateway logs it */
@@ -85,6 +88,12 @@ function failed(res: ServerResponse): void {
   else res.destroy();
 }
 
+/** What the primary of several workers answers for what only a worker knows (the live figures, injected faults). */
+const PER_WORKER_ONLY = {
+  status: 501,
+  body: { error: 'not_implemented', message: 'with gateway.workers above 1, the live dashboard and injected faults are per worker and not served by the primary yet' },
+} as const;
+
 /** The JSON API behind the bearer token: each endpoint reads the running state when asked. */
 function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status: number; body: unknown } {
   switch (path) {
@@ -93,7 +102,7 @@ function api(hooks: AdminHooks, path: string, search: URLSearchParams): { status
     case '/admin/upstreams':
       return { status: 200, body: hooks.upstreams() };
     case TICKET_PATH:
-      return { status: 200, body: hooks.live.ticket(hooks.token()) };
+      return hooks.live ? { status: 200, body: hooks.live.ticket(hooks.token()) } : PER_WORKER_ONLY;
     case '/admin/explain': {
       const query = explainQuery(search);
       if (typeof query === 'string') return { status: 400, body: { error: 'bad_request', message: query } };
@@ -125,13 +134,10 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     // The page holds no data (it asks the API, with the token, for everything), so it is served to anyone.
     if (path === '/') return sendDashboard(res);
-    if (path === '/readyz') {
-      const ready = hooks.isReady();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...hooks.readinessDetail?.() });
-    }
+    if (path === '/readyz') return void sendReadiness(res, hooks);
     const remoteAddr = req.socket.remoteAddress ?? '';
     // EventSource sends no Authorization header: the live stream also opens with a ticket from TICKET_PATH
-    const ticketed = path === LIVE_PATH && hooks.live.accepts(search.get('ticket'), hooks.token());
+    const ticketed = path === LIVE_PATH && hooks.live !== undefined && hooks.live.accepts(search.get('ticket'), hooks.token());
     if (!ticketed && !TokenGuard.accepts(req, hooks.token())) {
       // no token at all is no guess (a dashboard before sign-in, a scraper without its token): answered at once
       if (req.headers.authorization === undefined) return sendJson(res, 401, UNAUTHORIZED);
@@ -142,8 +148,11 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
     }
     guard.succeeded(remoteAddr);
     if (path === '/metrics') return void sendMetrics(res, hooks);
-    if (isFaultsPath(path) && hooks.faults) return void sendFaults(req, res, path, hooks, hooks.faults);
-    if (path === LIVE_PATH) return hooks.live.open(res);
+    if (isFaultsPath(path)) {
+      if (hooks.faults) return void sendFaults(req, res, path, hooks, hooks.faults);
+      return sendJson(res, PER_WORKER_ONLY.status, PER_WORKER_ONLY.body);
+    }
+    if (path === LIVE_PATH) return hooks.live ? hooks.live.open(res) : sendJson(res, PER_WORKER_ONLY.status, PER_WORKER_ONLY.body);
     let answer: { status: number; body: unknown };
     try {
       answer = api(hooks, path, search);
@@ -152,8 +161,24 @@ function adminHandler(hooks: AdminHooks, guard: TokenGuard): (req: IncomingMessa
       hooks.failed(err);
       return failed(res);
     }
-    sendJson(res, answer.status, answer.body);
+    Promise.resolve(answer.body).then(
+      (body) => sendJson(res, answer.status, body),
+      (err: unknown) => {
+        hooks.failed(err);
+        failed(res);
+      },
+    );
   };
+}
+
+async function sendReadiness(res: ServerResponse, hooks: AdminHooks): Promise<void> {
+  try {
+    const ready = await hooks.isReady();
+    sendJson(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not_ready', ...(await hooks.readinessDetail?.()) });
+  } catch (err) {
+    hooks.failed(err);
+    failed(res);
+  }
 }
 
 export function createAdminServer(hooks: AdminHooks, limits: ListenerLimits): Server {

@@ -267,6 +267,10 @@ const gateway = z.strictObject({
   /** `%2F` / `%5C` in a path: made slashes before routing and forwarding (Envoy's edge advice), kept as data, or 400 */
   escapedSlashes: z.enum(['unescape', 'keep', 'reject']).default('unescape').describe('%2F and %5C in a path: turned into "/" before routing, kept as data, or refused with 400.'),
   drainTimeout: duration.prefault('10s').describe('On SIGTERM, the longest wait for requests in flight before the process exits.'),
+  workers: z
+    .union([z.literal('auto'), z.number().int().min(1).max(1024)])
+    .default(1)
+    .describe('Processes that serve traffic: 1 serves from this process; more (or auto: one per core) start workers that share the proxy address (SO_REUSEPORT, Linux and some BSDs) under one primary. `zonegate run --workers` overrides it. Applies at start.'),
   limits: limits.prefault({}).describe('Limits on what clients send. Apply at start.'),
   upstream: upstreamPool.prefault({}).describe('Connections to upstream instances: one pool per instance.'),
   h2c: z

@@ -100,6 +100,8 @@ export async function runDemo(configPath: string, options: DemoOptions = {}): Pr
     return await runGateway(configPath, {
       prepare: (config: Config) => demoConfig(config, options.consul, certificate),
       stopSignal: options.stopSignal,
+      // the demo's hooks run in this process: one gateway, whatever gateway.workers says
+      workers: 1,
       onStarted: async (gateway) => {
         const base = `http://127.0.0.1:${gateway.address.port}`;
         const admin = `http://127.0.0.1:${gateway.adminAddress.port}`;

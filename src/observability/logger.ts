@@ -14,6 +14,8 @@ export interface LoggerOptions {
    * each event-loop turn.
    */
   accessFlushMs?: number;
+  /** fields on every line but access lines (a worker of `zonegate run --workers` names itself) */
+  base?: Record<string, unknown>;
 }
 
 const DEFAULT_ACCESS_FLUSH_MS = 100;
@@ -57,7 +59,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const logger = pino(
     {
       level: options.level ?? process.env.ZONEGATE_LOG_LEVEL ?? 'info',
-      base: null,
+      base: options.base ?? null,
       // Any other line first hands over the access lines gathered before it, so the log stays in order.
       hooks: {
         logMethod(args, method) {
@@ -179,6 +181,14 @@ const batches = new WeakMap<Logger, LineBatch>();
 
 function streamOf(logger: Logger): Destination {
   return (logger as unknown as PinoInternals)[pino.symbols.streamSym]!;
+}
+
+/**
+ * The logger's destination, for text that is already whole log lines: the primary of `zonegate run --workers`
+ * passes its workers' lines on through it, so stdout has one writer and one policy for a slow reader.
+ */
+export function logDestination(logger: Logger): { write(text: string): boolean; once(event: 'drain', listener: () => void): unknown } {
+  return streamOf(logger) as unknown as ReturnType<typeof logDestination>;
 }
 
 /** A logger made elsewhere (a child, a caller's own pino) batches with the default window. */

@@ -1,7 +1,7 @@
 // Prometheus metrics for GET /metrics. The request path only adds to plain per-route tallies (a map read and a
 // few increments); prom-client turns them and the registry's state into metrics when scraped. prom-client's own
 // per-request calls (label hashing and validation on every observe) would cost each request about a microsecond.
-import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Instance } from '../discovery/instance.ts';
 import type { Registry as DiscoveryRegistry } from '../discovery/registry.ts';
 import type { RequestContext } from '../listener/context.ts';
@@ -147,6 +147,11 @@ export class GatewayMetrics {
   /** The text exposition format: the process's metrics, then the gateway's. */
   async exposition(): Promise<string> {
     return (await processMetrics().metrics()) + (await this.registry.metrics());
+  }
+
+  /** The same metrics as JSON (prom-client's form), for the primary of `zonegate run --workers` to aggregate. */
+  async json(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    return [...(await processMetrics().getMetricsAsJSON()), ...(await this.registry.getMetricsAsJSON())];
   }
 
   get contentType(): string {

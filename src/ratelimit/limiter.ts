@@ -33,6 +33,21 @@ export interface RouteLimit {
 
 export type RouteLimits = ReadonlyMap<string, RouteLimit>;
 
+/**
+ * Buckets held outside this process: under `zonegate run --workers`, the primary's (src/workers/tokens.ts), so an
+ * in-memory limit is the whole gateway's. Never rejects.
+ */
+export interface SharedBuckets {
+  take(policy: RateLimitPolicy, key: string): Promise<Admission>;
+}
+
+export interface RateLimiterOptions {
+  /** without Redis, limits are decided here instead of in this process's memory */
+  readonly shared?: SharedBuckets;
+  /** processes serving this gateway's traffic: the `onError: local` fallback is divided among them too */
+  readonly workers?: number;
+}
+
 export class RateLimiter {
   /** how Redis-backed limits decided, across every connection this limiter had */
   readonly stats = new RateLimitStats();
@@ -40,9 +55,13 @@ export class RateLimiter {
   #redis: RedisStore | undefined;
   /** by policy signature: the store of every limited route, or its fallback when Redis is configured */
   #local = new Map<string, LocalBuckets>();
+  readonly #shared: SharedBuckets | undefined;
+  readonly #workers: number;
 
-  constructor(redis: RedisConfig | undefined, logger: Logger) {
+  constructor(redis: RedisConfig | undefined, logger: Logger, options: RateLimiterOptions = {}) {
     this.#logger = logger;
+    this.#shared = options.shared;
+    this.#workers = options.workers ?? 1;
     this.#redis = connect(redis, logger, this.stats);
   }
 
@@ -108,7 +127,7 @@ export class RateLimiter {
     const redis = this.#redis?.config;
     if (redis === undefined) return new LocalBuckets(policy.capacity, policy.perSecond);
     if (redis.onError !== 'local') return undefined;
-    const share = redis.gatewayCount;
+    const share = redis.gatewayCount * this.#workers;
     // never below one request's cost, or the fallback would refuse everything
     return new LocalBuckets(Math.max(policy.cost, policy.capacity / share), policy.perSecond / share);
   }
@@ -116,6 +135,10 @@ export class RateLimiter {
   #routeLimit(policy: RateLimitPolicy, local: LocalBuckets | undefined): RouteLimit {
     const store = this.#redis;
     const cost = policy.cost;
+    const shared = this.#shared;
+    if (store === undefined && shared !== undefined) {
+      return { policy, check: (req, trusted) => shared.take(policy, requestKey(policy.key, req, trusted)) };
+    }
     if (store === undefined) {
       // without Redis, #localBuckets gives every route its own buckets
       const own = local!;
