@@ -1,14 +1,13 @@
 // The request path, one direction: request context → route → upstream choice → forward → access log.
 // Everything it reads (routes, trust, snapshots) was built before the request arrived.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
-import type { Instance } from './discovery/instance.ts';
 import type { Config } from './config/schema.ts';
 import { RequestContext } from './listener/context.ts';
 import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
 import { verifiedClientIdentity } from './listener/client-cert.ts';
+import { ConnectionDrain } from './listener/drain.ts';
 import { CallerLocality } from './listener/locality.ts';
 import { answerOnConnection } from './listener/server.ts';
 import { receiveBody, type BodyRefusal, type ReceivedBody } from './listener/request-body.ts';
@@ -18,12 +17,13 @@ import { logAccess } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
 import { traceIds, type TraceIds } from './observability/trace.ts';
-import { sendFallback } from './proxy/fallback.ts';
 import { injectFault, RouteFaults } from './proxy/fault.ts';
+import { answerFailure, answerRefusal } from './proxy/upstream-answers.ts';
 import { UpstreamFailure } from './core/failure.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
-import { HandshakeTimeout, TunnelIdle, WebSocketTunnels } from './proxy/websocket.ts';
+import { openTunnel } from './proxy/tunnel.ts';
+import { WebSocketTunnels } from './proxy/websocket.ts';
 import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
@@ -77,12 +77,7 @@ interface RoutedRequest {
 
 export class Pipeline {
   state: PipelineState;
-  /** set when the gateway stops: every response from then on closes its connection */
-  #draining = false;
-  /** responses not yet closed: a drain must reach those whose head is still to be written */
-  readonly #open = new Set<ServerResponse>();
-  /** connections whose response in progress says `Connection: close`: requests pipelined behind it go unanswered */
-  readonly #closing = new WeakSet<Duplex>();
+  readonly #drain = new ConnectionDrain();
   readonly #upstream: ExchangeDeps;
   readonly #logger: Logger;
   readonly #metrics: GatewayMetrics;
@@ -123,15 +118,7 @@ export class Pipeline {
     ctx.requestId = ids.requestId;
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
-    // HTTP/1 only: an HTTP/2 session is closed by its GOAWAY, and its streams are independent.
-    if (this.#draining && req.httpVersionMajor === 1) {
-      // Node drops what is pipelined behind a closing response: such a request must not reach an instance either
-      // (RFC 9112 §9.6: the server processes nothing after it; the client sends it again elsewhere).
-      if (this.#closing.has(req.socket)) return;
-      this.#closing.add(req.socket);
-      res.shouldKeepAlive = false;
-    }
-    this.#open.add(res);
+    if (!this.#drain.admit(req, res)) return;
     res.once('close', () => this.#finish(ctx, res));
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
@@ -249,11 +236,12 @@ export class Pipeline {
     const keyHash = key === undefined ? undefined : hashKey(key);
     const choice = chooseUpstream(route, { method: ctx.method, caller, keyHash }, this.#upstream.upstreams);
     ctx.service = choice.service;
-    if (choice.instance === undefined) return this.#refuse(res, ctx, route, choice.refusal);
+    if (choice.instance === undefined) return answerRefusal(res, ctx, route, choice.refusal);
     if (routed.upgrade !== undefined) {
       ctx.instance = choice.instance;
       ctx.tier = choice.tier;
-      return this.#tunnel(routed, routed.upgrade, choice.instance);
+      const deps = { tunnels: this.#tunnels, inFlight: this.#upstream.upstreams.inFlight, connectTimeout: state.config.gateway.upstream.connectTimeout, record: this.#record };
+      return openTunnel(deps, { ...routed, ...routed.upgrade }, choice.instance);
     }
     const plan: ExchangePlan = {
       req,
@@ -269,91 +257,11 @@ export class Pipeline {
     ctx.exchange = this.#exchange(plan, choice).catch((err: unknown) => this.#internalError(res, ctx, err));
   }
 
-  /**
-   * The connection becomes a tunnel to `instance` (no breaker or retry: a handshake that fails is answered 502/504,
-   * and the client reconnects). Its access line is written when the tunnel closes, with what crossed it.
-   */
-  #tunnel({ req, res, ctx, route, headers }: RoutedRequest, { socket, head }: Upgrade, instance: Instance): void {
-    // After the drain time no tunnel opens: the listener can only close once every upgraded connection has.
-    if (this.#tunnels.closed) return sendGatewayError(res, ctx, 'no_healthy_upstream', 'the gateway is stopping and opens no new WebSocket tunnels');
-    res.detachSocket(socket as Socket);
-    const inFlight = this.#upstream.upstreams.inFlight;
-    inFlight.begin(instance);
-    ctx.tries.push(instance.id);
-    const refuse = (error: Error): void => {
-      const answer = answerOnConnection(req, socket);
-      if (error instanceof HandshakeTimeout) sendGatewayError(answer, ctx, 'upstream_timeout', `${ctx.service} did not answer the WebSocket handshake in time`);
-      else sendGatewayError(answer, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${error.message})`);
-    };
-    this.#tunnels.open(
-      req,
-      socket,
-      head,
-      {
-        origin: instance.origin,
-        path: route.upstreamPath(ctx.path) + ctx.query,
-        headers,
-        connectTimeout: this.state.config.gateway.upstream.connectTimeout,
-        handshakeTimeout: route.config.timeout,
-        idleTimeout: route.config.tunnelIdleTimeout,
-        ids: ctx,
-      },
-      refuse,
-      (outcome) => {
-        inFlight.end(instance);
-        if (outcome.status !== 0) ctx.status = outcome.status;
-        // a tunnel closed for idleness, or one the instance broke off (reset, error) rather than closed
-        if (outcome.status === 101 && outcome.error !== undefined) {
-          ctx.error ??= outcome.error instanceof TunnelIdle ? 'tunnel_idle' : 'upstream_body_failed';
-        }
-        if (ctx.status === 0) {
-          ctx.status = 499;
-          ctx.error = 'client_closed';
-        }
-        ctx.bytesIn = outcome.bytesIn;
-        ctx.bytesOut = outcome.bytesOut;
-        this.#record(ctx);
-      },
-    );
-  }
-
   async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
     const { res, ctx, route } = plan;
     const outcome = await runExchange(this.#upstream, plan, first);
-    if (outcome.kind === 'refused') return this.#refuse(res, ctx, route, outcome.refusal);
-    if (outcome.kind === 'failed') this.#upstreamFailed(res, ctx, outcome.failure);
-  }
-
-  #refuse(
-    res: ServerResponse,
-    ctx: RequestContext,
-    route: CompiledRoute,
-    refusal: 'no_healthy_upstream' | 'remote_write_refused',
-  ): void {
-    // the fallback answers for "no tier can serve"; a write refused a remote tier is told so (DESIGN.md)
-    if (route.config.fallback && refusal === 'no_healthy_upstream') return sendFallback(res, ctx, route.config.fallback);
-    const message =
-      refusal === 'remote_write_refused'
-        ? `only a remote locality of ${ctx.service} is available, and it serves read-only requests`
-        : `no healthy instance of ${ctx.service} can serve this request`;
-    sendGatewayError(res, ctx, refusal, message, { 'retry-after': '5' });
-  }
-
-  #upstreamFailed(res: ServerResponse, ctx: RequestContext, failure: UpstreamFailure): void {
-    switch (failure.kind) {
-      case 'client-closed':
-        return; // logged by #finish, which runs first (on the response's 'close')
-      case 'body-too-large':
-        return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', {
-          connection: 'close',
-        });
-      case 'timeout':
-        return sendGatewayError(res, ctx, 'upstream_timeout', `${ctx.service} did not answer in time`);
-      case 'overflow':
-        return sendGatewayError(res, ctx, 'upstream_overloaded', `every connection to ${ctx.service} is busy`, { 'retry-after': '1' });
-      default:
-        return sendGatewayError(res, ctx, 'upstream_unavailable', `${ctx.service} could not be reached (${failure.kind})`);
-    }
+    if (outcome.kind === 'refused') return answerRefusal(res, ctx, route, outcome.refusal);
+    if (outcome.kind === 'failed') answerFailure(res, ctx, outcome.failure);
   }
 
   /** A bug on the request path costs that request (502, logged), never the process. */
@@ -367,21 +275,13 @@ export class Pipeline {
     }
   }
 
-  /**
-   * The gateway is stopping: every response whose head is still to be written says `Connection: close`, also
-   * those of requests that arrived before, so no client sends another request on a connection about to close.
-   */
+  /** The gateway is stopping: responses from now on close their connections (listener/drain.ts). */
   drain(): void {
-    this.#draining = true;
-    for (const res of this.#open) {
-      if (res.headersSent || res.req.httpVersionMajor !== 1) continue;
-      res.shouldKeepAlive = false;
-      this.#closing.add(res.req.socket);
-    }
+    this.#drain.begin();
   }
 
   #finish(ctx: RequestContext, res: ServerResponse): void {
-    this.#open.delete(res);
+    this.#drain.closed(res);
     // nginx's convention: 499 when the client went away before a response head was sent.
     if (ctx.status === 0 || !res.headersSent) ctx.status = 499;
     // A response that never finished was cut short by the client, unless the gateway already said why.
@@ -393,11 +293,11 @@ export class Pipeline {
   }
 
   /** The request's access line and its share of the metrics. */
-  #record(ctx: RequestContext): void {
+  readonly #record = (ctx: RequestContext): void => {
     logAccess(this.#logger, ctx);
     this.#metrics.record(ctx);
     this.#metrics.live.record(ctx);
-  }
+  };
 }
 
 

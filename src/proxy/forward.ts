@@ -7,7 +7,6 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'n
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
-import { tryDeadlines, type Expiring } from '../core/deadlines.ts';
 import { classifyFailure, UpstreamFailure } from '../core/failure.ts';
 import { isChunkedOnly } from '../listener/framing.ts';
 import { downstreamResponseHeaders, downstreamTrailers, keepGatewayListFields } from './headers.ts';
@@ -41,7 +40,7 @@ export interface TryJudge {
 export type TryResult = number | UpstreamFailure;
 
 /** Bridges one undici exchange to the client response, with backpressure in both directions. */
-class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
+class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #ctx: RequestContext;
   readonly #settle: PromiseWithResolvers<TryResult>;
@@ -50,8 +49,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
   readonly #onDone: (() => void) | undefined;
   #controller: Dispatcher.DispatchController | null = null;
   #pendingAbort: UpstreamFailure | null = null;
-  /** when the response head is due (performance.now() time), 0 while no head deadline runs: read by the deadline wheel */
-  deadline = 0;
+  #headDeadline: NodeJS.Timeout | undefined;
   #queueDeadline: NodeJS.Timeout | undefined;
   #headTimeoutMs = 0;
   /** the upstream response's Connection header: the trailers it names are hop-by-hop too */
@@ -84,18 +82,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
   armHeadDeadline(ms: number, streamedBody: boolean): void {
     this.#headTimeoutMs = ms;
     this.#streamedBody = streamedBody;
-    this.#armHead();
-  }
-
-  #armHead(): void {
-    this.deadline = performance.now() + this.#headTimeoutMs;
-    tryDeadlines.add(this);
-  }
-
-  /** The head deadline passed. */
-  expire(): void {
-    this.deadline = 0;
-    this.abort(new UpstreamFailure('timeout'));
+    this.#headDeadline = setTimeout(this.#headTimedOut, ms);
   }
 
   /** Fails the try as an overflow unless a connection takes the request within `ms` (nothing is sent then). */
@@ -117,12 +104,12 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
     this.#controller = controller;
     clearTimeout(this.#queueDeadline);
     if (this.#pendingAbort) return controller.abort(this.#pendingAbort);
-    if (this.#streamedBody) this.deadline = 0;
+    if (this.#streamedBody) clearTimeout(this.#headDeadline);
   }
 
   onRequestSent(): void {
     // An instance may answer before it has read the whole body (an early reply, a duplex API): its head is in.
-    if (this.#streamedBody && !this.#done && !this.#committed) this.#armHead();
+    if (this.#streamedBody && !this.#done && !this.#committed) this.#headDeadline = setTimeout(this.#headTimedOut, this.#headTimeoutMs);
   }
 
   onResponseStart(
@@ -134,7 +121,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
       if (statusCode === 103 && headers.link !== undefined && this.#res.req.httpVersionMinor >= 1) this.#earlyHints(headers.link);
       return;
     }
-    this.deadline = 0;
+    clearTimeout(this.#headDeadline);
     const codings = headers['transfer-encoding'];
     if (codings !== undefined && !isChunkedOnly(String(codings))) {
       // undici removed only the chunking: the rest (gzip, …) cannot be relayed without it (nginx: 502 too)
@@ -212,12 +199,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Expiring {
 
   #finish(): void {
     if (this.#done) return;
-    this.deadline = 0;
+    clearTimeout(this.#headDeadline);
     clearTimeout(this.#queueDeadline);
     this.#done = true;
     this.#res.off('close', this.#onClientClose);
     this.#onDone?.();
   }
+
+  readonly #headTimedOut = (): void => {
+    this.abort(new UpstreamFailure('timeout'));
+  };
 
   readonly #queueTimedOut = (): void => {
     if (this.#controller === null) this.abort(new UpstreamFailure('overflow'));
