@@ -60,6 +60,22 @@ async function onTarget(context: ScenarioContext, act: (target: DrillInstance) =
 
 const always = (): undefined => undefined;
 
+type Relay = NonNullable<Fleet['consulRelay']>;
+
+/** A dependency (Consul, Redis) behind its relay stops answering the gateway: connections reset, new ones refused. */
+function relayCut(name: string, what: string, relayOf: (fleet: Fleet) => Relay | undefined, needs: string): Scenario {
+  return {
+    name,
+    description: `${what} stops answering the gateway: connections reset, new ones refused`,
+    unavailable: (fleet) => (relayOf(fleet) ? undefined : needs),
+    inject: async (context) => {
+      const relay = relayOf(context.fleet)!;
+      await relay.cut();
+      return { what, failed: [], repair: () => relay.restore() };
+    },
+  };
+}
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'instance-killed',
@@ -99,26 +115,8 @@ export const SCENARIOS: readonly Scenario[] = [
       return darken(context, zones, `city ${city}`);
     },
   },
-  {
-    name: 'consul-unavailable',
-    description: 'Consul stops answering the gateway: connections reset, new ones refused',
-    unavailable: (fleet) => (fleet.consulRelay ? undefined : 'needs --consul (the simulated instances are then discovered from that Consul)'),
-    inject: async (context) => {
-      const relay = context.fleet.consulRelay!;
-      await relay.cut();
-      return { what: 'Consul', failed: [], repair: () => relay.restore() };
-    },
-  },
-  {
-    name: 'redis-unavailable',
-    description: 'Redis stops answering the gateway: connections reset, new ones refused',
-    unavailable: (fleet) => (fleet.redisRelay ? undefined : 'needs redis.url in the config (a Redis on this host)'),
-    inject: async (context) => {
-      const relay = context.fleet.redisRelay!;
-      await relay.cut();
-      return { what: 'Redis', failed: [], repair: () => relay.restore() };
-    },
-  },
+  relayCut('consul-unavailable', 'Consul', (fleet) => fleet.consulRelay, 'needs --consul (the simulated instances are then discovered from that Consul)'),
+  relayCut('redis-unavailable', 'Redis', (fleet) => fleet.redisRelay, 'needs redis.url in the config (a Redis on this host)'),
   {
     name: 'slow-uploads',
     description: `${SLOW_UPLOADS} clients upload a body a byte a second beside the load`,

@@ -10,9 +10,9 @@ import type { ConfigInput } from '../../src/config/schema.ts';
 import { HEALTH_LOG } from '../../src/ratelimit/redis-health.ts';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.ts';
 import { configInput } from '../support/http.ts';
-import { deleteKeys, inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
+import { inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
-import { burst, countBy, hammer, loadClient, redisSeconds, type Answer, type LoadClient } from './support.ts';
+import { burst, countBy, hammer, loadClient, redisSeconds, stopSharedFleet, type Answer, type LoadClient } from './support.ts';
 
 const BURST = 100;
 const REFILL_PER_SECOND = 100;
@@ -53,13 +53,7 @@ describe('two gateway processes sharing the Redis bucket', () => {
     clients = gateways.map((gateway) => loadClient(gateway.url, 25));
   });
 
-  after(async () => {
-    await Promise.all(clients.map((client) => client.close()));
-    await Promise.all(gateways.map((gateway) => gateway.stop()));
-    await upstream.close();
-    await deleteKeys(inspect, prefix);
-    inspect.disconnect();
-  });
+  after(() => stopSharedFleet({ clients, gateways, upstream, inspect, prefix }));
 
   it('admits exactly the burst of 100 out of 1,000 concurrent requests', async () => {
     const answers = (await Promise.all(clients.map((client) => burst(client, 500, '/burst')))).flat();

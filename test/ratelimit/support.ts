@@ -9,6 +9,7 @@ import type { ConfigInput, RedisConfig } from '../../src/config/schema.ts';
 import { createLogger, type Logger } from '../../src/observability/logger.ts';
 import type { RateLimitPolicy } from '../../src/ratelimit/policy.ts';
 import { configInput, type GatewayInput, type RouteInput } from '../support/http.ts';
+import { deleteKeys } from '../support/redis.ts';
 
 export type RateLimitInput = NonNullable<RouteInput['rateLimit']>;
 export type RedisInput = NonNullable<ConfigInput['redis']>;
@@ -187,4 +188,19 @@ export function recordingLogger(): { logger: Logger; lines: Record<string, unkno
     },
   });
   return { logger: createLogger({ destination }), lines };
+}
+
+/** What a test with gateway processes sharing Redis starts, stopped in order and its keys deleted. */
+export async function stopSharedFleet(fleet: {
+  clients: readonly LoadClient[];
+  gateways: readonly { stop(): Promise<unknown> }[];
+  upstream: { close(): Promise<void> };
+  inspect: Redis;
+  prefix: string;
+}): Promise<void> {
+  await Promise.all(fleet.clients.map((client) => client.close()));
+  await Promise.all(fleet.gateways.map((gateway) => gateway.stop()));
+  await fleet.upstream.close();
+  await deleteKeys(fleet.inspect, fleet.prefix);
+  fleet.inspect.disconnect();
 }

@@ -7,9 +7,9 @@ import type { Redis } from 'ioredis';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.ts';
 import { configInput, meterStalls } from '../support/http.ts';
-import { deleteKeys, inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
+import { inspectRedis, SHARED_REDIS_URL, uniqueKeyPrefix } from '../support/redis.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
-import { countBy, loadClient, paced, redisSeconds, type LoadClient } from './support.ts';
+import { countBy, loadClient, paced, redisSeconds, stopSharedFleet, type LoadClient } from './support.ts';
 
 const RATE = 200;
 const BURST = 50;
@@ -45,13 +45,7 @@ describe('three gateway processes sharing one bucket under three times its rate'
     clients = gateways.map((gateway) => loadClient(gateway.url, 20));
   });
 
-  after(async () => {
-    await Promise.all(clients.map((client) => client.close()));
-    await Promise.all(gateways.map((gateway) => gateway.stop()));
-    await upstream.close();
-    await deleteKeys(inspect, prefix);
-    inspect.disconnect();
-  });
+  after(() => stopSharedFleet({ clients, gateways, upstream, inspect, prefix }));
 
   it('admit at most burst + rate × t, and within 3 % of it', async (t) => {
     const stalls = meterStalls();
