@@ -85,6 +85,8 @@ export class Gateway {
   #consul: ConsulDiscovery | undefined;
   readonly #limiter: RateLimiter;
   readonly breakers: Breakers;
+  /** per routed service: what retries may still add (a reload forgets services no longer routed) */
+  readonly #budgets = new RetryBudgets();
   readonly metrics: GatewayMetrics;
   readonly live: LiveDashboard;
   readonly #pipeline: Pipeline;
@@ -140,7 +142,7 @@ export class Gateway {
     registerRateLimitMetrics(this.metrics.registry, this.#limiter.stats);
     this.#pipeline = new Pipeline(
       compileState(config, this.#topology, this.logger, this.#limiter),
-      { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budgets: new RetryBudgets() },
+      { upstreams: this.upstreams, pools: this.pools, breakers: this.breakers, budgets: this.#budgets },
       this.logger,
       this.metrics,
     );
@@ -348,6 +350,7 @@ export class Gateway {
     state.callers.unknownCount += this.#pipeline.state.callers.unknownCount;
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
+    this.#budgets.retain(state.routes.services());
     if (certificates !== undefined) {
       this.#tls!.certificates = certificates;
       this.#tls!.watchFiles(config.gateway.tls!, this.logger);
