@@ -20,6 +20,7 @@ import { traceIds, type TraceIds } from './observability/trace.ts';
 import { injectFault, RouteFaults } from './proxy/fault.ts';
 import { answerFailure, answerRefusal } from './proxy/upstream-answers.ts';
 import { UpstreamFailure } from './core/failure.ts';
+import { Latch } from './core/latch.ts';
 import { sendGatewayError } from './proxy/gateway-error.ts';
 import { MalformedRequest, upstreamRequestHeaders } from './proxy/headers.ts';
 import { openTunnel } from './proxy/tunnel.ts';
@@ -28,7 +29,7 @@ import type { Admission } from './ratelimit/decision.ts';
 import { enforceAdmission } from './ratelimit/enforce.ts';
 import type { RateLimiter, RouteLimits } from './ratelimit/limiter.ts';
 import { hashKey } from './routing/hash.ts';
-import { runExchange, type ExchangeDeps, type ExchangePlan } from './resilience/exchange.ts';
+import { runExchange, type ExchangeDeps, type ExchangeOutcome, type ExchangePlan } from './resilience/exchange.ts';
 import { chooseUpstream, type UpstreamChoice } from './routing/pick.ts';
 import { RouteTable, type CompiledRoute } from './routing/route-table.ts';
 import { stickyKey } from './routing/sticky-key.ts';
@@ -254,14 +255,23 @@ export class Pipeline {
       body,
       routingHeaders: state.config.gateway.routingHeaders ? routingHeaders : noHeaders,
     };
-    ctx.exchange = this.#exchange(plan, choice).catch((err: unknown) => this.#internalError(res, ctx, err));
+    const settled = (ctx.exchange = new Latch());
+    runExchange(this.#upstream, plan, choice, (outcome) => {
+      try {
+        this.#answer(plan, outcome);
+      } catch (err) {
+        this.#internalError(res, ctx, err);
+      } finally {
+        settled.open();
+      }
+    });
   }
 
-  async #exchange(plan: ExchangePlan, first: UpstreamChoice): Promise<void> {
-    const { res, ctx, route } = plan;
-    const outcome = await runExchange(this.#upstream, plan, first);
+  /** What the client gets when the exchange did not relay an instance's answer. */
+  #answer({ res, ctx, route }: ExchangePlan, outcome: ExchangeOutcome): void {
     if (outcome.kind === 'refused') return answerRefusal(res, ctx, route, outcome.refusal);
-    if (outcome.kind === 'failed') answerFailure(res, ctx, outcome.failure);
+    if (outcome.kind === 'failed') return answerFailure(res, ctx, outcome.failure);
+    if (outcome.kind === 'crashed') this.#internalError(res, ctx, outcome.error);
   }
 
   /** A bug on the request path costs that request (502, logged), never the process. */
@@ -288,8 +298,7 @@ export class Pipeline {
     if (!res.writableFinished) ctx.error ??= 'client_closed';
     // A small response can close before its exchange has settled; the line waits for the breaker's verdict.
     if (ctx.exchange === null) return this.#record(ctx);
-    const record = (): void => this.#record(ctx);
-    void ctx.exchange.then(record, record);
+    ctx.exchange.whenOpen(() => this.#record(ctx));
   }
 
   /** The request's access line and its share of the metrics. */

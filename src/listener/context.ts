@@ -1,6 +1,7 @@
 // Everything one request accumulates on its way through the path; the access log reads it once at the end.
 // A class with every field initialised keeps one object shape across requests.
 import type { IncomingMessage } from 'node:http';
+import type { Latch } from '../core/latch.ts';
 import type { Instance } from '../discovery/instance.ts';
 
 export class RequestContext {
@@ -41,7 +42,7 @@ export class RequestContext {
   /** the gateway's error code when it answered itself */
   error: string | null = null;
   /** the upstream exchange, settled once the last attempt's verdict is in (the access line waits for it) */
-  exchange: Promise<void> | null = null;
+  exchange: Latch | null = null;
 
   constructor(req: IncomingMessage, path: string, query: string, host: string) {
     this.method = req.method ?? 'GET';

@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import type { RequestContext } from '../listener/context.ts';
 import { classifyFailure, UpstreamFailure } from '../core/failure.ts';
 import { isChunkedOnly } from '../listener/framing.ts';
-import { downstreamResponseHeaders, downstreamTrailers, keepGatewayListFields } from './headers.ts';
+import { downstreamResponseHead, downstreamTrailers } from './headers.ts';
 
 export interface TryRequest {
   readonly method: string;
@@ -43,7 +43,10 @@ export type TryResult = number | UpstreamFailure;
 class ResponseRelay implements Dispatcher.DispatchHandler {
   readonly #res: ServerResponse;
   readonly #ctx: RequestContext;
-  readonly #settle: PromiseWithResolvers<TryResult>;
+  /** hears the try's result once: a status once the head is committed, or the failure before that */
+  readonly #settle: (result: TryResult) => void;
+  /** the result went out: an abort can fail the try first and undici's error for it arrive after */
+  #settled = false;
   readonly #extraHeaders: OutgoingHttpHeaders | undefined;
   readonly #judge: TryJudge;
   readonly #onDone: (() => void) | undefined;
@@ -61,7 +64,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   constructor(
     res: ServerResponse,
     ctx: RequestContext,
-    settle: PromiseWithResolvers<TryResult>,
+    settle: (result: TryResult) => void,
     request: TryRequest,
     judge: TryJudge,
   ) {
@@ -135,15 +138,13 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     const ctx = this.#ctx;
     ctx.status = statusCode;
     this.#connection = headers.connection;
-    const head = downstreamResponseHeaders(headers, ctx);
-    if (this.#extraHeaders) Object.assign(head, this.#extraHeaders);
-    keepGatewayListFields(head, this.#res);
     // Trailers need a chunked body. An upstream may announce them on a response that has none to the client
     // (HEAD, 204, 304, a declared length, an HTTP/1.0 client), where Node refuses the whole head.
-    if (head.trailer !== undefined && !this.#sendsChunked(statusCode, head)) delete head.trailer;
-    this.#res.writeHead(statusCode, head);
+    const keepTrailer = headers.trailer === undefined || this.#sendsChunked(statusCode, headers);
+    this.#res.writeHead(statusCode, downstreamResponseHead(headers, ctx, this.#res, this.#extraHeaders, keepTrailer));
     this.#committed = true;
-    this.#settle.resolve(statusCode);
+    this.#settled = true;
+    this.#settle(statusCode);
     if (this.#res.destroyed) controller.abort(new UpstreamFailure('client-closed'));
   }
 
@@ -156,7 +157,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     }
   }
 
-  #sendsChunked(statusCode: number, head: OutgoingHttpHeaders): boolean {
+  #sendsChunked(statusCode: number, head: IncomingHttpHeaders): boolean {
     return (
       this.#res.useChunkedEncodingByDefault &&
       this.#ctx.method !== 'HEAD' &&
@@ -189,7 +190,9 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#finish();
     const failure = classifyFailure(err);
     if (!this.#committed) {
-      this.#settle.resolve(failure);
+      if (this.#settled) return;
+      this.#settled = true;
+      this.#settle(failure);
       return;
     }
     // The head is out: the client can only learn of the failure by the connection dropping mid-body.
@@ -223,16 +226,16 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
   };
 }
 
-/** Sends one try; resolves once its response head is committed to the client, or it failed before that. */
+/** Sends one try; `settled` hears once its response head is committed to the client, or it failed before that. */
 export function sendTry(
   dispatcher: Dispatcher,
   request: TryRequest,
   res: ServerResponse,
   ctx: RequestContext,
   judge: TryJudge,
-): Promise<TryResult> {
-  const settle = Promise.withResolvers<TryResult>();
-  const relay = new ResponseRelay(res, ctx, settle, request, judge);
+  settled: (result: TryResult) => void,
+): void {
+  const relay = new ResponseRelay(res, ctx, settled, request, judge);
   relay.armHeadDeadline(request.headersTimeout, request.body !== null && !Buffer.isBuffer(request.body));
   if (request.queueTimeout > 0) relay.armQueueDeadline(request.queueTimeout);
   try {
@@ -251,5 +254,4 @@ export function sendTry(
     // dispatch throws synchronously on arguments undici refuses (e.g. a header value it cannot send).
     relay.fail(err);
   }
-  return settle.promise;
 }

@@ -169,7 +169,7 @@ function appendForwarding(out: string[], headers: IncomingHttpHeaders, peer: str
   out.push('forwarded', appendList(trusted ? headers.forwarded : undefined, element));
 }
 
-/** Response headers from undici's parsed object, hop-by-hop removed, gateway ids and Via added. */
+/** Response headers from undici's parsed object, hop-by-hop removed, gateway ids and Via added (a WebSocket answer's). */
 export function downstreamResponseHeaders(
   headers: IncomingHttpHeaders,
   info: Pick<ForwardingInfo, 'requestId' | 'traceId'>,
@@ -180,29 +180,53 @@ export function downstreamResponseHeaders(
     if (RESPONSE_DROPPED.has(name) || named?.has(name)) continue;
     out[name] = headers[name];
   }
-  const via: string | string[] | undefined = headers.via;
-  out.via = appendList(via, VIA);
+  out.via = appendList(headers.via, VIA);
   out['x-request-id'] = info.requestId;
   out['x-trace-id'] = info.traceId;
   return out;
 }
 
-/** List fields the gateway may already have set on the response (its rate limit) that an instance may send too. */
-const SHARED_LIST_FIELDS = ['ratelimit-policy', 'ratelimit'];
+/** A response head as `res.writeHead` takes it without building a header object: [name, value, …]. */
+export type FlatHead = (string | string[])[];
 
 /**
- * Where the instance's answer names a field the gateway has set on `res` already, both go out, the instance's first:
- * writeHead's value would otherwise replace the gateway's. RateLimit and RateLimit-Policy are Lists of named policies
- * (draft-ietf-httpapi-ratelimit-headers-11), so the client learns every limit it is under; an intermediary may add
- * a stricter policy to them, never take one away.
+ * The relayed response's head, as a flat list built in one pass over undici's parsed headers: hop-by-hop fields and
+ * those its Connection names dropped, Via and the ids added, `extra` (routing headers) appended. Where the gateway has
+ * set a shared list field on `res` already (its rate limit) and the instance sends it too, both go out, the
+ * instance's first: writeHead's value would otherwise replace the gateway's. RateLimit and RateLimit-Policy are Lists
+ * of named policies (draft-ietf-httpapi-ratelimit-headers-11), so the client learns every limit it is under; an
+ * intermediary may add a stricter policy to them, never take one away. `keepTrailer` false drops a Trailer field:
+ * trailers need a chunked body, and Node refuses the whole head otherwise.
  */
-export function keepGatewayListFields(head: OutgoingHttpHeaders, res: ServerResponse): void {
-  for (const name of SHARED_LIST_FIELDS) {
-    const theirs = head[name];
-    if (theirs === undefined) continue;
-    const ours = res.getHeader(name);
-    if (ours !== undefined) head[name] = [...(Array.isArray(theirs) ? theirs : [String(theirs)]), String(ours)];
+export function downstreamResponseHead(
+  headers: IncomingHttpHeaders,
+  info: Pick<ForwardingInfo, 'requestId' | 'traceId'>,
+  res: ServerResponse,
+  extra: OutgoingHttpHeaders | undefined,
+  keepTrailer: boolean,
+): FlatHead {
+  const named = connectionOptions(headers.connection);
+  // the gateway set headers of its own (a rate limit's): writeHead then merges by name, so shared fields are joined
+  const merges = res.getHeaderNames().length > 0;
+  const out: FlatHead = [];
+  for (const name in headers) {
+    if (RESPONSE_DROPPED.has(name) || named?.has(name)) continue;
+    const value = headers[name]!;
+    if (name === 'trailer' && !keepTrailer) continue;
+    if (merges && SHARED_LIST_FIELDS.has(name)) out.push(name, joinedListField(value, res.getHeader(name)));
+    else out.push(name, value);
   }
+  out.push('via', appendList(headers.via, VIA), 'x-request-id', info.requestId, 'x-trace-id', info.traceId);
+  if (extra !== undefined) for (const name in extra) out.push(name, String(extra[name]));
+  return out;
+}
+
+/** List fields the gateway may already have set on the response (its rate limit) that an instance may send too. */
+const SHARED_LIST_FIELDS: ReadonlySet<string> = new Set(['ratelimit-policy', 'ratelimit']);
+
+function joinedListField(theirs: string | string[], ours: number | string | string[] | undefined): string | string[] {
+  if (ours === undefined) return theirs;
+  return [...(Array.isArray(theirs) ? theirs : [theirs]), String(ours)];
 }
 
 /** Trailers pass through minus anything hop-by-hop, including the fields the response's Connection header named. */

@@ -5,7 +5,6 @@
 // eligible one under the same locality rules, never one already tried.
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { BreakerConfig } from '../config/schema.ts';
 import { UpstreamFailure, verdictOf, type Verdict } from '../core/failure.ts';
 import type { Instance } from '../discovery/instance.ts';
@@ -42,7 +41,9 @@ export interface ExchangePlan {
 export type ExchangeOutcome =
   | { readonly kind: 'served' }
   | { readonly kind: 'refused'; readonly refusal: 'no_healthy_upstream' | 'remote_write_refused' }
-  | { readonly kind: 'failed'; readonly failure: UpstreamFailure };
+  | { readonly kind: 'failed'; readonly failure: UpstreamFailure }
+  /** a bug on the exchange's own path: the request gets the gateway's 502, the process goes on */
+  | { readonly kind: 'crashed'; readonly error: unknown };
 
 const SERVED: ExchangeOutcome = { kind: 'served' };
 
@@ -59,8 +60,13 @@ interface HeldRetry {
   readonly backoff: number;
 }
 
-export function runExchange(deps: ExchangeDeps, plan: ExchangePlan, first: UpstreamChoice): Promise<ExchangeOutcome> {
-  return new Exchange(deps, plan, first.service).run(first);
+/**
+ * Runs the exchange; `done` hears its outcome once. Callbacks, not promises: the tries settle from the relay's
+ * handlers, and a request that succeeds at once (nearly all) goes through without a microtask.
+ */
+export function runExchange(deps: ExchangeDeps, plan: ExchangePlan, first: UpstreamChoice, done: (outcome: ExchangeOutcome) => void): void {
+  const exchange = new Exchange(deps, plan, first.service, done);
+  exchange.guarded(() => exchange.attempt(first));
 }
 
 class Exchange implements TryJudge {
@@ -70,6 +76,7 @@ class Exchange implements TryJudge {
   readonly #breaker: BreakerConfig;
   readonly #failureStatuses: ReadonlySet<number>;
   readonly #budget: RetryBudget;
+  readonly #done: (outcome: ExchangeOutcome) => void;
   /** made at the first failure: most requests never need one */
   #retryState: RetryState | undefined;
   readonly #deadline: number;
@@ -77,11 +84,15 @@ class Exchange implements TryJudge {
   #tried: Set<string> | undefined;
   #firstTried: string | undefined;
   #held: HeldRetry | undefined;
+  /** the last try's failure, the answer when no further try can be made */
+  #last: UpstreamFailure | undefined;
+  #ended = false;
 
-  constructor(deps: ExchangeDeps, plan: ExchangePlan, service: string) {
+  constructor(deps: ExchangeDeps, plan: ExchangePlan, service: string, done: (outcome: ExchangeOutcome) => void) {
     this.#deps = deps;
     this.#plan = plan;
     this.#service = service;
+    this.#done = done;
     const { route, ctx } = plan;
     this.#breaker = route.breakerFor(service);
     this.#failureStatuses = failureStatuses(this.#breaker);
@@ -105,16 +116,31 @@ class Exchange implements TryJudge {
     else (this.#tried ??= new Set([this.#firstTried])).add(id);
   }
 
-  async run(first: UpstreamChoice): Promise<ExchangeOutcome> {
-    const { ctx, res } = this.#plan;
+  /** Runs one step of the exchange; a bug in it ends the exchange as crashed instead of leaving it hanging. */
+  guarded(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.#end({ kind: 'crashed', error: err });
+    }
+  }
+
+  #end(outcome: ExchangeOutcome): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#done(outcome);
+  }
+
+  /** Sends a try to `choice`'s instance, or to the next one when the breakers turn it away; ends when none is left. */
+  attempt(choice: UpstreamChoice): void {
+    const ctx = this.#plan.ctx;
     const breakers = this.#deps.breakers;
-    let choice = first;
-    let last: UpstreamFailure | undefined;
+    const last = this.#last;
     for (;;) {
       const instance = choice.instance;
-      if (instance === undefined) return last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal };
+      if (instance === undefined) return this.#end(last ? { kind: 'failed', failure: last } : { kind: 'refused', refusal: choice.refusal });
       const remaining = this.#deadline - performance.now();
-      if (remaining <= 0) return { kind: 'failed', failure: last ?? new UpstreamFailure('timeout') };
+      if (remaining <= 0) return this.#end({ kind: 'failed', failure: last ?? new UpstreamFailure('timeout') });
       this.#markTried(instance.id);
       const ticket = breakers.admit(instance, this.#breaker);
       if (ticket === NOT_ADMITTED) {
@@ -125,26 +151,46 @@ class Exchange implements TryJudge {
       ctx.instance = instance;
       ctx.tier = choice.tier;
       ctx.tries.push(instance.id);
-      const result = await this.#send(instance, Math.min(this.#plan.route.perTryTimeout, remaining));
-      const recorded = breakers.record(instance, ticket, this.#verdict(result));
-      if (recorded !== undefined) await recorded;
-      ctx.breaker = breakers.state(instance);
-      if (typeof result === 'number') return SERVED;
-      const held = this.#held;
-      this.#held = undefined;
-      if (result.kind === 'client-closed' || result.kind === 'body-too-large') return { kind: 'failed', failure: result };
-      last = result;
-      let next = held?.next ?? this.#choose();
-      const backoff = held?.backoff ?? this.#retry.backoffAfter(result, next.instance !== undefined);
-      if (backoff === undefined) return { kind: 'failed', failure: result };
-      if (backoff > 0) {
-        await backOff(backoff, res);
-        if (res.destroyed) return { kind: 'failed', failure: new UpstreamFailure('client-closed') };
-        // the backoff gave breakers and discovery time to change their minds
-        next = this.#choose();
-      }
-      choice = next;
+      return this.#send(instance, Math.min(this.#plan.route.perTryTimeout, remaining), (result) => this.#settled(instance, ticket, result));
     }
+  }
+
+  /**
+   * A try settled. Its verdict goes to the breakers; a status ends the exchange there (the relay carries the rest).
+   * A failure is weighed a microtask later, outside the handler of the request that failed.
+   */
+  #settled(instance: Instance, ticket: number, result: TryResult): void {
+    if (typeof result === 'number') return this.guarded(() => this.#recorded(instance, ticket, result));
+    queueMicrotask(() => this.guarded(() => this.#recorded(instance, ticket, result)));
+  }
+
+  #recorded(instance: Instance, ticket: number, result: TryResult): void {
+    const breakers = this.#deps.breakers;
+    const recorded = breakers.record(instance, ticket, this.#verdict(result));
+    // opossum takes a half-open probe's verdict asynchronously: the state read next must reflect it
+    if (recorded !== undefined) return void recorded.then(() => this.guarded(() => this.#afterTry(instance, result)));
+    this.#afterTry(instance, result);
+  }
+
+  #afterTry(instance: Instance, result: TryResult): void {
+    const { ctx, res } = this.#plan;
+    ctx.breaker = this.#deps.breakers.state(instance);
+    if (typeof result === 'number') return this.#end(SERVED);
+    const held = this.#held;
+    this.#held = undefined;
+    if (result.kind === 'client-closed' || result.kind === 'body-too-large') return this.#end({ kind: 'failed', failure: result });
+    this.#last = result;
+    const next = held?.next ?? this.#choose();
+    const backoff = held?.backoff ?? this.#retry.backoffAfter(result, next.instance !== undefined);
+    if (backoff === undefined) return this.#end({ kind: 'failed', failure: result });
+    if (backoff === 0) return this.attempt(next);
+    afterBackoff(backoff, res, () =>
+      this.guarded(() => {
+        if (res.destroyed) return this.#end({ kind: 'failed', failure: new UpstreamFailure('client-closed') });
+        // the backoff gave breakers and discovery time to change their minds
+        this.attempt(this.#choose());
+      }),
+    );
   }
 
   /** TryJudge: a retryable status is discarded only when a retry is sure to follow; otherwise the client gets it. */
@@ -162,16 +208,16 @@ class Exchange implements TryJudge {
     return this.#failureStatuses.has(result) ? 'failure-status' : 'success';
   }
 
-  #send(instance: Instance, headersTimeout: number): Promise<TryResult> {
+  #send(instance: Instance, headersTimeout: number, settled: (result: TryResult) => void): void {
     const { ctx, route, res } = this.#plan;
     const inFlight = this.#deps.upstreams.inFlight;
     // Envoy's cluster limits: past every connection and the pending queue, the try fails over at once, unsent.
     const { maxConnections, maxPending, queueTimeout } = this.#deps.pools.settings;
     const load = inFlight.load(instance);
-    if (load >= maxConnections + maxPending) return Promise.resolve(new UpstreamFailure('overflow'));
+    if (load >= maxConnections + maxPending) return settled(new UpstreamFailure('overflow'));
     // In flight until the response is through (not just its head): that is the load P2C compares.
     inFlight.begin(instance);
-    return sendTry(
+    sendTry(
       this.#deps.pools.get(instance.origin),
       {
         method: ctx.method,
@@ -187,6 +233,7 @@ class Exchange implements TryJudge {
       res,
       ctx,
       this,
+      settled,
     );
   }
 
@@ -198,17 +245,16 @@ class Exchange implements TryJudge {
   }
 }
 
-/** Waits `ms` before a retry, or less if the client goes away meanwhile. */
-async function backOff(ms: number, res: ServerResponse): Promise<void> {
-  if (res.destroyed) return;
-  const clientLeft = new AbortController();
-  const onClose = (): void => clientLeft.abort();
-  res.once('close', onClose);
-  try {
-    await sleep(ms, undefined, { signal: clientLeft.signal });
-  } catch {
-    // aborted: the client left
-  } finally {
+/** Calls `then` after `ms` (before a retry), or as soon as the client goes away meanwhile. */
+function afterBackoff(ms: number, res: ServerResponse, then: () => void): void {
+  if (res.destroyed) return then();
+  const onClose = (): void => {
+    clearTimeout(timer);
+    then();
+  };
+  const timer = setTimeout(() => {
     res.off('close', onClose);
-  }
+    then();
+  }, ms);
+  res.once('close', onClose);
 }
