@@ -13,7 +13,7 @@ import { answerOnConnection } from './listener/server.ts';
 import { receiveBody, type BodyRefusal, type ReceivedBody } from './listener/request-body.ts';
 import { parseTarget } from './listener/target.ts';
 import { TrustedPeers } from './listener/trust.ts';
-import { logAccess } from './observability/access-log.ts';
+import { accessLogWriter } from './observability/access-log.ts';
 import type { Logger } from './observability/logger.ts';
 import type { GatewayMetrics } from './observability/metrics.ts';
 import { traceIds, type TraceIds } from './observability/trace.ts';
@@ -81,6 +81,7 @@ export class Pipeline {
   readonly #drain = new ConnectionDrain();
   readonly #upstream: ExchangeDeps;
   readonly #logger: Logger;
+  readonly #logAccess: (ctx: RequestContext) => void;
   readonly #metrics: GatewayMetrics;
   readonly #tunnels = new WebSocketTunnels();
 
@@ -88,6 +89,7 @@ export class Pipeline {
     this.state = state;
     this.#upstream = upstream;
     this.#logger = logger;
+    this.#logAccess = accessLogWriter(logger);
     this.#metrics = metrics;
   }
 
@@ -120,7 +122,7 @@ export class Pipeline {
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
     if (!this.#drain.admit(req, res)) return;
-    res.once('close', () => this.#finish(ctx, res));
+    res.on('close', () => this.#finish(ctx, res)); // 'close' is emitted once: no `once` wrapper needed
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
     if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {
@@ -303,7 +305,7 @@ export class Pipeline {
 
   /** The request's access line and its share of the metrics. */
   readonly #record = (ctx: RequestContext): void => {
-    logAccess(this.#logger, ctx);
+    this.#logAccess(ctx);
     this.#metrics.record(ctx);
     this.#metrics.live.record(ctx);
   };

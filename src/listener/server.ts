@@ -27,7 +27,7 @@ type ParserError = NodeJS.ErrnoException & { readonly reason?: string };
 const answerAfterOwed = new WeakSet<HttpSocket>();
 
 /** The last request whose head was parsed on each connection: the one whose body the parser is reading. */
-const lastRequest = new WeakMap<object, { readonly req: IncomingMessage; readonly res: ServerResponse }>();
+const lastRequest = new WeakMap<object, ServerResponse>();
 
 /** Parser errors that mean the body being read cannot be completed, as the gateway answers them. */
 function bodyRefusal(err: ParserError): BodyRefusal | undefined {
@@ -45,11 +45,11 @@ function bodyRefusal(err: ParserError): BodyRefusal | undefined {
  */
 function handOverToRequest(err: ParserError, socket: HttpSocket): boolean {
   const current = lastRequest.get(socket);
-  if (current === undefined || current.req.complete || current.res.headersSent || current.res.writableEnded) return false;
+  if (current === undefined || current.req.complete || current.headersSent || current.writableEnded) return false;
   const refusal = bodyRefusal(err);
   if (refusal === undefined) return false;
   lastRequest.delete(socket);
-  current.res.shouldKeepAlive = false;
+  current.shouldKeepAlive = false;
   interruptBody(current.req, refusal);
   return true;
 }
@@ -171,7 +171,7 @@ export function attachProxyHandlers(
   upgradeHandler: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
 ): void {
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
-    lastRequest.set(req.socket, { req, res });
+    lastRequest.set(req.socket, res);
     pipelineHandler(req, res);
   };
   server.on('request', handler);

@@ -1,7 +1,7 @@
 // One flat JSON line per request, written once when the response is done (DESIGN.md "Access log").
 // Serialised from the request context by hand: no child logger, no intermediate object, no header serialisation.
 import type { RequestContext } from '../listener/context.ts';
-import { jsonString, writeInfoMembers, type Logger } from './logger.ts';
+import { infoMembersWriter, jsonString, type Logger } from './logger.ts';
 
 export interface AccessLogLine {
   reqId: string;
@@ -78,6 +78,8 @@ export function accessLogMembers(ctx: RequestContext): string {
   );
 }
 
-export function logAccess(logger: Logger, ctx: RequestContext): void {
-  writeInfoMembers(logger, accessLogMembers(ctx), 'access');
+/** Writes a request's access line to `logger`'s batched destination. */
+export function accessLogWriter(logger: Logger): (ctx: RequestContext) => void {
+  const write = infoMembersWriter(logger, 'access');
+  return (ctx) => write(accessLogMembers(ctx));
 }

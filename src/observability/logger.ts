@@ -219,6 +219,20 @@ export function writeInfoMembers(logger: Logger, members: string, msg: string): 
   batchOf(logger).add(`{"level":30,"time":${Date.now()},${members},"msg":${jsonString(msg)}}\n`);
 }
 
+/**
+ * writeInfoMembers for one message, bound once: the line's tail and the logger's batch are looked up when the writer
+ * is made, not per line (the access log writes one per request).
+ */
+export function infoMembersWriter(logger: Logger, msg: string): (members: string) => void {
+  const tail = `,"msg":${jsonString(msg)}}\n`;
+  const batch = batchOf(logger);
+  return (members) => {
+    if (logger.levelVal > INFO_LEVEL) return;
+    batch.add(`{"level":30,"time":${Date.now()},${members}${tail}`);
+  };
+}
+const INFO_LEVEL = 30;
+
 /** What JSON.stringify would escape in a string: quotes, backslashes, control characters and lone surrogates. */
 const NEEDS_ESCAPING = /["\\\u0000-\u001f\ud800-\udfff]/;
 

@@ -74,7 +74,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#onDone = request.onDone;
     this.#ctx = ctx;
     this.#settle = settle;
-    res.once('close', this.#onClientClose);
+    // `on`, removed only when a retry may follow: `once` wraps and `off` searches; once done, the listener does nothing
+    res.on('close', this.#onClientClose);
   }
 
   /**
@@ -190,6 +191,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#finish();
     const failure = classifyFailure(err);
     if (!this.#committed) {
+      // another try may follow, with a listener of its own: this one goes (a served try's never needs to)
+      this.#res.off('close', this.#onClientClose);
       if (this.#settled) return;
       this.#settled = true;
       this.#settle(failure);
@@ -205,7 +208,6 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     clearTimeout(this.#headDeadline);
     clearTimeout(this.#queueDeadline);
     this.#done = true;
-    this.#res.off('close', this.#onClientClose);
     this.#onDone?.();
   }
 
