@@ -4,7 +4,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import type { Config } from './config/schema.ts';
-import { RequestContext } from './listener/context.ts';
+import { RequestContext } from './core/context.ts';
 import { EXPECTS_CONTINUE, refusedFraming } from './listener/framing.ts';
 import { verifiedClientIdentity } from './listener/client-cert.ts';
 import { ConnectionDrain } from './listener/drain.ts';

@@ -1,6 +1,6 @@
 // Request framing the gateway does not forward: what llhttp accepts but a proxy must not pass on as it is.
 import type { IncomingMessage } from 'node:http';
-import type { GatewayErrorCode } from '../proxy/gateway-error.ts';
+import type { GatewayErrorCode } from '../core/errors.ts';
 
 export interface FramingRefusal {
   readonly code: GatewayErrorCode;

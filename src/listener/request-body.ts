@@ -4,7 +4,7 @@
 // timeout, breaks its framing, or outgrows `maxBodyBytes` is answered here, before anything reaches an instance.
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
-import type { RequestContext } from './context.ts';
+import type { RequestContext } from '../core/context.ts';
 
 export interface BodyLimits {
   /** bytes read whole before an upstream is picked */

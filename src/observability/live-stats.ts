@@ -3,7 +3,7 @@
 // The request path only adds to the current slot of each window (a few map reads and increments, no allocation
 // once an instance, service and route have been seen); `tick()`, once a second off the request path, moves every
 // window on to a fresh slot, and `read()` sums the windows when the dashboard asks.
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { idle, latencyBucket, Ring, TierSlot, TrafficSlot, Window, type TrafficFigures } from './rolling-window.ts';
 
 export { p99, type TrafficFigures } from './rolling-window.ts';

@@ -4,7 +4,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry, type Metric, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Instance } from '../discovery/instance.ts';
 import type { Registry as DiscoveryRegistry } from '../discovery/registry.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import type { BreakerState } from '../resilience/breakers.ts';
 import { LiveStats } from './live-stats.ts';
 

@@ -1,7 +1,7 @@
 // A route's `fallback`: the static answer served when nothing can serve the request.
 import type { ServerResponse } from 'node:http';
 import type { FallbackConfig } from '../config/schema.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { sendOwnAnswer } from './gateway-error.ts';
 
 export function sendFallback(res: ServerResponse, ctx: RequestContext, fallback: FallbackConfig): void {

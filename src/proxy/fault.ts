@@ -5,7 +5,7 @@
 // an instance and a delay ends before the exchange begins, so no breaker ever counts an injected fault.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { FaultConfig, RouteConfig } from '../config/schema.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { sendOwnAnswer } from './gateway-error.ts';
 
 export type FaultKind = 'abort' | 'delay';

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { classifyFailure, UpstreamFailure } from '../core/failure.ts';
 import { isChunkedOnly } from '../listener/framing.ts';
 import { downstreamResponseHead, downstreamTrailers } from './headers.ts';

@@ -1,29 +1,8 @@
-// The JSON errors the gateway answers itself (DESIGN.md "Errors the gateway itself answers").
+// Writing the JSON errors the gateway answers itself (their catalogue: core/errors.ts).
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
+import { GATEWAY_ERRORS, type GatewayErrorCode } from '../core/errors.ts';
 
-export const GATEWAY_ERRORS = {
-  bad_request: 400,
-  route_not_found: 404,
-  /** zonegate's addition: the request (its body) did not arrive in time */
-  request_timeout: 408,
-  body_too_large: 413,
-  /** zonegate's addition: an `Expect` other than 100-continue */
-  expectation_failed: 417,
-  rate_limited: 429,
-  upstream_unavailable: 502,
-  no_healthy_upstream: 503,
-  remote_write_refused: 503,
-  /** zonegate's addition: every connection and queue slot of the instances that could serve is taken */
-  upstream_overloaded: 503,
-  /** zonegate's addition: Redis cannot decide and `redis.onError: deny` */
-  rate_limit_unavailable: 503,
-  upstream_timeout: 504,
-  /** zonegate's addition: a request transfer coding other than chunked */
-  not_implemented: 501,
-} as const;
-
-export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
 
 /**
  * Writes `{error, message, requestId, traceId}` with the id headers. When the response has already

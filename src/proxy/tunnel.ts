@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Instance } from '../discovery/instance.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { answerOnConnection } from '../listener/server.ts';
 import type { InFlight } from '../routing/in-flight.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';

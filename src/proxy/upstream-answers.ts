@@ -2,7 +2,7 @@
 // the request (503, or the route's fallback), or every try failed (502 / 503 / 504 by the last failure's kind).
 import type { ServerResponse } from 'node:http';
 import type { UpstreamFailure } from '../core/failure.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { sendFallback } from './fallback.ts';
 import { sendGatewayError } from './gateway-error.ts';

@@ -1,7 +1,7 @@
 // Turns a rate-limit decision into the response: headers on every response of a limited route, and the
 // gateway's own 429 (or 503 when Redis cannot decide under `onError: deny`) on a refusal.
 import type { ServerResponse } from 'node:http';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { sendGatewayError } from '../proxy/gateway-error.ts';
 import { formatRateLimitHeader, retryAfterSeconds, type Admission } from './decision.ts';
 import type { RateLimitPolicy } from './policy.ts';

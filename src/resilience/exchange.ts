@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import type { BreakerConfig } from '../config/schema.ts';
 import { UpstreamFailure, verdictOf, type Verdict } from '../core/failure.ts';
 import type { Instance } from '../discovery/instance.ts';
-import type { RequestContext } from '../listener/context.ts';
+import type { RequestContext } from '../core/context.ts';
 import { sendTry, type TryJudge, type TryResult } from '../proxy/forward.ts';
 import type { UpstreamPools } from '../proxy/pools.ts';
 import { chooseUpstream, type UpstreamChoice, type Upstreams } from '../routing/pick.ts';

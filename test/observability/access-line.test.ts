@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import type { Instance } from '../../src/discovery/instance.ts';
-import { RequestContext } from '../../src/listener/context.ts';
+import { RequestContext } from '../../src/core/context.ts';
 import { accessLogMembers, type AccessLogLine } from '../../src/observability/access-log.ts';
 import { jsonString } from '../../src/observability/logger.ts';
 

@@ -2,7 +2,7 @@
 // latency histogram, zones summed from their instances, the tier share over the last minute, tier changes, forgetting.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { RequestContext } from '../../src/listener/context.ts';
+import type { RequestContext } from '../../src/core/context.ts';
 import { LONG_WINDOW_SECONDS, LiveStats, p99, SHORT_WINDOW_SECONDS, TIERS } from '../../src/observability/live-stats.ts';
 
 interface Request {

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from '../../src/discovery/registry.ts';
-import type { RequestContext } from '../../src/listener/context.ts';
+import type { RequestContext } from '../../src/core/context.ts';
 import { GatewayMetrics } from '../../src/observability/metrics.ts';
 import { Topology } from '../../src/topology.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';

@@ -1,7 +1,7 @@
 // Everything one request accumulates on its way through the path; the access log reads it once at the end.
 // A class with every field initialised keeps one object shape across requests.
 import type { IncomingMessage } from 'node:http';
-import type { Latch } from '../core/latch.ts';
+import type { Latch } from './latch.ts';
 import type { Instance } from '../discovery/instance.ts';
 
 export class RequestContext {
