@@ -1,7 +1,6 @@
 // One pino logger for the process. The destination is asynchronous (SonicBoom, sync: false) so
 // logging never blocks the event loop; `flushLogger` drains it before exit.
 import { pino, type DestinationStream, type Logger } from 'pino';
-import { JsonBytes, MAX_BYTES_PER_UNIT } from './json-bytes.ts';
 
 export type { Logger };
 
@@ -138,7 +137,6 @@ class LineBatch {
   readonly #flushMs: number;
   /** room for a full batch and the line that completes it */
   readonly #buffer = Buffer.allocUnsafe(2 * ACCESS_BATCH_BYTES);
-  readonly #cursor = new JsonBytes(this.#buffer);
   #bytes = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -165,31 +163,6 @@ class LineBatch {
       // unref: a pending access line never keeps the process alive; stop() flushes it.
       this.#timer = setTimeout(this.flush, this.#flushMs).unref();
     }
-  }
-
-  /**
-   * Room for a line of at most `maxBytes` after what is gathered, as a writer positioned there; `commit` ends the
-   * line. Undefined when such a line could never fit: the caller hands it over with `text` (the batch is flushed).
-   */
-  reserve(maxBytes: number): JsonBytes | undefined {
-    if (this.#bytes + maxBytes > this.#buffer.length) {
-      this.flush();
-      if (maxBytes > this.#buffer.length) return undefined;
-    }
-    if (this.#bytes === 0) this.#scheduleFlush();
-    this.#cursor.at = this.#bytes;
-    return this.#cursor;
-  }
-
-  commit(): void {
-    this.#bytes = this.#cursor.at;
-    if (this.#bytes >= ACCESS_BATCH_BYTES) this.flush();
-  }
-
-  /** A line too large for the batch, after what is gathered. */
-  text(line: string): void {
-    this.flush();
-    this.#destination.write(line);
   }
 
   readonly flush = (): void => {
@@ -247,33 +220,15 @@ export function writeInfoMembers(logger: Logger, members: string, msg: string): 
 }
 
 /**
- * A writer of info lines with one message whose members `write` puts straight into the logger's batch as JSON bytes
- * (json-bytes.ts), in at most `maxBytes(item)` bytes: the access log, one line per request. The line's frame and the
- * batch are looked up once, here.
+ * writeInfoMembers for one message, bound once: the line's tail and the logger's batch are looked up when the writer
+ * is made, not per line (the access log writes one per request).
  */
-export function infoLineWriter<T>(
-  logger: Logger,
-  msg: string,
-  maxBytes: (item: T) => number,
-  write: (out: JsonBytes, item: T) => void,
-): (item: T) => void {
-  const head = '{"level":30,"time":';
-  const frameBytes = head.length + 24 + ',"msg":}\n'.length + (msg.length + 2) * MAX_BYTES_PER_UNIT;
+export function infoMembersWriter(logger: Logger, msg: string): (members: string) => void {
+  const tail = `,"msg":${jsonString(msg)}}\n`;
   const batch = batchOf(logger);
-  return (item) => {
+  return (members) => {
     if (logger.levelVal > INFO_LEVEL) return;
-    const bytes = frameBytes + maxBytes(item);
-    const reserved = batch.reserve(bytes);
-    const out = reserved ?? new JsonBytes(Buffer.allocUnsafe(bytes));
-    out.raw(head);
-    out.number(Date.now());
-    out.raw(',');
-    write(out, item);
-    out.raw(',"msg":');
-    out.string(msg);
-    out.raw('}\n');
-    if (reserved !== undefined) batch.commit();
-    else batch.text(out.buffer.toString('utf8', 0, out.at));
+    batch.add(`{"level":30,"time":${Date.now()},${members}${tail}`);
   };
 }
 const INFO_LEVEL = 30;
