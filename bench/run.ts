@@ -469,6 +469,8 @@ interface Measured {
   readonly target: TargetName;
   /** the round with the most requests per second */
   readonly best: RoundStats;
+  /** every measured round, in order: round i of each target ran back to back with round i of the others */
+  readonly rounds: readonly RoundStats[];
   /** over every measured round, so a noisy round cannot hide failures */
   readonly errors: number;
   readonly non2xx: number;
@@ -488,6 +490,7 @@ function summarize(scenarioName: ScenarioName, target: TargetName, rounds: reado
     scenario: scenarioName,
     target,
     best,
+    rounds,
     errors: rounds.reduce((sum, round) => sum + round.errors, 0),
     non2xx: rounds.reduce((sum, round) => sum + round.non2xx, 0),
   };
@@ -565,7 +568,37 @@ const TABLE_HEADER = [
 
 function printReport(title: string, outcomes: readonly Outcome[]): void {
   console.log(`\n${title}\n${formatTable(TABLE_HEADER, reportRows(outcomes))}`);
-  for (const note of [...loadBoundNotes(outcomes), ...stealNotes(outcomes)]) console.log(note);
+  for (const note of [...pairedRatios(outcomes), ...loadBoundNotes(outcomes), ...stealNotes(outcomes)]) console.log(note);
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/**
+ * zonegate against each reference round by round: round i of every target ran within the same minute, so on a
+ * machine whose speed drifts (a shared VM) the median of these ratios is steadier than a ratio of two best runs.
+ */
+function pairedRatios(outcomes: readonly Outcome[]): string[] {
+  const measured = outcomes.filter((outcome): outcome is Measured => 'best' in outcome);
+  const gateway = measured.find((outcome) => outcome.target === 'zonegate');
+  if (gateway === undefined || gateway.rounds.length < 2) return [];
+  const parts = measured.flatMap((reference) => {
+    if (reference === gateway || reference.target === 'unlimited') return [];
+    const pairs = Math.min(reference.rounds.length, gateway.rounds.length);
+    const rps: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      const ours = gateway.rounds[i]!;
+      const theirs = reference.rounds[i]!;
+      rps.push(ours.requestsPerSecond / theirs.requestsPerSecond);
+      if (ours.cpuMicrosPerResponse !== undefined && theirs.cpuMicrosPerResponse !== undefined) cpu.push(ours.cpuMicrosPerResponse / theirs.cpuMicrosPerResponse);
+    }
+    return [`÷ ${reference.target} ${median(rps).toFixed(2)}${cpu.length === pairs ? ` (CPU/req ${median(cpu).toFixed(2)})` : ''}`];
+  });
+  return [`zonegate round by round, median of ${gateway.rounds.length} (req/s): ${parts.join(', ')}`];
 }
 
 /** Above this share of stolen CPU, a run measured the host's other tenants as much as the proxy. */
