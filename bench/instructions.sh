@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, bare forwarder vs contract forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
-# time, the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change apart.
+# time, the program's own share of the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change
+# apart. The garbage collector's share swings with where collections fall: bench/instruction-split.ts reports it apart.
 #   bash bench/instructions.sh [requests=4000] [warmup=30000]       (needs valgrind; ~5 min per target)
 # The warm-up matters: V8 still optimises (and re-optimises) hot code for the first ~20,000 requests, and with
 # --single-threaded that compiling is counted; after 8,000 requests it was still half of every count.
@@ -39,7 +40,7 @@ count() { # <name> <node args...>: prints instructions per request
   $autocannon -c 10 -a "$requests" "http://127.0.0.1:$proxy_port/bench/item" >/dev/null 2>&1
   callgrind_control -d $pid >/dev/null 2>&1
   kill -INT $pid; wait $pid || true
-  awk -v n="$requests" -v name="$name" '/^summary:/ { printf "%-9s %9.0f instructions/request\n", name, $2 / n }' "$work/$name".*.1
+  callgrind_annotate --threshold=100 "$work/$name".*.1 | $node bench/instruction-split.ts "$requests" "$name"
 }
 
 count bare --import "$work/exit-on-sigint.mjs" bench/bare-forwarder.ts $proxy_port $upstream_port
