@@ -122,7 +122,8 @@ export class Pipeline {
     ctx.traceId = ids.traceId;
     ctx.traceparent = ids.traceparent;
     if (!this.#drain.admit(req, res)) return;
-    res.on('close', () => this.#finish(ctx, res)); // 'close' is emitted once: no `once` wrapper needed
+    // `once`: the response outlives its request (server.ts keeps each connection's last one), its context must not
+    res.once('close', () => this.#finish(ctx, res));
     if (typeof target === 'string') return sendGatewayError(res, ctx, 'bad_request', target);
     // A handshake has no body (RFC 6455 §4.1); one that declares a body would have it read as WebSocket frames.
     if (upgrade !== undefined && (req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined)) {

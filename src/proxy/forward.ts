@@ -74,8 +74,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#onDone = request.onDone;
     this.#ctx = ctx;
     this.#settle = settle;
-    // `on`, removed only when a retry may follow: `once` wraps and `off` searches; once done, the listener does nothing
-    res.on('close', this.#onClientClose);
+    res.on('close', this.#onClientClose); // `on`: removed in #finish, so `once` would only add a wrapper
   }
 
   /**
@@ -191,8 +190,6 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     this.#finish();
     const failure = classifyFailure(err);
     if (!this.#committed) {
-      // another try may follow, with a listener of its own: this one goes (a served try's never needs to)
-      this.#res.off('close', this.#onClientClose);
       if (this.#settled) return;
       this.#settled = true;
       this.#settle(failure);
@@ -208,6 +205,8 @@ class ResponseRelay implements Dispatcher.DispatchHandler {
     clearTimeout(this.#headDeadline);
     clearTimeout(this.#queueDeadline);
     this.#done = true;
+    // a finished relay must not stay reachable from the response (and through it the exchange and undici's request)
+    this.#res.off('close', this.#onClientClose);
     this.#onDone?.();
   }
 
