@@ -583,10 +583,13 @@ function median(values: readonly number[]): number {
  */
 function pairedRatios(outcomes: readonly Outcome[]): string[] {
   const measured = outcomes.filter((outcome): outcome is Measured => 'best' in outcome);
-  const gateway = measured.find((outcome) => outcome.target === 'zonegate');
-  if (gateway === undefined || gateway.rounds.length < 2) return [];
+  return measured.flatMap((gateway) => (gateway.target === 'zonegate' ? pairedRatiosOf(gateway, measured) : []));
+}
+
+function pairedRatiosOf(gateway: Measured, measured: readonly Measured[]): string[] {
+  if (gateway.rounds.length < 2) return [];
   const parts = measured.flatMap((reference) => {
-    if (reference === gateway || reference.target === 'unlimited') return [];
+    if (reference.scenario !== gateway.scenario || reference === gateway || reference.target === 'unlimited') return [];
     const pairs = Math.min(reference.rounds.length, gateway.rounds.length);
     const rps: number[] = [];
     const cpu: number[] = [];
@@ -598,7 +601,7 @@ function pairedRatios(outcomes: readonly Outcome[]): string[] {
     }
     return [`÷ ${reference.target} ${median(rps).toFixed(2)}${cpu.length === pairs ? ` (CPU/req ${median(cpu).toFixed(2)})` : ''}`];
   });
-  return [`zonegate round by round, median of ${gateway.rounds.length} (req/s): ${parts.join(', ')}`];
+  return [`${gateway.scenario}: zonegate round by round, median of ${gateway.rounds.length} (req/s): ${parts.join(', ')}`];
 }
 
 /** Above this share of stolen CPU, a run measured the host's other tenants as much as the proxy. */
