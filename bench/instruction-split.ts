@@ -1,7 +1,7 @@
 // Splits a callgrind profile's instructions into V8's garbage collector, V8's compilers and the rest (the
 // program's own work, in JIT code, builtins, Node and libuv), per request. The total swings from run to run
-// with where collections fall (the same build counted 225k and 265k per request, all of the difference in the
-// scavenger); the rest moves by about 2%, so it is what tells two builds apart.
+// with where collections fall (one build counted 224k and 278k per request, most of the difference in the
+// collector); the program's own count moves by a few percent, so it is what to compare between builds.
 //   callgrind_annotate --threshold=100 <callgrind.out> | node bench/instruction-split.ts <requests> <name>
 import { text } from 'node:stream/consumers';
 

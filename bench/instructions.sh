@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request, bare forwarder vs contract forwarder vs zonegate, counted by valgrind's callgrind: unlike req/s or CPU
-# time, the program's own share of the count barely moves between runs on a noisy machine (±2%), so it can tell a 3% change
-# apart. The garbage collector's share swings with where collections fall: bench/instruction-split.ts reports it apart.
+# time, the program's own share of the count moves little between runs on a noisy machine (a few percent, where CPU time
+# moves by 20-50%). The garbage collector's share swings with where collections fall: bench/instruction-split.ts reports it apart.
 #   bash bench/instructions.sh [requests=4000] [warmup=30000]       (needs valgrind; ~5 min per target)
 # The warm-up matters: V8 still optimises (and re-optimises) hot code for the first ~20,000 requests, and with
 # --single-threaded that compiling is counted; after 8,000 requests it was still half of every count.
