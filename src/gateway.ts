@@ -8,16 +8,13 @@ import { LiveDashboard } from './admin/live.ts';
 import { createAdminServer } from './admin/server.ts';
 import { checkAdmin } from './config/checks.ts';
 import { routesView, upstreamsView } from './admin/views.ts';
-import type { Config, HostPort } from './config/schema.ts';
+import type { Config } from './config/schema.ts';
 import type { ConsulDiscovery, MissingService } from './discovery/consul.ts';
 import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
-import { createProxyServer } from './listener/server.ts';
-import { loadCertificateSet } from './listener/certificates.ts';
-import { httpsRedirect } from './listener/redirect.ts';
-import { reloadedTls, TlsListener } from './listener/tls.ts';
-import { acceptH2c, type H2Listener } from './listener/h2.ts';
+import { listenOn, ProxyListeners } from './listener/listeners.ts';
+import { reloadedTls } from './listener/tls.ts';
 import { tlsByOrigin, UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
 import { publishEvent } from './observability/events.ts';
 import { createLogger, flushLogger, type Logger } from './observability/logger.ts';
@@ -37,8 +34,6 @@ import { Topology } from './topology.ts';
 /** How long a starting gateway, or a reload to another Redis, waits for Redis before it serves from `redis.onError` (logged). */
 const REDIS_START_WAIT_MS = 2000;
 const POOL_CLOSE_WAIT_MS = 2000;
-/** while draining, how often connections that went idle are closed */
-const DRAIN_SWEEP_MS = 50;
 
 /** The consul client is loaded only by configs with `discovery.consul`. */
 let consulModule: typeof import('./discovery/consul.ts') | undefined;
@@ -68,14 +63,6 @@ export interface WorkerRole {
   readonly buckets: SharedBuckets;
 }
 
-/** `shared`: one of several processes on the same address (SO_REUSEPORT), each with its own socket. */
-async function listen(server: Server, address: HostPort, shared = false): Promise<AddressInfo> {
-  const host = address.host === '' ? undefined : address.host;
-  server.listen(shared ? { port: address.port, host, reusePort: true, exclusive: true } : { port: address.port, host });
-  await once(server, 'listening');
-  return server.address() as AddressInfo;
-}
-
 export class Gateway {
   readonly logger: Logger;
   readonly registry: Registry;
@@ -90,18 +77,12 @@ export class Gateway {
   readonly metrics: GatewayMetrics;
   readonly live: LiveDashboard;
   readonly #pipeline: Pipeline;
-  readonly #proxy: Server;
+  readonly #listeners: ProxyListeners;
   readonly #admin: Server;
-  #proxyAddress: AddressInfo | undefined;
   /** TLS to instances: the running config's settings, files read */
   #upstreamTls: UpstreamTlsSettings;
   /** instances of a service listed in discovery.tls that speak plain HTTP, warned about once */
   readonly #plainWarned = new Set<string>();
-  /** the HTTPS listener (`gateway.tls`) */
-  readonly #tls: TlsListener | undefined;
-  #tlsAddress: AddressInfo | undefined;
-  /** HTTP/2 with prior knowledge on the plain listener (`gateway.h2c`) */
-  #h2c: H2Listener | undefined;
   #adminAddress: AddressInfo | undefined;
   #stopping: Promise<void> | undefined;
   /** reloads asked for so far: a reload that waited applies only if none came after it */
@@ -161,11 +142,7 @@ export class Gateway {
       uses: () => ({ redis: Boolean(this.config.redis?.url || this.config.redis?.cluster?.length), consul: this.#consul !== undefined }),
     });
     const handle = options.worker === undefined ? this.#pipeline.handle : this.#namingWorker(this.#pipeline.handle);
-    const tls = config.gateway.tls;
-    if (tls !== undefined) this.#tls = new TlsListener(tls, config.gateway.limits, loadCertificateSet(tls), handle, this.#pipeline.handleUpgrade);
-    const redirect = tls?.redirectPlain === true ? httpsRedirect(() => this.#tlsAddress?.port ?? tls.listen.port) : undefined;
-    this.#proxy = createProxyServer(config.gateway.limits, redirect?.handle ?? handle, redirect?.handleUpgrade ?? this.#pipeline.handleUpgrade);
-    if (config.gateway.h2c) this.#h2c = acceptH2c(this.#proxy, config.gateway.limits, tls?.maxConcurrentStreams ?? 100, redirect?.handle ?? handle);
+    this.#listeners = new ProxyListeners(config.gateway, handle, this.#pipeline.handleUpgrade);
     this.#admin = createAdminServer({
       isReady: () => this.isReady(),
       readinessDetail: () => this.readinessDetail(),
@@ -186,14 +163,10 @@ export class Gateway {
     const gateway = new Gateway(config, options);
     try {
       // The admin listener first, so /readyz can say what the proxy listener is waiting for.
-      if (options.worker === undefined) gateway.#adminAddress = await listen(gateway.#admin, config.gateway.admin);
+      if (options.worker === undefined) gateway.#adminAddress = await listenOn(gateway.#admin, config.gateway.admin);
       gateway.live.start();
       await Promise.all([gateway.#limiter.whenReady(REDIS_START_WAIT_MS), gateway.#warmDiscovery()]);
-      gateway.#proxyAddress = await listen(gateway.#proxy, config.gateway.listen, options.worker !== undefined);
-      if (gateway.#tls !== undefined) {
-        gateway.#tlsAddress = await listen(gateway.#tls.server, config.gateway.tls!.listen, options.worker !== undefined);
-        gateway.#tls.watchFiles(config.gateway.tls!, gateway.logger);
-      }
+      await gateway.#listeners.listen(config.gateway, options.worker !== undefined, gateway.logger);
     } catch (err) {
       // A listener that cannot bind (EADDRINUSE, EACCES): what did start (the other listener, Redis, Consul
       // watchers) would keep the process alive, serving half a gateway.
@@ -201,7 +174,7 @@ export class Gateway {
       throw err;
     }
     gateway.logger.info(
-      { listen: gateway.#proxyAddress, admin: gateway.#adminAddress, tls: gateway.#tlsAddress, routes: config.routes.length },
+      { listen: gateway.address, admin: gateway.#adminAddress, tls: gateway.tlsAddress, routes: config.routes.length },
       options.worker === undefined ? 'zonegate started' : 'worker listening',
     );
     return gateway;
@@ -222,7 +195,7 @@ export class Gateway {
 
   /** The proxy listener's bound address (the real port when the config asked for port 0). */
   get address(): AddressInfo {
-    return this.#proxyAddress!;
+    return this.#listeners.address!;
   }
 
   get adminAddress(): AddressInfo {
@@ -231,7 +204,7 @@ export class Gateway {
 
   /** The HTTPS listener's bound address; undefined without `gateway.tls`. */
   get tlsAddress(): AddressInfo | undefined {
-    return this.#tlsAddress;
+    return this.#listeners.tlsAddress;
   }
 
   get topology(): Topology {
@@ -241,7 +214,7 @@ export class Gateway {
   /** Which route, tier and instance would serve a request, and why (GET /admin/explain). */
   explain(query: ExplainQuery): Explanation {
     const { routes, callers, config: running } = this.#pipeline.state;
-    const certificates = this.#tls?.certificates;
+    const certificates = this.#listeners.certificates;
     return explain({ routes, callers, upstreams: this.upstreams, escapedSlashes: running.gateway.escapedSlashes, certificates }, query);
   }
 
@@ -332,7 +305,7 @@ export class Gateway {
     const [exposed] = checkAdmin(config);
     if (exposed !== undefined) throw new Error(`${exposed.message} (the admin listener moves only on restart)`);
     const topology = new Topology(config.topology);
-    const certificates = this.#tls !== undefined && config.gateway.tls !== previous.gateway.tls ? loadCertificateSet(config.gateway.tls!) : undefined;
+    const certificates = this.#listeners.certificatesFor(config.gateway.tls, previous.gateway.tls);
     const consul = this.#consulFor(config, previous);
     const upstreamTls = new UpstreamTlsSettings(config.discovery);
     this.#limiter.configure(config.redis, redis);
@@ -351,10 +324,7 @@ export class Gateway {
     this.#pipeline.state = state;
     this.breakers.configure(state.routes.breakers);
     this.#budgets.retain(state.routes.services());
-    if (certificates !== undefined) {
-      this.#tls!.certificates = certificates;
-      this.#tls!.watchFiles(config.gateway.tls!, this.logger);
-    }
+    if (certificates !== undefined) this.#listeners.useCertificates(certificates, config.gateway.tls!, this.logger);
     this.logger.info({ routes: config.routes.length }, 'config reloaded');
     publishEvent(this.logger, { kind: 'reload', level: 'info', message: `config reloaded (${config.routes.length} ${config.routes.length === 1 ? 'route' : 'routes'})` });
   }
@@ -367,37 +337,19 @@ export class Gateway {
 
   async #drain(): Promise<void> {
     this.logger.info({ drainTimeoutMs: this.config.gateway.drainTimeout }, 'zonegate stopping: draining connections');
-    const tls = this.#tls;
-    const closed = Promise.all([once(this.#proxy, 'close'), once(this.#admin, 'close'), ...(tls?.server.listening ? [once(tls.server, 'close')] : [])]);
-    tls?.beginDrain();
-    this.#h2c?.closeGracefully();
+    const adminClosed = once(this.#admin, 'close');
+    // Responses from now on say `Connection: close`, then the listeners stop accepting and close idle connections.
     this.#pipeline.drain();
-    this.#proxy.close();
+    const listenersClosed = this.#listeners.drain(this.config.gateway.drainTimeout, () => {
+      this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
+      // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
+      this.#pipeline.closeTunnels();
+    });
     this.#admin.close();
     this.#admin.closeAllConnections();
     this.live.stop();
-    // Responses from now on say `Connection: close`; a keep-alive connection whose response began before the
-    // drain is closed as soon as it goes idle, instead of lingering until its keep-alive timeout.
-    this.#proxy.closeIdleConnections();
-    const sweep = setInterval(() => {
-      this.#proxy.closeIdleConnections();
-      tls?.closeIdleConnections();
-    }, DRAIN_SWEEP_MS);
-    const deadline = setTimeout(() => {
-      this.logger.warn({ tunnels: this.#pipeline.tunnels }, 'drain timeout reached; closing remaining connections');
-      this.#proxy.closeAllConnections();
-      tls?.closeAllConnections();
-      this.#h2c?.destroyAll();
-      // Node lets go of upgraded connections: the listener cannot close until their tunnels end.
-      this.#pipeline.closeTunnels();
-    }, this.config.gateway.drainTimeout);
-    const stopTimers = (): void => {
-      clearInterval(sweep);
-      clearTimeout(deadline);
-    };
-    closed.then(stopTimers, stopTimers);
     this.#consul?.stop();
-    await closed;
+    await Promise.all([listenersClosed, adminClosed]);
     this.breakers.close();
     // In-flight exchanges ended with their connections; a pool that still will not close is destroyed.
     await Promise.race([this.pools.close(), sleep(POOL_CLOSE_WAIT_MS)]);
