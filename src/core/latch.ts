@@ -5,10 +5,6 @@ export class Latch {
   #open = false;
   #waiting: (() => void) | undefined;
 
-  get isOpen(): boolean {
-    return this.#open;
-  }
-
   open(): void {
     if (this.#open) return;
     this.#open = true;

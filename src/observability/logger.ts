@@ -215,8 +215,7 @@ export function writeInfoLine(logger: Logger, fields: object, msg: string): void
  * serialiser or a JSON.stringify of a freshly built object cost per request.
  */
 export function writeInfoMembers(logger: Logger, members: string, msg: string): void {
-  if (!logger.isLevelEnabled('info')) return;
-  batchOf(logger).add(`{"level":30,"time":${Date.now()},${members},"msg":${jsonString(msg)}}\n`);
+  infoMembersWriter(logger, msg)(members);
 }
 
 /**

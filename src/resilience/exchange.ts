@@ -160,11 +160,11 @@ class Exchange implements TryJudge {
    * A failure is weighed a microtask later, outside the handler of the request that failed.
    */
   #settled(instance: Instance, ticket: number, result: TryResult): void {
-    if (typeof result === 'number') return this.guarded(() => this.#recorded(instance, ticket, result));
-    queueMicrotask(() => this.guarded(() => this.#recorded(instance, ticket, result)));
+    if (typeof result === 'number') return this.guarded(() => this.#record(instance, ticket, result));
+    queueMicrotask(() => this.guarded(() => this.#record(instance, ticket, result)));
   }
 
-  #recorded(instance: Instance, ticket: number, result: TryResult): void {
+  #record(instance: Instance, ticket: number, result: TryResult): void {
     const breakers = this.#deps.breakers;
     const recorded = breakers.record(instance, ticket, this.#verdict(result));
     // opossum takes a half-open probe's verdict asynchronously: the state read next must reflect it
