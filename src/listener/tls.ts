@@ -112,8 +112,9 @@ export class TlsListener {
 
 /**
  * `gateway.tls` as a reload may apply it: its certificate files (cert, key, sni, clientCa) change live; the listener
- * itself (address, versions, HTTP/2, client certificate mode, redirect) only on restart, like gateway.listen. The
- * running block is kept when nothing that applies live changed, so the certificates are not read again.
+ * itself (address, versions, HTTP/2, client certificate mode, whether there is a clientCa, redirect) only on restart, like
+ * gateway.listen. The running block is kept when nothing that applies live changed, so the certificates are not read
+ * again.
  */
 export function reloadedTls(
   running: ListenerTlsConfig | undefined,
@@ -127,6 +128,13 @@ export function reloadedTls(
   const { cert, key, sni, clientCa, ...listener } = next;
   const { cert: runningCert, key: runningKey, sni: runningSni, clientCa: runningCa, ...runningListener } = running;
   if (JSON.stringify(listener) !== JSON.stringify(runningListener)) warn('gateway.tls changes other than its certificate files apply after a restart');
-  if (JSON.stringify([cert, key, sni, clientCa]) === JSON.stringify([runningCert, runningKey, runningSni, runningCa])) return running;
-  return { ...running, cert, key, sni, clientCa };
+  // Whether clients are asked for a certificate at all is fixed when the listener is built: only the CA file's
+  // contents change live, not its presence.
+  let ca = clientCa;
+  if ((clientCa === undefined) !== (runningCa === undefined)) {
+    warn('adding or removing gateway.tls.clientCa applies after a restart');
+    ca = runningCa;
+  }
+  if (JSON.stringify([cert, key, sni, ca]) === JSON.stringify([runningCert, runningKey, runningSni, runningCa])) return running;
+  return { ...running, cert, key, sni, clientCa: ca };
 }

@@ -8,7 +8,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
+import type { ListenerTlsConfig } from '../../src/config/schema.ts';
 import { loadConfigText } from '../../src/config/load.ts';
+import { reloadedTls } from '../../src/listener/tls.ts';
 import { formatExplanation, type Explanation } from '../../src/routing/explain.ts';
 import { TestPki, type PemFiles } from '../support/certificates.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
@@ -307,5 +309,23 @@ describe('HTTPS listener: redirect from the plain listener', () => {
     } finally {
       await gw.close();
     }
+  });
+});
+
+describe('gateway.tls on reload', () => {
+  const running = { cert: 'a.pem', key: 'a.key', minVersion: 'TLSv1.2', h2: true } as unknown as ListenerTlsConfig;
+
+  it('takes new certificate files live, and a clientCa only where one was already configured', () => {
+    const warnings: string[] = [];
+    const warn = (message: string): void => void warnings.push(message);
+    assert.deepEqual(reloadedTls(running, { ...running, cert: 'b.pem', key: 'b.key' }, warn), { ...running, cert: 'b.pem', key: 'b.key', sni: undefined, clientCa: undefined });
+    assert.deepEqual(warnings, []);
+    // clients are asked for a certificate or not since the listener was built: adding a CA cannot change that
+    assert.equal(reloadedTls(running, { ...running, clientCa: 'ca.pem' }, warn), running);
+    assert.deepEqual(warnings, ['adding or removing gateway.tls.clientCa applies after a restart']);
+    const mutual = { ...running, clientCa: 'ca.pem' } as ListenerTlsConfig;
+    assert.deepEqual(reloadedTls(mutual, { ...mutual, clientCa: 'ca2.pem' }, warn), { ...mutual, sni: undefined, clientCa: 'ca2.pem' });
+    assert.equal(reloadedTls(mutual, running, warn), mutual, 'removing it keeps the running CA');
+    assert.equal(warnings.length, 2);
   });
 });
