@@ -31,6 +31,15 @@ describe('ConnectionDrain', () => {
     assert.equal(h2.res.shouldKeepAlive, true, 'an HTTP/2 session ends with GOAWAY');
   });
 
+  it('leaves a response that closed before the drain alone', () => {
+    const drain = new ConnectionDrain();
+    const done = exchange({});
+    drain.admit(done.req, done.res);
+    drain.closed(done.res);
+    drain.begin();
+    assert.equal(done.res.shouldKeepAlive, true, 'it is no longer among the open responses');
+  });
+
   it('does not process a request pipelined behind a response that closes its connection', () => {
     const drain = new ConnectionDrain();
     const socket = {};

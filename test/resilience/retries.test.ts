@@ -106,6 +106,25 @@ describe('which requests are retried', () => {
     });
   }
 
+  // A refused connection carried nothing, so even a POST goes elsewhere, but only with a body that can be sent again.
+  it('sends a small POST refused by its first instance to the other one, and not a POST over bufferBodyBytes', async (t) => {
+    const zoned = await twoInstances(t);
+    const [first, second] = zoned.ids() as [string, string];
+    await failWith(zoned.upstreams.get(first)!, 'refuse');
+    zoned.upstreams.get(second)!.handle(mirror);
+    const attempts = async (body: string): Promise<{ status: number; attempts: unknown }> => {
+      for (let sent = 0; sent < 50; sent++) {
+        const reply = await zoned.client.request({ method: 'POST', path: '/write', body });
+        const [line] = await accessLines(zoned, [reply]);
+        // the first try goes to the refusing instance: that is the case under test
+        if (triesOf(line!)[0] === first) return { status: reply.status, attempts: line!.attempts };
+      }
+      throw new Error('50 requests, none tried the refusing instance first');
+    };
+    assert.deepEqual(await attempts(small), { status: 200, attempts: 2 });
+    assert.deepEqual(await attempts(large), { status: 502, attempts: 1 });
+  });
+
   it('does not retry a streamed PUT whose upstream resets: 502, one attempt', async (t) => {
     const zoned = await twoInstances(t);
     for (const upstream of zoned.upstreams.values()) await failWith(upstream, 'reset');
