@@ -13,7 +13,7 @@ export function allowedCpus(): number[] | { reason: string } {
 }
 
 /** `0-3,6` → [0, 1, 2, 3, 6] */
-export function parseCpuList(text: string): number[] {
+function parseCpuList(text: string): number[] {
   return text.trim().split(',').flatMap((part) => {
     const [first, last = first] = part.split('-').map(Number);
     if (first === undefined || last === undefined || Number.isNaN(first) || Number.isNaN(last)) return [];

@@ -28,7 +28,7 @@ export interface CoreLayout {
  * Cores for N workers: N for the gateway; the upstream (a trivial server) and the load generator need about a
  * quarter and a half of a core per gateway core to keep it busy. Undefined when `cpus` are too few.
  */
-export function coreLayout(cpus: readonly number[], workers: number): CoreLayout | undefined {
+function coreLayout(cpus: readonly number[], workers: number): CoreLayout | undefined {
   const upstream = Math.max(1, Math.ceil(workers / 4));
   const generator = Math.max(1, Math.ceil(workers / 2));
   if (workers < 2 || cpus.length < workers + upstream + generator) return undefined;

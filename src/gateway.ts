@@ -13,7 +13,8 @@ import type { ConsulDiscovery, MissingService } from './discovery/consul.ts';
 import type { Instance } from './discovery/instance.ts';
 import type { Registry } from './discovery/registry.ts';
 import { loadStatic } from './discovery/static.ts';
-import { listenOn, ProxyListeners } from './listener/listeners.ts';
+import { listenOn } from './listener/listen.ts';
+import { ProxyListeners } from './listener/listeners.ts';
 import { reloadedTls } from './listener/tls.ts';
 import { tlsByOrigin, UpstreamTlsSettings, type UpstreamConnectTls } from './proxy/upstream-tls.ts';
 import { publishEvent } from './observability/events.ts';
@@ -55,7 +56,6 @@ export interface GatewayOptions {
 
 /** This gateway is one worker of `zonegate run --workers` (src/workers/): the primary holds the admin listener and discovery. */
 export interface WorkerRole {
-  readonly index: number;
   readonly workers: number;
   /** Consul's instances come from the primary's watch: fills the registry now and on every change */
   feed(registry: Registry): void;

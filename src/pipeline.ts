@@ -150,6 +150,7 @@ export class Pipeline {
         regionHeaderTrusted: state.callers.trusts(peerTrusted),
         host: req.headers.host ?? '',
         forwarded: state.config.gateway.forwarded,
+        scheme: ctx.scheme,
       },
       state.config.gateway.underscoreHeaders,
     );

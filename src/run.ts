@@ -19,7 +19,6 @@ export interface RunOptions {
   readonly workers?: WorkersSetting;
 }
 
-export { stopOnSignal };
 
 export async function runGateway(configPath: string, options: RunOptions = {}): Promise<number> {
   // a worker of `--workers`: its config comes from the primary, validated there

@@ -6,7 +6,7 @@ import { publishEvent } from '../observability/events.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { FaultView, RouteFaults } from '../proxy/fault.ts';
 
-export const FAULTS_PATH = '/admin/faults';
+const FAULTS_PATH = '/admin/faults';
 /** a fault is a few dozen bytes of JSON */
 const MAX_BODY_BYTES = 16 * 1024;
 
@@ -40,7 +40,7 @@ export function faultControl(current: () => RouteFaults, logger: Logger): FaultC
 }
 
 /** `abort 50% with 503, delay 10% by 2000 ms, only with X-Drill`: the dashboard's event line. */
-export function describeFault(fault: FaultConfig): string {
+function describeFault(fault: FaultConfig): string {
   const parts: string[] = [];
   if (fault.abort) parts.push(`abort ${fault.abort.percent}% with ${fault.abort.status}`);
   if (fault.delay) parts.push(`delay ${fault.delay.percent}% by ${fault.delay.duration} ms`);

@@ -9,12 +9,13 @@ import type { Logger } from '../observability/logger.ts';
 import { subscribeEvents, type GatewayEvent } from '../observability/events.ts';
 import type { LiveStats } from '../observability/live-stats.ts';
 import type { RateLimitStats } from '../ratelimit/metrics.ts';
+import { sendJson } from './json.ts';
 import { topologyFrame, type ViewSources } from './live-view.ts';
 
 export const LIVE_PATH = '/admin/live';
 export const TICKET_PATH = '/admin/live/ticket';
 const TICK_MS = 1000;
-export const TICKET_TTL_MS = 60_000;
+const TICKET_TTL_MS = 60_000;
 /** events kept for a page that opens (the newest) */
 const EVENTS_KEPT = 200;
 /** streams open at once; the admin listener's connection cap leaves room for the API beside them */
@@ -123,9 +124,8 @@ export class LiveDashboard {
       return void res.end();
     }
     if (this.#streams.size >= MAX_LIVE_STREAMS) {
-      const body = JSON.stringify({ error: 'too_many_streams', message: `at most ${MAX_LIVE_STREAMS} live dashboards at once` });
-      res.writeHead(503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'retry-after': '10' });
-      return void res.end(body);
+      const body = { error: 'too_many_streams', message: `at most ${MAX_LIVE_STREAMS} live dashboards at once` };
+      return sendJson(res, 503, body, { 'retry-after': '10' });
     }
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',

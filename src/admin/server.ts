@@ -6,6 +6,7 @@ import { TokenGuard, type TokenFailure } from './auth.ts';
 import { DASHBOARD_CSP, DASHBOARD_HTML } from './dashboard.ts';
 import { faultsApi, isFaultsPath, type FaultControl } from './faults.ts';
 import { LIVE_PATH, TICKET_PATH, type LiveDashboard } from './live.ts';
+import { sendJson } from './json.ts';
 import { explainQuery } from './views.ts';
 
 export interface AdminHooks {
@@ -41,12 +42,6 @@ export interface AdminHooks {
  * more waits in the kernel's backlog (Node closes connections over the cap), and the proxy listener is unaffected.
  */
 export const ADMIN_MAX_CONNECTIONS = 64;
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
 
 function sendDashboard(res: ServerResponse): void {
   res.writeHead(200, {

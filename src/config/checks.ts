@@ -194,8 +194,9 @@ function checkListeners(config: Config): ConfigPathIssue[] {
   return issues;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(host);
+/** A loopback host, as a config or a URL writes it (`::1` also in brackets, IPv4-mapped 127/8). */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^(?:::ffff:)?127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/i.test(host);
 }
 
 /** Milliseconds back in the units a user writes (`2s`, `1m`, `250ms`). */

@@ -14,8 +14,7 @@ export type FailureKind =
   | 'status'
   /** every connection to the instance was busy and its queue full or too slow: nothing was sent */
   | 'overflow'
-  | 'client-closed'
-  | 'body-too-large';
+  | 'client-closed';
 
 export class UpstreamFailure extends Error {
   readonly kind: FailureKind;

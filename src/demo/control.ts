@@ -7,18 +7,13 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { HostPort } from '../config/schema.ts';
+import { sendJson } from '../admin/json.ts';
 import type { DemoUpstreams, InstanceControl } from './upstreams.ts';
 
 export interface DemoEndpoints {
   /** the demo gateway's proxy and admin listeners, http://127.0.0.1:port */
   readonly gateway: string;
   readonly admin: string;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
 }
 
 async function act(control: InstanceControl, action: string, search: URLSearchParams): Promise<string | undefined> {

@@ -3,7 +3,8 @@
 import { loadConfigFile } from '../config/load.ts';
 import { consulSchema, listenerTlsSchema, parseHostPort, type Config } from '../config/schema.ts';
 import type { Server } from 'node:http';
-import { runGateway, stopOnSignal, type RunOptions } from '../run.ts';
+import { stopOnSignal } from '../lifecycle.ts';
+import { runGateway, type RunOptions } from '../run.ts';
 import { demoCertificate, type DemoCertificate } from './certificate.ts';
 import { registerInConsul, type Registration } from './consul-registration.ts';
 import { startDemoControl } from './control.ts';

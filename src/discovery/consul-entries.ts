@@ -80,7 +80,7 @@ export function instanceAddress(entry: HealthEntry, translateWan: boolean): { ho
   return { host: service.Address || entry.Node.Address, port: service.Port };
 }
 
-export function entryToSpec(entry: HealthEntry, { datacenter, config }: MappingContext): InstanceSpec {
+function entryToSpec(entry: HealthEntry, { datacenter, config }: MappingContext): InstanceSpec {
   const service = entry.Service;
   const tags = service.Tags ?? [];
   const meta = service.Meta ?? {};

@@ -3,10 +3,10 @@
 import type { InstanceSpec } from './instance.ts';
 
 /** rebuilds per service are coalesced to at most one per this interval under churn */
-export const MIN_PUBLISH_INTERVAL_MS = 250;
+const MIN_PUBLISH_INTERVAL_MS = 250;
 
 /** where a datacenter's list came from: the snapshot file stands in until Consul answers for it */
-export type ListSource = 'consul' | 'file';
+type ListSource = 'consul' | 'file';
 
 export interface ServiceMergeOptions {
   readonly service: string;

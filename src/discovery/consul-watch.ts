@@ -13,7 +13,7 @@ const MIN_QUERY_INTERVAL_MS = 50;
  * An answer without X-Consul-Index (a proxy in front of Consul that drops it) leaves nothing to block on: such
  * a watch polls at this pace instead (Traefik's Consul provider polls every 15 s), and says so once.
  */
-export const UNINDEXED_POLL_MS = 5_000;
+const UNINDEXED_POLL_MS = 5_000;
 
 export function jitter(ms: number): number {
   return ms * (0.8 + Math.random() * 0.4);

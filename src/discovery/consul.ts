@@ -12,8 +12,7 @@ import type { InstanceSpec } from './instance.ts';
 import type { Registry } from './registry.ts';
 import { loadSnapshotFile, SnapshotWriter, type SnapshotFileContent } from './snapshot-file.ts';
 
-export { consulClient, consulEndpoint } from './consul-client.ts';
-export { nextQueryIndex } from './consul-watch.ts';
+export { consulClient } from './consul-client.ts';
 
 /** malformed entries are logged at most once per this interval per service and datacenter */
 const SKIPPED_LOG_INTERVAL_MS = 60_000;

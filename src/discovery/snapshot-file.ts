@@ -9,7 +9,7 @@ import { describeIssues } from './describe-issues.ts';
 import type { InstanceSpec } from './instance.ts';
 
 /** the file is written at most once per this interval, and at least once per interval while changes come */
-export const SNAPSHOT_WRITE_INTERVAL_MS = 1000;
+const SNAPSHOT_WRITE_INTERVAL_MS = 1000;
 
 const fileInstance = z.object({
   id: z.string().min(1),
@@ -26,7 +26,7 @@ const fileInstance = z.object({
   ejected: z.boolean().optional(),
 });
 
-export const snapshotFileSchema = z.record(z.string().min(1), z.array(fileInstance));
+const snapshotFileSchema = z.record(z.string().min(1), z.array(fileInstance));
 
 export type SnapshotFileContent = Readonly<Record<string, readonly InstanceSpec[]>>;
 

@@ -4,6 +4,7 @@
 // `zonegate demo` (demo-fleet.ts), driven through its control listener.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
+import { isLoopback } from '../config/checks.ts';
 import { consulSchema, type Config } from '../config/schema.ts';
 import type { InstanceSpec } from '../discovery/instance.ts';
 import { registerInConsul, type Registration } from '../demo/consul-registration.ts';
@@ -185,9 +186,6 @@ function movedStatic(config: Config, upstreams: DemoUpstreams): Config['discover
   return moved;
 }
 
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host === '[::1]' || host.startsWith('127.');
-}
 
 /** A plain redis:// URL, host:port or port, and how to write it through a relay; undefined for anything else. */
 function redisTarget(url: string): { host: string; port: number; through(port: number): string } | undefined {

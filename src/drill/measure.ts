@@ -62,11 +62,11 @@ function latencyOf(samples: readonly Sample[]): Latency {
 
 const round = (ms: number): number => Math.round(ms * 10) / 10;
 
-export function isError(sample: Sample): boolean {
+function isError(sample: Sample): boolean {
   return sample.status === 0 || sample.status >= 500 || sample.error !== null;
 }
 
-export function errorKey(sample: Sample): string {
+function errorKey(sample: Sample): string {
   if (sample.status === 0) return sample.error ?? 'no_response';
   return sample.error === null ? String(sample.status) : `${sample.status} ${sample.error}`;
 }

@@ -22,7 +22,7 @@ const PREMATURE_RESET_RATIO = 0.5;
  * (which wins over a Host field that disagrees: routing and the instance then see the same host, RFC 9113 §8.3.1),
  * and the cookie fields HTTP/2 may split joined into one (RFC 9113 §8.2.3), as an HTTP/1.1 instance expects.
  */
-export function normaliseH2Request(req: Http2ServerRequest): void {
+function normaliseH2Request(req: Http2ServerRequest): void {
   const raw = req.rawHeaders;
   const authority = req.headers[':authority'];
   const out: string[] = authority === undefined ? [] : ['host', authority];

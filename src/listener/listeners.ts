@@ -5,10 +5,11 @@ import { once } from 'node:events';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { GatewayConfig, HostPort, ListenerTlsConfig } from '../config/schema.ts';
+import type { GatewayConfig, ListenerTlsConfig } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import { loadCertificateSet, type CertificateSet } from './certificates.ts';
 import { acceptH2c, type H2Listener } from './h2.ts';
+import { listenOn } from './listen.ts';
 import { httpsRedirect } from './redirect.ts';
 import { createProxyServer } from './server.ts';
 import { TlsListener } from './tls.ts';
@@ -18,14 +19,6 @@ type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => vo
 
 /** while draining, how often connections that went idle are closed */
 const DRAIN_SWEEP_MS = 50;
-
-/** `shared`: one of several processes on the same address (SO_REUSEPORT), each with its own socket. */
-export async function listenOn(server: Server, address: HostPort, shared = false): Promise<AddressInfo> {
-  const host = address.host === '' ? undefined : address.host;
-  server.listen(shared ? { port: address.port, host, reusePort: true, exclusive: true } : { port: address.port, host });
-  await once(server, 'listening');
-  return server.address() as AddressInfo;
-}
 
 export class ProxyListeners {
   readonly #plain: Server;

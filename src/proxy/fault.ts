@@ -8,7 +8,7 @@ import type { FaultConfig, RouteConfig } from '../config/schema.ts';
 import type { RequestContext } from '../core/context.ts';
 import { sendOwnAnswer } from './gateway-error.ts';
 
-export type FaultKind = 'abort' | 'delay';
+type FaultKind = 'abort' | 'delay';
 
 /** What happens to one request: held back this long first (0: not), then answered with this status (0: not). */
 export interface FaultDecision {

@@ -62,6 +62,8 @@ export interface ForwardingInfo {
   readonly host: string;
   /** RFC 7239 Forwarded is sent too (`gateway.forwarded`); X-Forwarded-* always are */
   readonly forwarded: boolean;
+  /** how the request reached the gateway (the request context's) */
+  readonly scheme: 'http' | 'https';
 }
 
 /** Why a request's headers are refused (400 bad_request); llhttp lets these through. */
@@ -105,9 +107,7 @@ export function upstreamRequestHeaders(
     if (!info.continuesParent && lower === 'tracestate') continue;
     out.push(name, raw[i + 1]!);
   }
-  // the HTTPS listener's sockets are TLS sockets (an HTTP/2 request's socket stands in for its session's)
-  const scheme = (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : 'http';
-  appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info, scheme);
+  appendForwarding(out, req.headers, req.socket.remoteAddress ?? '', info, info.scheme);
   out.push('via', appendList(req.headers.via, VIA));
   out.push('x-request-id', info.requestId, 'x-trace-id', info.traceId, 'traceparent', info.traceparent);
   return out;
@@ -206,14 +206,13 @@ export function downstreamResponseHead(
   keepTrailer: boolean,
 ): FlatHead {
   const named = connectionOptions(headers.connection);
-  // the gateway set headers of its own (a rate limit's): writeHead then merges by name, so shared fields are joined
-  const merges = res.getHeaderNames().length > 0;
   const out: FlatHead = [];
   for (const name in headers) {
     if (RESPONSE_DROPPED.has(name) || named?.has(name)) continue;
     const value = headers[name]!;
     if (name === 'trailer' && !keepTrailer) continue;
-    if (merges && SHARED_LIST_FIELDS.has(name)) out.push(name, joinedListField(value, res.getHeader(name)));
+    // a field the gateway has set too (its rate limit's): writeHead would replace ours by theirs, so both are joined
+    if (SHARED_LIST_FIELDS.has(name)) out.push(name, joinedListField(value, res.getHeader(name)));
     else out.push(name, value);
   }
   out.push('via', appendList(headers.via, VIA), 'x-request-id', info.requestId, 'x-trace-id', info.traceId);

@@ -23,8 +23,6 @@ export function answerFailure(res: ServerResponse, ctx: RequestContext, failure:
   switch (failure.kind) {
     case 'client-closed':
       return; // logged when the response closed
-    case 'body-too-large':
-      return sendGatewayError(res, ctx, 'body_too_large', 'the request body is larger than the gateway accepts', { connection: 'close' });
     case 'timeout':
       return sendGatewayError(res, ctx, 'upstream_timeout', `${ctx.service} did not answer in time`);
     case 'overflow':

@@ -178,7 +178,7 @@ class Exchange implements TryJudge {
     if (typeof result === 'number') return this.#end(SERVED);
     const held = this.#held;
     this.#held = undefined;
-    if (result.kind === 'client-closed' || result.kind === 'body-too-large') return this.#end({ kind: 'failed', failure: result });
+    if (result.kind === 'client-closed') return this.#end({ kind: 'failed', failure: result });
     this.#last = result;
     const next = held?.next ?? this.#choose();
     const backoff = held?.backoff ?? this.#retry.backoffAfter(result, next.instance !== undefined);

@@ -5,11 +5,11 @@
 // service answering 503 to everything gets at most about (1 + share) × its load.
 
 /** Finagle's defaults: 20% of requests over 10 s, plus 10 retries per second. */
-export const RETRY_BUDGET = { share: 0.2, windowMs: 10_000, minPerSecond: 10 } as const;
+const RETRY_BUDGET = { share: 0.2, windowMs: 10_000, minPerSecond: 10 } as const;
 
 const SLOTS = 10;
 
-export type Clock = () => number;
+type Clock = () => number;
 
 /** One service's budget: a sliding window of SLOTS slots, each holding deposits minus withdrawals. */
 export class RetryBudget {

@@ -122,7 +122,7 @@ function segmentsEnd(path: string, prefix: string): number {
  * before their own routing, so `/api/admin;jsessionid=1` is matched as the `/api/admin` the instance will serve; the
  * segments left are resolved again, as those servers do (`/api/x/..;/admin` is `/api/admin` to them).
  */
-export function matchingPath(path: string): string {
+function matchingPath(path: string): string {
   if (!path.includes(';')) return path;
   const stripped = path.replace(/;[^/]*/g, '');
   return /\/\.|\/\//.test(stripped) ? resolveDotSegments(stripped) : stripped;

@@ -2,7 +2,6 @@
 // the admin listener, the Consul watch and the in-memory rate-limit buckets, starts N workers that each listen on
 // the proxy address (SO_REUSEPORT: the kernel spreads connections, none passes through the primary), restarts
 // one that dies, reloads them all on SIGHUP or a file change, and drains them all on SIGTERM/SIGINT.
-import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { createAdminServer } from '../admin/server.ts';
 import { checkAdmin } from '../config/checks.ts';
@@ -11,6 +10,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { watchConfig, type ConfigWatcher } from '../config/watch.ts';
 import { exitOnFatalError, stopOnSignal } from '../lifecycle.ts';
+import { listenOn } from '../listener/listen.ts';
 import { createLogger, flushLogger, logDestination } from '../observability/logger.ts';
 import { primaryAdminHooks } from './admin.ts';
 import { PrimaryDiscovery } from './discovery.ts';
@@ -84,10 +84,7 @@ export async function runPrimary(configPath: string, loaded: LoadedConfig, worke
   });
   stopped.catch(() => {});
   try {
-    const { host, port } = config.gateway.admin;
-    admin.listen(port, host === '' ? undefined : host);
-    await once(admin, 'listening');
-    adminAddress = admin.address() as AddressInfo;
+    adminAddress = await listenOn(admin, config.gateway.admin);
     await Promise.race([discovery.start(config), stopped]);
     await Promise.race([supervisor.start(config.gateway.listen.port), stopped]);
   } catch (err) {

@@ -5,8 +5,8 @@ import type { Logger } from '../observability/logger.ts';
 import { isToPrimary, PendingAnswers, type Question, type StartMessage, type ToPrimary, type ToWorker } from './messages.ts';
 
 /** A restart waits RESTART_BASE_MS, doubling for each quick failure in a row, up to RESTART_MAX_MS. */
-export const RESTART_BASE_MS = 100;
-export const RESTART_MAX_MS = 10_000;
+const RESTART_BASE_MS = 100;
+const RESTART_MAX_MS = 10_000;
 /** a worker that ran this long before it died counts as healthy: its replacement starts after RESTART_BASE_MS */
 const STABLE_AFTER_MS = 10_000;
 const ASK_TIMEOUT_MS = 2_000;

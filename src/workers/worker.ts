@@ -99,7 +99,7 @@ export async function runWorker(): Promise<number> {
     }
   };
   process.on('message', onMessage);
-  const role: WorkerRole = { index: start.index, workers: start.workers, feed: (registry) => feed.attach(registry), buckets };
+  const role: WorkerRole = { workers: start.workers, feed: (registry) => feed.attach(registry), buckets };
   try {
     gateway = await Gateway.start(start.config, { logger, worker: role });
   } catch (err) {
