@@ -7,12 +7,22 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { Page } from 'playwright-core';
 import type { ConfigInput } from '../../src/config/schema.ts';
 import { startGateway, type TestGateway } from '../support/gateway.ts';
+import { pollUntil } from '../support/http.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 
 const TOKEN = 'dashboard-token-5e1a';
 /** in the page: a tier's share over the last minute, as the legend carries it */
+/**
+ * Waits until `expression` is true in the page, polled from here: the page's own polling (waitForFunction) evaluates
+ * the expression with eval in the page, which the dashboard's Content-Security-Policy rightly refuses.
+ */
+function untilTrue(page: Page, expression: string, ms: number): Promise<true> {
+  return pollUntil(async () => ((await page.evaluate(expression)) === true ? true : undefined), ms, expression);
+}
+
 const SHARE = `((tier) => Number(document.querySelector('#share-legend [data-tier="' + tier + '"]')?.dataset.share))`;
 const ARTIFACTS = join(import.meta.dirname, '..', '..', 'test-artifacts');
 
@@ -30,7 +40,7 @@ describe('dashboard in headless Chromium', { skip }, () => {
   const upstreams = new Map<string, TestUpstream>();
   let load: { stop(): Promise<void>; errors: number; sent: number };
   let browser: import('playwright-core').Browser;
-  let page: import('playwright-core').Page;
+  let page: Page;
 
   before(async () => {
     for (const name of ['orders-sh-a', 'orders-sh-b', 'orders-bj-a', 'users-sh-a']) upstreams.set(name, await startUpstream(name));
@@ -78,8 +88,8 @@ describe('dashboard in headless Chromium', { skip }, () => {
     const tile = page.locator('.tile[data-instance="orders-sh-a"]');
     assert.equal(await tile.getAttribute('data-state'), 'healthy');
     // the figures move without a reload: the tile counts the steady load
-    await page.waitForFunction(`/^[1-9]/.test(document.querySelector('.tile[data-instance="orders-sh-a"] .figs')?.textContent ?? '')`);
-    await page.waitForFunction(`${SHARE}('zone') > 0.99`);
+    await untilTrue(page, `/^[1-9]/.test(document.querySelector('.tile[data-instance="orders-sh-a"] .figs')?.textContent ?? '')`, 30_000);
+    await untilTrue(page, `${SHARE}('zone') > 0.99`, 30_000);
     // the routes table shows the whole match
     const gray = await page.locator('#routes tr[data-route="orders-gray"]').textContent();
     for (const part of ['methods GET', 'prefix /api/order', 'header X-Release: gray']) assert.ok(gray!.includes(part), `${part} in ${gray}`);
@@ -90,7 +100,7 @@ describe('dashboard in headless Chromium', { skip }, () => {
     await upstreams.get('orders-sh-a')!.close();
     await page.locator('.tile[data-instance="orders-sh-a"][data-state="ejected"]').waitFor({ timeout: 15_000 });
     // sh-b (same city) takes sh-a's traffic: the city tier's share over the last minute grows, the zone tier's falls
-    await page.waitForFunction(`${SHARE}('city') > 0.05 && ${SHARE}('zone') < 0.95`, undefined, { timeout: 15_000 });
+    await untilTrue(page, `${SHARE}('city') > 0.05 && ${SHARE}('zone') < 0.95`, 15_000);
     await page.locator('#events li[data-kind="ejected"]', { hasText: 'orders-sh-a' }).waitFor({ timeout: 15_000 });
     await page.locator('#events li[data-kind="failover"]', { hasText: 'city tier' }).waitFor({ timeout: 15_000 });
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-failover.png'), fullPage: true });
